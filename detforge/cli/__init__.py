@@ -1,0 +1,1 @@
+"""The ``detforge`` command line: one entry point, one module per subcommand."""

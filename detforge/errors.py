@@ -1,0 +1,38 @@
+"""Exception types that carry a readable message and stay catchable as the builtins v2 raised.
+
+``KeyError`` prints its argument through ``repr``, which turns a helpful sentence into a quoted
+string with escaped newlines; the classes here print the message as written.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConfigKeyError",
+    "ConfigTypeError",
+    "UnexpectedKeyError",
+    "UnknownTypeError",
+]
+
+
+class ConfigError(Exception):
+    """A config or a value in it is wrong; the message names the file or config path."""
+
+
+class ConfigKeyError(ConfigError, KeyError):
+    """A key is missing, duplicated or reserved (a ``KeyError`` in mmcv)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A value has the wrong kind for where it is used (a ``TypeError`` in mmcv)."""
+
+
+class UnknownTypeError(ConfigKeyError):
+    """``type=...`` names nothing registered in the registry it is looked up in."""
+
+
+class UnexpectedKeyError(ConfigTypeError):
+    """A config dict passes a keyword the component's constructor does not accept."""

@@ -1,0 +1,2 @@
+_base_ = './base.py'
+item5 = {{ _base_.item2.nope }}

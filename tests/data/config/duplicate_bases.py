@@ -1,0 +1,2 @@
+_base_ = ['./base.py', './other_base.py']
+item5 = 5

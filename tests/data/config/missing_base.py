@@ -1,0 +1,1 @@
+_base_ = './no_such_file.py'
