@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from detforge import __version__
-from detforge.cli import demo, print_config
+from detforge.cli import convert, demo, print_config
 from detforge.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (print_config, demo)
+_SUBCOMMANDS = (print_config, demo, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +39,6 @@ def _setup_logging() -> None:
         handler.setFormatter(logging.Formatter("detforge %(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

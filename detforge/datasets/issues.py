@@ -1,0 +1,78 @@
+"""Bad-data accounting: fail loudly (strict) or skip and say what was dropped (default).
+
+Every dataset owns one :class:`DataIssues`. Loading code reports each problem with
+:meth:`DataIssues.add`; in strict mode the first problem raises :class:`DatasetError` naming the
+file and the annotation, otherwise problems are counted and :meth:`DataIssues.report` logs one
+summary line per dataset, e.g.
+``XMLDataset(BCCD/ImageSets/Main/train.txt): dropped 2 boxes with zero or negative size
+(BloodImage_00338.xml, BloodImage_00343.xml)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+__all__ = ["DataIssues", "DatasetError"]
+
+logger = logging.getLogger("detforge")
+
+_SHOWN = 5
+
+
+class DatasetError(ValueError):
+    """Bad data found in strict mode (or data that cannot be used at all)."""
+
+
+class DataIssues:
+    """Collects problems found while loading one dataset.
+
+    Args:
+        source: Names the dataset in messages, e.g. ``'CocoDataset(data/ann.json)'``.
+        strict: Raise on the first problem instead of counting it.
+
+    Example:
+        >>> issues = DataIssues('CocoDataset(ann.json)', strict=False)
+        >>> issues.add('boxes with zero or negative size', 'a.jpg', 'bbox [1, 1, 0, 5]')
+        >>> issues.add('boxes with zero or negative size', 'b.jpg', 'bbox [3, 3, 3, 4]')
+        >>> issues.summary()
+        'CocoDataset(ann.json): dropped 2 boxes with zero or negative size (a.jpg, b.jpg)'
+    """
+
+    def __init__(self, source: str, strict: bool = False) -> None:
+        self.source = source
+        self.strict = strict
+        self._places: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, kind: str, where: str, detail: str = "") -> None:
+        """Record one problem (``kind`` is a plural noun phrase: 'boxes outside the image')."""
+        if self.strict:
+            extra = f": {detail}" if detail else ""
+            raise DatasetError(f"{self.source}: {kind} in {where}{extra} (strict mode)")
+        self._places[kind].append(where)
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is not None:
+            return len(self._places.get(kind, []))
+        return sum(len(v) for v in self._places.values())
+
+    @property
+    def kinds(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self._places.items()}
+
+    def summary(self) -> str | None:
+        """One line describing everything dropped, or ``None`` when nothing was."""
+        if not self._places:
+            return None
+        parts = []
+        for kind, places in self._places.items():
+            unique = list(dict.fromkeys(places))
+            shown = ", ".join(unique[:_SHOWN]) + (", ..." if len(unique) > _SHOWN else "")
+            parts.append(f"{len(places)} {kind} ({shown})")
+        return f"{self.source}: dropped " + "; ".join(parts)
+
+    def report(self) -> None:
+        """Log the summary line (a warning) if anything was dropped."""
+        line = self.summary()
+        if line:
+            logger.warning(line)

@@ -1,0 +1,172 @@
+"""``DetResult``: a typed view of one image's detections that converts to and from the v2 format.
+
+The v2 per-image result is what ``results.pkl``, ``show_result`` and ``dataset.evaluate`` use:
+a list over classes of ``ndarray[n, 5]`` (``x1, y1, x2, y2, score``), or for instance
+segmentation a tuple ``(bbox_results, segm_results)`` where ``segm_results[c]`` lists one
+mask (``ndarray[H, W]`` bool, or a pycocotools RLE dict) per box of class ``c``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from detforge.structures.masks_polygon import rle_decode
+
+__all__ = ["DetResult"]
+
+V2BoxResult = list[np.ndarray]
+V2Result = V2BoxResult | tuple[V2BoxResult, list[list[Any]]]
+
+
+@dataclasses.dataclass(eq=False)
+class DetResult:
+    """Detections of one image as flat arrays.
+
+    Attributes:
+        boxes: ``ndarray[N, 4]`` float32, ``x1, y1, x2, y2`` in pixels.
+        scores: ``ndarray[N]`` float32.
+        labels: ``ndarray[N]`` int64 in ``[0, num_classes)``.
+        masks: ``ndarray[N, H, W]`` bool, or None for box-only detectors.
+
+    The constructor casts to those dtypes and checks that the lengths agree.
+
+    Example:
+        >>> v2 = [np.array([[0, 0, 4, 4, .9]], np.float32), np.zeros((0, 5), np.float32)]
+        >>> r = DetResult.from_v2(v2)
+        >>> len(r), r.labels.tolist(), [a.shape for a in r.to_v2(num_classes=2)]
+        (1, [0], [(1, 5), (0, 5)])
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        n = len(self.boxes)
+        if len(self.scores) != n or len(self.labels) != n:
+            raise ValueError(
+                f"DetResult: {n} boxes but {len(self.scores)} scores and {len(self.labels)} labels"
+            )
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks).astype(bool, copy=False)
+            if self.masks.ndim != 3 or len(self.masks) != n:
+                raise ValueError(
+                    f"DetResult: masks must be ndarray[{n}, H, W], got shape {self.masks.shape}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: Any) -> DetResult:
+        """Select detections by int, slice, index array or boolean array."""
+        idx = np.arange(len(self))[index]
+        idx = np.atleast_1d(idx)
+        return DetResult(
+            boxes=self.boxes[idx],
+            scores=self.scores[idx],
+            labels=self.labels[idx],
+            masks=None if self.masks is None else self.masks[idx],
+        )
+
+    def above(self, score_thr: float) -> DetResult:
+        """Detections with ``score > score_thr`` (strict, like v2's ``show_result``)."""
+        return self[self.scores > score_thr]
+
+    def sorted(self) -> DetResult:
+        """Detections by descending score (ties keep their order)."""
+        return self[np.argsort(-self.scores, kind="stable")]
+
+    @classmethod
+    def from_v2(cls, result: V2Result | Sequence[Any]) -> DetResult:
+        """Build from a v2 per-image result (boxes only, or ``(bbox_results, segm_results)``).
+
+        Detections come out class by class, in the order of the v2 lists, so
+        ``DetResult.from_v2(r).to_v2(len(r))`` gives ``r`` back. RLE masks are decoded; the
+        mask-scoring form ``(bbox_results, (segm_results, mask_scores))`` is accepted and the
+        mask scores dropped.
+
+        Raises:
+            TypeError: ``result`` has none of the v2 shapes.
+            ValueError: a class's mask count differs from its box count.
+        """
+        segm: Sequence[Sequence[Any]] | None = None
+        if isinstance(result, tuple):
+            if len(result) != 2:
+                raise TypeError(
+                    f"DetResult.from_v2: a tuple result must be (bbox_results, segm_results), "
+                    f"got {len(result)} items"
+                )
+            bbox_results, segm_part = result
+            if isinstance(segm_part, tuple):  # mask scoring: (segms, mask_scores)
+                segm_part = segm_part[0]
+            segm = segm_part
+        else:
+            bbox_results = result
+        if not isinstance(bbox_results, list | tuple) or not all(
+            isinstance(a, np.ndarray) for a in bbox_results
+        ):
+            raise TypeError(
+                "DetResult.from_v2: expected a list over classes of ndarray[n, 5], got "
+                f"{type(bbox_results).__name__}"
+            )
+        for c, arr in enumerate(bbox_results):
+            if arr.ndim != 2 or arr.shape[1] != 5:
+                raise ValueError(
+                    f"DetResult.from_v2: class {c} boxes must be ndarray[n, 5], got {arr.shape}"
+                )
+        counts = [len(a) for a in bbox_results]
+        dets = (
+            np.concatenate(bbox_results, axis=0).astype(np.float32)
+            if bbox_results
+            else np.zeros((0, 5), np.float32)
+        )
+        labels = np.repeat(np.arange(len(bbox_results), dtype=np.int64), counts)
+        masks = None if segm is None else _collect_masks(segm, counts)
+        return cls(boxes=dets[:, :4], scores=dets[:, 4], labels=labels, masks=masks)
+
+    def to_v2(self, num_classes: int) -> V2Result:
+        """The v2 per-image result: per-class ``ndarray[n, 5]`` float32 (and mask lists).
+
+        Raises:
+            ValueError: a label is outside ``[0, num_classes)``.
+        """
+        if len(self) and (self.labels.min() < 0 or self.labels.max() >= num_classes):
+            raise ValueError(
+                f"DetResult.to_v2: labels must be in [0, {num_classes}), got "
+                f"{sorted(set(self.labels.tolist()))}"
+            )
+        dets = np.concatenate([self.boxes, self.scores[:, None]], axis=1).astype(np.float32)
+        per_class = [self.labels == c for c in range(num_classes)]
+        bbox_results = [dets[sel] for sel in per_class]
+        if self.masks is None:
+            return bbox_results
+        masks = self.masks
+        segm_results = [list(masks[sel]) for sel in per_class]
+        return bbox_results, segm_results
+
+
+def _collect_masks(segm: Sequence[Sequence[Any]], counts: list[int]) -> np.ndarray:
+    if len(segm) != len(counts):
+        raise ValueError(
+            f"DetResult.from_v2: {len(counts)} classes of boxes but {len(segm)} of masks"
+        )
+    decoded: list[np.ndarray] = []
+    for c, (per_cls, n) in enumerate(zip(segm, counts, strict=True)):
+        if len(per_cls) != n:
+            raise ValueError(f"DetResult.from_v2: class {c} has {n} boxes but {len(per_cls)} masks")
+        for m in per_cls:
+            decoded.append(rle_decode(m) if isinstance(m, dict) else np.asarray(m))
+    if not decoded:
+        return np.zeros((0, 0, 0), dtype=bool)
+    shapes = {m.shape for m in decoded}
+    if len(shapes) != 1:
+        raise ValueError(f"DetResult.from_v2: masks have different shapes {sorted(shapes)}")
+    return np.stack(decoded).astype(bool)

@@ -1,0 +1,98 @@
+"""Instance masks: :class:`BitmapMasks`, :class:`PolygonMasks` and mask-result helpers.
+
+Both mask kinds are MMDetection v2 compatible (same constructor, methods and semantics) and
+are what ``gt_masks`` holds in the pipeline results dict. ``out_shape`` arguments are
+``(h, w)``; every method returns a new object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import torch
+
+from detforge.structures.masks_bitmap import BaseInstanceMasks, BitmapMasks
+from detforge.structures.masks_polygon import PolygonMasks, polygon_to_bitmap
+
+__all__ = [
+    "BaseInstanceMasks",
+    "BitmapMasks",
+    "InstanceMasks",
+    "PolygonMasks",
+    "encode_mask_results",
+    "mask2bbox",
+    "polygon_to_bitmap",
+]
+
+InstanceMasks: TypeAlias = BitmapMasks | PolygonMasks
+
+
+def _encode_one(mask: Any) -> dict[str, Any]:
+    if isinstance(mask, dict):  # already RLE
+        return mask
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"encode_mask_results: each mask must be 2-D, got shape {arr.shape}")
+    rle: dict[str, Any] = mask_utils.encode(np.asfortranarray(arr[:, :, None], dtype=np.uint8))[0]
+    return rle
+
+
+def encode_mask_results(
+    mask_results: Sequence[Sequence[Any]] | tuple[Sequence[Sequence[Any]], Any],
+) -> list[list[dict[str, Any]]] | tuple[list[list[dict[str, Any]]], Any]:
+    """RLE-encode the per-class mask lists of one image's v2 result.
+
+    Args:
+        mask_results: A list over classes of lists of ``ndarray[H, W]`` masks, or the
+            mask-scoring form ``(cls_segms, cls_mask_scores)`` (scores pass through).
+
+    Returns:
+        The same nesting with each mask replaced by a pycocotools RLE dict
+        (``{'size': [H, W], 'counts': bytes}``).
+
+    Example:
+        >>> m = np.zeros((3, 4), bool); m[1, 1:3] = True
+        >>> rle = encode_mask_results([[m], []])
+        >>> rle[0][0]['size'], int(mask_utils.area(rle[0][0])), rle[1]
+        ([3, 4], 2, [])
+    """
+    if isinstance(mask_results, tuple):
+        segms, scores = mask_results
+        return [[_encode_one(m) for m in per_cls] for per_cls in segms], scores
+    return [[_encode_one(m) for m in per_cls] for per_cls in mask_results]
+
+
+def mask2bbox(masks: torch.Tensor) -> torch.Tensor:
+    """Tight boxes of binary masks (``x2 = last column + 1``; empty mask gives zeros).
+
+    Args:
+        masks: ``Tensor[N, H, W]`` bool or 0/1.
+
+    Returns:
+        ``Tensor[N, 4]`` float32 on the masks' device.
+
+    Example:
+        >>> m = torch.zeros(2, 4, 5, dtype=torch.bool); m[0, 1:3, 2:5] = True
+        >>> mask2bbox(m).tolist()
+        [[2.0, 1.0, 5.0, 3.0], [0.0, 0.0, 0.0, 0.0]]
+    """
+    masks = masks.bool()
+    n, h, w = masks.shape
+    if n == 0 or h == 0 or w == 0:
+        return torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
+    cols = masks.any(dim=1)
+    rows = masks.any(dim=2)
+    xs = torch.arange(w, device=masks.device)
+    ys = torch.arange(h, device=masks.device)
+    big = torch.iinfo(torch.long).max
+    x1 = torch.where(cols, xs, big).amin(dim=1)
+    x2 = torch.where(cols, xs + 1, 0).amax(dim=1)
+    y1 = torch.where(rows, ys, big).amin(dim=1)
+    y2 = torch.where(rows, ys + 1, 0).amax(dim=1)
+    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
+    empty = ~(cols.any(dim=1) & rows.any(dim=1))
+    boxes[empty] = 0
+    return boxes

@@ -1,0 +1,1 @@
+"""Tests of detforge.datasets.converters."""
