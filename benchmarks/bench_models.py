@@ -1,0 +1,133 @@
+"""CPU latency of detforge's detectors beside torchvision's (not part of `make test`).
+
+Inference: batch 1 at 1333x800 (padded to 1344x800), eval mode, no grad. Training: one
+forward + backward at batch 2, 512x512, five random ground-truth boxes per image. Same machine,
+same run, same thread count; torchvision models are built with ``weights=None`` and do their
+own resize/normalise inside (``min_size=800, max_size=1333`` for inference, ``512`` for
+training), which is part of what they cost.
+
+    python benchmarks/bench_models.py [--repeat 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from detforge.config import load_config  # noqa: E402
+from detforge.models import build_detector  # noqa: E402
+
+CONFIGS = {
+    "Faster R-CNN R50-FPN": (
+        "faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py",
+        "fasterrcnn_resnet50_fpn",
+    ),
+    "RetinaNet R50-FPN": ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_resnet50_fpn"),
+}
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def meta(h: int, w: int, pad_h: int, pad_w: int) -> dict:
+    return dict(
+        img_shape=(h, w, 3),
+        ori_shape=(h, w, 3),
+        pad_shape=(pad_h, pad_w, 3),
+        scale_factor=torch.ones(4).numpy(),
+        flip=False,
+        flip_direction=None,
+    )
+
+
+def random_boxes(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    xy = torch.rand(n, 2, generator=gen) * (size - 100)
+    wh = 20 + torch.rand(n, 2, generator=gen) * 80
+    return torch.cat([xy, xy + wh], 1)
+
+
+def ours(config: str, repeat: int) -> tuple[float, float]:
+    model = build_detector(load_config(ROOT / "configs" / config, environ={}).cfg.model)
+    model.init_weights = lambda: None  # random weights; nothing to load
+    model.eval()
+    img = torch.randn(1, 3, 800, 1344)
+    with torch.no_grad():
+        infer = timed(lambda: model.simple_test(img, [meta(800, 1333, 800, 1344)]), repeat)
+    gen = torch.Generator().manual_seed(0)
+    imgs = torch.randn(2, 3, 512, 512)
+    boxes = [random_boxes(5, 512, gen) for _ in range(2)]
+    labels = [torch.randint(0, 80, (5,), generator=gen) for _ in range(2)]
+    model.train()
+
+    def step() -> None:
+        model.zero_grad()
+        losses = model.forward_train(imgs, [meta(512, 512, 512, 512)] * 2, boxes, labels)
+        sum(
+            v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k
+        ).backward()
+
+    return infer, timed(step, repeat)
+
+
+def theirs(name: str, repeat: int) -> tuple[float, float]:
+    import torchvision
+
+    model = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None)
+    model.eval()
+    img = [torch.randn(3, 800, 1333)]
+    with torch.no_grad():
+        infer = timed(lambda: model(img), repeat)
+    gen = torch.Generator().manual_seed(0)
+    imgs = [torch.randn(3, 512, 512) for _ in range(2)]
+    targets = [
+        dict(boxes=random_boxes(5, 512, gen), labels=torch.randint(1, 91, (5,), generator=gen))
+        for _ in range(2)
+    ]
+    model.transform.min_size = (512,)
+    model.train()
+
+    def step() -> None:
+        model.zero_grad()
+        sum(model(imgs, targets).values()).backward()
+
+    return infer, timed(step, repeat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, best of {args.repeat}")
+    head = f"{'detforge':>11} {'torchvision':>12} {'ratio':>6}"
+    print(f"{'':<22} {'inference, batch 1, 1333x800':^31}   {'train step, batch 2, 512x512':^31}")
+    print(f"{'model':<22} {head}   {head}")
+    for label, (config, tv_name) in CONFIGS.items():
+        d_inf, d_train = ours(config, args.repeat)
+        t_inf, t_train = theirs(tv_name, args.repeat)
+        print(
+            f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "
+            f"{d_train * 1000:>9.0f}ms {t_train * 1000:>10.0f}ms {d_train / t_train:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""Residual blocks (``BasicBlock``, ``Bottleneck``) and ``ResLayer``, one stage of them.
+
+Sub-module names are MMDetection's (``conv1``, ``bn1``, ..., ``downsample.0``/``.1``), so the
+state-dict keys of every ResNet-like backbone built from them match v2 checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from detforge.models.layers.conv import build_conv_layer
+from detforge.models.layers.init import apply_init_cfg
+from detforge.models.layers.norm import build_norm_layer
+
+__all__ = ["BasicBlock", "Bottleneck", "ResLayer"]
+
+_Cfg = Mapping[str, Any]
+_InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+def _no_plugins(plugins: Any, owner: str) -> None:
+    if plugins is not None:
+        raise NotImplementedError(f"{owner}: plugins are not supported yet (got {plugins!r})")
+
+
+def _run_block(block: BasicBlock | Bottleneck, x: torch.Tensor) -> torch.Tensor:
+    """``relu(residual(x) + shortcut(x))``, checkpointing the residual when ``with_cp``."""
+    if block.with_cp and x.requires_grad:
+        out = checkpoint(block._residual, x, use_reentrant=False)
+    else:
+        out = block._residual(x)
+    return block.relu(out)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (ResNet-18/34).
+
+    Args:
+        inplanes: Input channels.
+        planes: Output channels.
+        stride: Stride of the first conv.
+        dilation: Dilation (and padding) of the first conv.
+        downsample: Shortcut module, or ``None`` for identity.
+        style: ``'pytorch'`` or ``'caffe'`` (no difference for this block).
+        with_cp: Checkpoint the residual branch to save memory when training.
+        conv_cfg: Conv layer config.
+        norm_cfg: Norm layer config.
+        dcn: Must be ``None`` (MMDetection has no DCN BasicBlock).
+        plugins: Must be ``None``.
+        init_cfg: This block's ``init_cfg`` (ResNet passes the zero-init of ``norm2``).
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: nn.Module | None = None,
+        style: str = "pytorch",
+        with_cp: bool = False,
+        conv_cfg: _Cfg | None = None,
+        norm_cfg: _Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
+        dcn: _Cfg | None = None,
+        plugins: Any = None,
+        init_cfg: _InitCfg = None,
+    ) -> None:
+        super().__init__()
+        if dcn is not None:
+            raise NotImplementedError("BasicBlock: dcn is not supported (use depth >= 50)")
+        _no_plugins(plugins, "BasicBlock")
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
+        self.conv1 = build_conv_layer(
+            conv_cfg,
+            inplanes,
+            planes,
+            3,
+            stride=stride,
+            padding=dilation,
+            dilation=dilation,
+            bias=False,
+        )
+        self.add_module(self.norm1_name, norm1)
+        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, padding=1, bias=False)
+        self.add_module(self.norm2_name, norm2)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+        self.dilation = dilation
+        self.style = style
+        self.with_cp = with_cp
+        self.init_cfg = init_cfg
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _run_block(self, x)
+
+    def init_weights(self) -> None:
+        apply_init_cfg(self, self.init_cfg)
+
+
+class Bottleneck(nn.Module):
+    """1x1 → 3x3 → 1x1 convolutions with a shortcut (ResNet-50+, ResNeXt).
+
+    With ``style='pytorch'`` the 3x3 conv carries the stride, with ``'caffe'`` the first 1x1.
+    The 3x3 conv is ``width`` wide: ``planes`` when ``groups == 1``, else
+    ``floor(planes * base_width / base_channels) * groups`` (ResNeXt).
+
+    Args:
+        inplanes: Input channels.
+        planes: Base channels; the output has ``planes * 4``.
+        stride: Stride of the block.
+        dilation: Dilation (and padding) of the 3x3 conv.
+        downsample: Shortcut module, or ``None`` for identity.
+        style: ``'pytorch'`` or ``'caffe'``.
+        with_cp: Checkpoint the residual branch to save memory when training.
+        conv_cfg: Conv layer config.
+        norm_cfg: Norm layer config.
+        dcn: Deformable conv config for the 3x3 conv (``dict(type='DCN', deform_groups=1,
+            fallback_on_stride=False)``); ``fallback_on_stride=True`` keeps a plain conv.
+        plugins: Must be ``None``.
+        groups: Groups of the 3x3 conv (ResNeXt cardinality).
+        base_width: Width per group at ``base_channels`` (ResNeXt).
+        base_channels: The backbone's base channels (ResNeXt width formula).
+        init_cfg: This block's ``init_cfg`` (ResNet passes the zero-init of ``norm3``).
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: nn.Module | None = None,
+        style: str = "pytorch",
+        with_cp: bool = False,
+        conv_cfg: _Cfg | None = None,
+        norm_cfg: _Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
+        dcn: _Cfg | None = None,
+        plugins: Any = None,
+        groups: int = 1,
+        base_width: int = 4,
+        base_channels: int = 64,
+        init_cfg: _InitCfg = None,
+    ) -> None:
+        super().__init__()
+        if style not in ("pytorch", "caffe"):
+            raise ValueError(f"Bottleneck: style must be 'pytorch' or 'caffe', got {style!r}")
+        _no_plugins(plugins, "Bottleneck")
+        self.inplanes = inplanes
+        self.planes = planes
+        self.stride = stride
+        self.dilation = dilation
+        self.style = style
+        self.with_cp = with_cp
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+        self.dcn = dcn
+        self.with_dcn = dcn is not None
+        self.init_cfg = init_cfg
+        self.conv1_stride, self.conv2_stride = (1, stride) if style == "pytorch" else (stride, 1)
+        width = planes if groups == 1 else math.floor(planes * base_width / base_channels) * groups
+
+        self.norm1_name, norm1 = build_norm_layer(norm_cfg, width, postfix=1)
+        self.norm2_name, norm2 = build_norm_layer(norm_cfg, width, postfix=2)
+        self.norm3_name, norm3 = build_norm_layer(norm_cfg, planes * self.expansion, postfix=3)
+        self.conv1 = build_conv_layer(
+            conv_cfg, inplanes, width, kernel_size=1, stride=self.conv1_stride, bias=False
+        )
+        self.add_module(self.norm1_name, norm1)
+        conv2_cfg = conv_cfg
+        if dcn is not None:
+            dcn_cfg = dict(dcn)
+            if not dcn_cfg.pop("fallback_on_stride", False):
+                if conv_cfg is not None:
+                    raise ValueError("Bottleneck: conv_cfg must be None when dcn is set")
+                conv2_cfg = dcn_cfg
+        self.conv2 = build_conv_layer(
+            conv2_cfg,
+            width,
+            width,
+            kernel_size=3,
+            stride=self.conv2_stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
+        self.add_module(self.norm2_name, norm2)
+        self.conv3 = build_conv_layer(
+            conv_cfg, width, planes * self.expansion, kernel_size=1, bias=False
+        )
+        self.add_module(self.norm3_name, norm3)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
+    @property
+    def norm3(self) -> nn.Module:
+        return getattr(self, self.norm3_name)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.relu(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _run_block(self, x)
+
+    def init_weights(self) -> None:
+        apply_init_cfg(self, self.init_cfg)
+
+
+class ResLayer(nn.Sequential):
+    """A stage of ``num_blocks`` residual blocks; the first (or last) one changes resolution.
+
+    ``block`` is a class with an ``expansion`` attribute whose constructor takes ``inplanes``,
+    ``planes``, ``stride``, ``downsample``, ``conv_cfg`` and ``norm_cfg`` plus ``block_args``.
+    When the stride is not 1 or the channel count changes, the shortcut is
+    ``downsample = Sequential([AvgPool2d,] conv1x1, norm)``; with ``avg_down`` the pooling does
+    the striding (``ceil_mode=True, count_include_pad=False``) and the conv has stride 1, so
+    the keys are ``downsample.1.*`` / ``downsample.2.*`` instead of ``downsample.0.*`` /
+    ``downsample.1.*``.
+
+    Args:
+        block: Block class (``BasicBlock``, ``Bottleneck``).
+        inplanes: Input channels of the stage.
+        planes: Base channels of the blocks (output is ``planes * block.expansion``).
+        num_blocks: Number of blocks.
+        stride: Stride of the resolution-changing block.
+        avg_down: Downsample the shortcut with average pooling.
+        conv_cfg: Conv layer config.
+        norm_cfg: Norm layer config.
+        downsample_first: The first block changes resolution (ResNet); False puts it last
+            (Hourglass).
+        block_args: Further keyword arguments of every block (``dilation``, ``style``, ...).
+
+    Example:
+        >>> layer = ResLayer(BasicBlock, 8, 16, 2, stride=2)
+        >>> sorted({k.rsplit('.', 1)[0] for k in layer.state_dict()})[:3]
+        ['0.bn1', '0.bn2', '0.conv1']
+    """
+
+    def __init__(
+        self,
+        block: Callable[..., nn.Module],
+        inplanes: int,
+        planes: int,
+        num_blocks: int,
+        stride: int = 1,
+        avg_down: bool = False,
+        conv_cfg: Mapping[str, Any] | None = None,
+        norm_cfg: Mapping[str, Any] = {"type": "BN"},
+        downsample_first: bool = True,
+        block_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        expansion: int = getattr(block, "expansion", 1)
+        extra = dict(block_args or {})
+        downsample = None
+        if stride != 1 or inplanes != planes * expansion:
+            parts: list[nn.Module] = []
+            conv_stride = stride
+            if avg_down and stride != 1:
+                conv_stride = 1
+                parts.append(
+                    nn.AvgPool2d(
+                        kernel_size=stride, stride=stride, ceil_mode=True, count_include_pad=False
+                    )
+                )
+            parts.append(
+                build_conv_layer(
+                    conv_cfg,
+                    inplanes,
+                    planes * expansion,
+                    kernel_size=1,
+                    stride=conv_stride,
+                    bias=False,
+                )
+            )
+            parts.append(build_norm_layer(norm_cfg, planes * expansion)[1])
+            downsample = nn.Sequential(*parts)
+
+        def make(inp: int, out: int, s: int, down: nn.Module | None) -> nn.Module:
+            return block(
+                inplanes=inp,
+                planes=out,
+                stride=s,
+                downsample=down,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                **extra,
+            )
+
+        layers: list[nn.Module] = []
+        if downsample_first:
+            layers.append(make(inplanes, planes, stride, downsample))
+            layers.extend(make(planes * expansion, planes, 1, None) for _ in range(1, num_blocks))
+        else:
+            layers.extend(make(inplanes, inplanes, 1, None) for _ in range(num_blocks - 1))
+            layers.append(make(inplanes, planes, stride, downsample))
+        super().__init__(*layers)
+
+    def init_weights(self) -> None:
+        """Let each block apply its own ``init_cfg``."""
+        apply_init_cfg(self, None)

@@ -1,0 +1,68 @@
+"""Losses with MMDetection v2's names, arguments and reduction semantics (``MODELS`` registry).
+
+Every loss module is called as ``loss(pred, target, weight=None, avg_factor=None,
+reduction_override=None)`` and multiplies its result by ``loss_weight``; see
+:mod:`detforge.models.losses.utils` for how ``weight``, ``avg_factor`` and ``reduction``
+combine.
+"""
+
+from detforge.models.losses.accuracy import Accuracy, accuracy
+from detforge.models.losses.balanced_l1_loss import BalancedL1Loss, balanced_l1_loss
+from detforge.models.losses.cross_entropy_loss import (
+    CrossEntropyLoss,
+    binary_cross_entropy,
+    cross_entropy,
+    mask_cross_entropy,
+)
+from detforge.models.losses.focal_loss import (
+    FocalLoss,
+    py_focal_loss_with_prob,
+    py_sigmoid_focal_loss,
+    sigmoid_focal_loss,
+)
+from detforge.models.losses.iou_loss import (
+    BoundedIoULoss,
+    CIoULoss,
+    DIoULoss,
+    GIoULoss,
+    IoULoss,
+    bounded_iou_loss,
+    ciou_loss,
+    diou_loss,
+    giou_loss,
+    iou_loss,
+)
+from detforge.models.losses.smooth_l1_loss import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
+from detforge.models.losses.utils import reduce_loss, weight_reduce_loss, weighted_loss
+
+__all__ = [
+    "Accuracy",
+    "BalancedL1Loss",
+    "BoundedIoULoss",
+    "CIoULoss",
+    "CrossEntropyLoss",
+    "DIoULoss",
+    "FocalLoss",
+    "GIoULoss",
+    "IoULoss",
+    "L1Loss",
+    "SmoothL1Loss",
+    "accuracy",
+    "balanced_l1_loss",
+    "binary_cross_entropy",
+    "bounded_iou_loss",
+    "ciou_loss",
+    "cross_entropy",
+    "diou_loss",
+    "giou_loss",
+    "iou_loss",
+    "l1_loss",
+    "mask_cross_entropy",
+    "py_focal_loss_with_prob",
+    "py_sigmoid_focal_loss",
+    "reduce_loss",
+    "sigmoid_focal_loss",
+    "smooth_l1_loss",
+    "weight_reduce_loss",
+    "weighted_loss",
+]

@@ -1,0 +1,19 @@
+"""Second-stage (RoI) heads, RoI extractors and box heads."""
+
+from detforge.models.roi_heads.bbox_heads import (
+    BBoxHead,
+    ConvFCBBoxHead,
+    Shared2FCBBoxHead,
+    Shared4Conv1FCBBoxHead,
+)
+from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
+
+__all__ = [
+    "BBoxHead",
+    "ConvFCBBoxHead",
+    "Shared2FCBBoxHead",
+    "Shared4Conv1FCBBoxHead",
+    "SingleRoIExtractor",
+    "StandardRoIHead",
+]

@@ -1,0 +1,468 @@
+"""R-CNN box heads: ``BBoxHead``, ``ConvFCBBoxHead``, ``Shared2FCBBoxHead``,
+``Shared4Conv1FCBBoxHead`` (v2 layouts, targets, losses and post-processing)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.utils import _pair
+
+from detforge.models.layers import ConvModule, apply_init_cfg
+from detforge.models.losses import accuracy
+from detforge.models.utils import multi_apply
+from detforge.ops import multiclass_nms
+from detforge.registry import MODELS, TASK_UTILS, build_module
+
+__all__ = ["BBoxHead", "ConvFCBBoxHead", "Shared2FCBBoxHead", "Shared4Conv1FCBBoxHead"]
+
+Cfg = Mapping[str, Any]
+
+
+def _linear(cfg: Cfg | None, in_features: int, out_features: int) -> nn.Module:
+    kind = (cfg or {}).get("type", "Linear")
+    if kind != "Linear":
+        raise KeyError(f"predictor type {kind!r} is not supported (use 'Linear')")
+    return nn.Linear(in_features, out_features)
+
+
+@MODELS.register_module()
+class BBoxHead(nn.Module):
+    """The plainest R-CNN head: (optional average pool), then fc_cls and fc_reg.
+
+    Args:
+        with_avg_pool: Average-pool the RoI features first.
+        with_cls: Predict class scores (``num_classes + 1`` with background last).
+        with_reg: Predict box deltas (per class unless ``reg_class_agnostic``).
+        roi_feat_size: Spatial size of the RoI features.
+        in_channels: Channels of the RoI features.
+        num_classes: Foreground classes.
+        bbox_coder: Box coder config.
+        reg_class_agnostic: One box per RoI instead of one per class.
+        reg_decoded_bbox: Regress decoded boxes (for IoU-type losses).
+        reg_predictor_cfg: Only ``dict(type='Linear')``.
+        cls_predictor_cfg: Only ``dict(type='Linear')``.
+        loss_cls: Classification loss config.
+        loss_bbox: Regression loss config.
+        init_cfg: Initialisation; by default Normal(std=0.01) for fc_cls and
+            Normal(std=0.001) for fc_reg.
+    """
+
+    def __init__(
+        self,
+        with_avg_pool: bool = False,
+        with_cls: bool = True,
+        with_reg: bool = True,
+        roi_feat_size: int | tuple[int, int] = 7,
+        in_channels: int = 256,
+        num_classes: int = 80,
+        bbox_coder: Cfg | None = None,
+        reg_class_agnostic: bool = False,
+        reg_decoded_bbox: bool = False,
+        reg_predictor_cfg: Cfg | None = None,
+        cls_predictor_cfg: Cfg | None = None,
+        loss_cls: Cfg | None = None,
+        loss_bbox: Cfg | None = None,
+        init_cfg: Any = None,
+    ) -> None:
+        super().__init__()
+        if not (with_cls or with_reg):
+            raise ValueError("BBoxHead needs with_cls or with_reg")
+        self.with_avg_pool = with_avg_pool
+        self.with_cls = with_cls
+        self.with_reg = with_reg
+        self.roi_feat_size = _pair(roi_feat_size)
+        self.roi_feat_area = self.roi_feat_size[0] * self.roi_feat_size[1]
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.reg_class_agnostic = reg_class_agnostic
+        self.reg_decoded_bbox = reg_decoded_bbox
+        self.reg_predictor_cfg = reg_predictor_cfg or dict(type="Linear")
+        self.cls_predictor_cfg = cls_predictor_cfg or dict(type="Linear")
+        self.bbox_coder = build_module(
+            bbox_coder
+            or dict(
+                type="DeltaXYWHBBoxCoder",
+                clip_border=True,
+                target_means=[0.0, 0.0, 0.0, 0.0],
+                target_stds=[0.1, 0.1, 0.2, 0.2],
+            ),
+            TASK_UTILS,
+        )
+        self.loss_cls = build_module(
+            loss_cls or dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0), MODELS
+        )
+        self.loss_bbox = build_module(
+            loss_bbox or dict(type="SmoothL1Loss", beta=1.0, loss_weight=1.0), MODELS
+        )
+        features = in_channels
+        if with_avg_pool:
+            self.avg_pool = nn.AvgPool2d(self.roi_feat_size)
+        else:
+            features *= self.roi_feat_area
+        if with_cls:
+            self.fc_cls = _linear(self.cls_predictor_cfg, features, num_classes + 1)
+        if with_reg:
+            self.fc_reg = _linear(
+                self.reg_predictor_cfg, features, 4 if reg_class_agnostic else 4 * num_classes
+            )
+        if init_cfg is None:
+            init_cfg = []
+            if with_cls:
+                init_cfg.append(dict(type="Normal", std=0.01, override=dict(name="fc_cls")))
+            if with_reg:
+                init_cfg.append(dict(type="Normal", std=0.001, override=dict(name="fc_reg")))
+        self.init_cfg = init_cfg
+
+    def init_weights(self) -> None:
+        apply_init_cfg(self, self.init_cfg)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.with_avg_pool:
+            x = self.avg_pool(x) if x.numel() > 0 else x.new_zeros(x.size(0), x.size(1), 1, 1)
+        x = x.flatten(1)
+        cls_score = self.fc_cls(x) if self.with_cls else None
+        bbox_pred = self.fc_reg(x) if self.with_reg else None
+        return cls_score, bbox_pred
+
+    # ---------------------------------------------------------------- targets
+    def _get_target_single(
+        self,
+        pos_bboxes: torch.Tensor,
+        neg_bboxes: torch.Tensor,
+        pos_gt_bboxes: torch.Tensor,
+        pos_gt_labels: torch.Tensor,
+        cfg: Cfg,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        num_pos, num_neg = pos_bboxes.size(0), neg_bboxes.size(0)
+        num = num_pos + num_neg
+        labels = pos_bboxes.new_full((num,), self.num_classes, dtype=torch.long)
+        label_weights = pos_bboxes.new_zeros(num)
+        bbox_targets = pos_bboxes.new_zeros(num, 4)
+        bbox_weights = pos_bboxes.new_zeros(num, 4)
+        if num_pos > 0:
+            labels[:num_pos] = pos_gt_labels
+            pos_weight = cfg["pos_weight"]
+            label_weights[:num_pos] = 1.0 if pos_weight <= 0 else pos_weight
+            if self.reg_decoded_bbox:
+                bbox_targets[:num_pos, :] = pos_gt_bboxes
+            else:
+                bbox_targets[:num_pos, :] = self.bbox_coder.encode(pos_bboxes, pos_gt_bboxes)
+            bbox_weights[:num_pos, :] = 1
+        if num_neg > 0:
+            label_weights[-num_neg:] = 1.0
+        return labels, label_weights, bbox_targets, bbox_weights
+
+    def get_targets(
+        self,
+        sampling_results: Sequence[Any],
+        gt_bboxes: Sequence[torch.Tensor],
+        gt_labels: Sequence[torch.Tensor],
+        rcnn_train_cfg: Cfg,
+        concat: bool = True,
+    ) -> tuple[Any, ...]:
+        """Labels, label weights, box targets and weights for every sampled RoI."""
+        outputs = multi_apply(
+            self._get_target_single,
+            [r.pos_bboxes for r in sampling_results],
+            [r.neg_bboxes for r in sampling_results],
+            [r.pos_gt_bboxes for r in sampling_results],
+            [r.pos_gt_labels for r in sampling_results],
+            cfg=rcnn_train_cfg,
+        )
+        if concat:
+            return tuple(torch.cat(items, 0) for items in outputs)
+        return outputs
+
+    def loss(
+        self,
+        cls_score: torch.Tensor | None,
+        bbox_pred: torch.Tensor | None,
+        rois: torch.Tensor,
+        labels: torch.Tensor,
+        label_weights: torch.Tensor,
+        bbox_targets: torch.Tensor,
+        bbox_weights: torch.Tensor,
+        reduction_override: str | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """``loss_cls``, ``acc`` (percent) and ``loss_bbox`` (over positive RoIs)."""
+        losses: dict[str, torch.Tensor] = {}
+        if cls_score is not None:
+            avg_factor = max(torch.sum(label_weights > 0).float().item(), 1.0)
+            if cls_score.numel() > 0:
+                losses["loss_cls"] = self.loss_cls(
+                    cls_score,
+                    labels,
+                    label_weights,
+                    avg_factor=avg_factor,
+                    reduction_override=reduction_override,
+                )
+                losses["acc"] = accuracy(cls_score, labels)
+        if bbox_pred is not None:
+            pos = (labels >= 0) & (labels < self.num_classes)
+            if pos.any():
+                if self.reg_decoded_bbox:
+                    bbox_pred = self.bbox_coder.decode(rois[:, 1:], bbox_pred)
+                if self.reg_class_agnostic:
+                    pos_pred = bbox_pred.view(bbox_pred.size(0), 4)[pos]
+                else:
+                    pos_pred = bbox_pred.view(bbox_pred.size(0), -1, 4)[pos, labels[pos]]
+                losses["loss_bbox"] = self.loss_bbox(
+                    pos_pred,
+                    bbox_targets[pos],
+                    bbox_weights[pos],
+                    avg_factor=bbox_targets.size(0),
+                    reduction_override=reduction_override,
+                )
+            else:
+                losses["loss_bbox"] = bbox_pred[pos].sum()
+        return losses
+
+    # --------------------------------------------------------------- inference
+    def get_bboxes(
+        self,
+        rois: torch.Tensor,
+        cls_score: torch.Tensor | None,
+        bbox_pred: torch.Tensor | None,
+        img_shape: Sequence[int] | None,
+        scale_factor: Any,
+        rescale: bool = False,
+        cfg: Cfg | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decoded boxes and softmax scores, then (with ``cfg``) multi-class NMS (v2)."""
+        scores = F.softmax(cls_score, dim=-1) if cls_score is not None else None
+        if bbox_pred is not None:
+            bboxes = self.bbox_coder.decode(rois[..., 1:], bbox_pred, max_shape=img_shape)
+        else:
+            bboxes = rois[:, 1:].clone()
+            if img_shape is not None:
+                bboxes[:, [0, 2]] = bboxes[:, [0, 2]].clamp(min=0, max=img_shape[1])
+                bboxes[:, [1, 3]] = bboxes[:, [1, 3]].clamp(min=0, max=img_shape[0])
+        if rescale and bboxes.size(0) > 0:
+            factor = bboxes.new_tensor(scale_factor)
+            bboxes = (bboxes.view(bboxes.size(0), -1, 4) / factor).view(bboxes.size(0), -1)
+        if cfg is None:
+            return bboxes, scores
+        assert scores is not None
+        det_bboxes, det_labels = multiclass_nms(
+            bboxes, scores, cfg["score_thr"], cfg["nms"], cfg["max_per_img"]
+        )[:2]
+        return det_bboxes, det_labels
+
+
+@MODELS.register_module()
+class ConvFCBBoxHead(BBoxHead):
+    """Shared convs/fcs, then separate cls and reg convs/fcs (v2's ``ConvFCBBoxHead``).
+
+    Layout (keys ``shared_convs``, ``shared_fcs``, ``cls_convs``, ``cls_fcs``, ``reg_convs``,
+    ``reg_fcs``, ``fc_cls``, ``fc_reg``)::
+
+        shared convs -> shared fcs -> cls convs -> cls fcs -> fc_cls
+                                   \\-> reg convs -> reg fcs -> fc_reg
+
+    Takes :class:`BBoxHead`'s arguments plus the branch sizes, ``conv_out_channels``,
+    ``fc_out_channels``, ``conv_cfg`` and ``norm_cfg``.
+    """
+
+    def __init__(
+        self,
+        num_shared_convs: int = 0,
+        num_shared_fcs: int = 0,
+        num_cls_convs: int = 0,
+        num_cls_fcs: int = 0,
+        num_reg_convs: int = 0,
+        num_reg_fcs: int = 0,
+        conv_out_channels: int = 256,
+        fc_out_channels: int = 1024,
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg | None = None,
+        init_cfg: Any = None,
+        with_avg_pool: bool = False,
+        with_cls: bool = True,
+        with_reg: bool = True,
+        roi_feat_size: int | tuple[int, int] = 7,
+        in_channels: int = 256,
+        num_classes: int = 80,
+        bbox_coder: Cfg | None = None,
+        reg_class_agnostic: bool = False,
+        reg_decoded_bbox: bool = False,
+        reg_predictor_cfg: Cfg | None = None,
+        cls_predictor_cfg: Cfg | None = None,
+        loss_cls: Cfg | None = None,
+        loss_bbox: Cfg | None = None,
+    ) -> None:
+        super().__init__(
+            with_avg_pool=with_avg_pool,
+            with_cls=with_cls,
+            with_reg=with_reg,
+            roi_feat_size=roi_feat_size,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            bbox_coder=bbox_coder,
+            reg_class_agnostic=reg_class_agnostic,
+            reg_decoded_bbox=reg_decoded_bbox,
+            reg_predictor_cfg=reg_predictor_cfg,
+            cls_predictor_cfg=cls_predictor_cfg,
+            loss_cls=loss_cls,
+            loss_bbox=loss_bbox,
+            init_cfg=init_cfg,
+        )
+        total = num_shared_convs + num_shared_fcs + num_cls_convs + num_cls_fcs
+        if total + num_reg_convs + num_reg_fcs == 0:
+            raise ValueError("ConvFCBBoxHead needs at least one conv or fc")
+        if (num_cls_convs > 0 or num_reg_convs > 0) and num_shared_fcs != 0:
+            raise ValueError("branch convs cannot follow shared fcs")
+        if not with_cls and (num_cls_convs or num_cls_fcs):
+            raise ValueError("cls convs/fcs given with with_cls=False")
+        if not with_reg and (num_reg_convs or num_reg_fcs):
+            raise ValueError("reg convs/fcs given with with_reg=False")
+        self.num_shared_convs = num_shared_convs
+        self.num_shared_fcs = num_shared_fcs
+        self.num_cls_convs = num_cls_convs
+        self.num_cls_fcs = num_cls_fcs
+        self.num_reg_convs = num_reg_convs
+        self.num_reg_fcs = num_reg_fcs
+        self.conv_out_channels = conv_out_channels
+        self.fc_out_channels = fc_out_channels
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+
+        self.shared_convs, self.shared_fcs, shared_dim = self._branch(
+            num_shared_convs, num_shared_fcs, in_channels, True
+        )
+        self.cls_convs, self.cls_fcs, cls_dim = self._branch(num_cls_convs, num_cls_fcs, shared_dim)
+        self.reg_convs, self.reg_fcs, reg_dim = self._branch(num_reg_convs, num_reg_fcs, shared_dim)
+        if num_shared_fcs == 0 and not with_avg_pool:
+            if num_cls_fcs == 0:
+                cls_dim *= self.roi_feat_area
+            if num_reg_fcs == 0:
+                reg_dim *= self.roi_feat_area
+        self.relu = nn.ReLU(inplace=True)
+        if with_cls:
+            self.fc_cls = _linear(self.cls_predictor_cfg, cls_dim, num_classes + 1)
+        if with_reg:
+            out = 4 if reg_class_agnostic else 4 * num_classes
+            self.fc_reg = _linear(self.reg_predictor_cfg, reg_dim, out)
+        if init_cfg is None:
+            self.init_cfg = [
+                *self.init_cfg,
+                dict(
+                    type="Xavier",
+                    distribution="uniform",
+                    override=[dict(name="shared_fcs"), dict(name="cls_fcs"), dict(name="reg_fcs")],
+                ),
+            ]
+
+    def _branch(
+        self, num_convs: int, num_fcs: int, in_channels: int, is_shared: bool = False
+    ) -> tuple[nn.ModuleList, nn.ModuleList, int]:
+        last_dim = in_channels
+        convs = nn.ModuleList()
+        for i in range(num_convs):
+            convs.append(
+                ConvModule(
+                    last_dim if i == 0 else self.conv_out_channels,
+                    self.conv_out_channels,
+                    3,
+                    padding=1,
+                    conv_cfg=self.conv_cfg,
+                    norm_cfg=self.norm_cfg,
+                )
+            )
+        if num_convs > 0:
+            last_dim = self.conv_out_channels
+        fcs = nn.ModuleList()
+        if num_fcs > 0:
+            if (is_shared or self.num_shared_fcs == 0) and not self.with_avg_pool:
+                last_dim *= self.roi_feat_area
+            for i in range(num_fcs):
+                fcs.append(
+                    nn.Linear(last_dim if i == 0 else self.fc_out_channels, self.fc_out_channels)
+                )
+            last_dim = self.fc_out_channels
+        return convs, fcs, last_dim
+
+    def _run_branch(
+        self, x: torch.Tensor, convs: nn.ModuleList, fcs: nn.ModuleList
+    ) -> torch.Tensor:
+        for conv in convs:
+            x = conv(x)
+        if x.dim() > 2:
+            if self.with_avg_pool:
+                x = self.avg_pool(x)
+            x = x.flatten(1)
+        for fc in fcs:
+            x = self.relu(fc(x))
+        return x
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        for conv in self.shared_convs:
+            x = conv(x)
+        if self.num_shared_fcs > 0:
+            if self.with_avg_pool:
+                x = self.avg_pool(x)
+            x = x.flatten(1)
+            for fc in self.shared_fcs:
+                x = self.relu(fc(x))
+        x_cls = self._run_branch(x, self.cls_convs, self.cls_fcs)
+        x_reg = self._run_branch(x, self.reg_convs, self.reg_fcs)
+        cls_score = self.fc_cls(x_cls) if self.with_cls else None
+        bbox_pred = self.fc_reg(x_reg) if self.with_reg else None
+        return cls_score, bbox_pred
+
+
+def _preset(num_shared_convs: int, num_shared_fcs: int, kwargs: dict[str, Any]) -> ConvFCBBoxHead:
+    return ConvFCBBoxHead(
+        num_shared_convs=num_shared_convs,
+        num_shared_fcs=num_shared_fcs,
+        num_cls_convs=0,
+        num_cls_fcs=0,
+        num_reg_convs=0,
+        num_reg_fcs=0,
+        **kwargs,
+    )
+
+
+@MODELS.register_module()
+def Shared2FCBBoxHead(
+    fc_out_channels: int = 1024,
+    in_channels: int = 256,
+    roi_feat_size: int | tuple[int, int] = 7,
+    num_classes: int = 80,
+    bbox_coder: Cfg | None = None,
+    reg_class_agnostic: bool = False,
+    reg_decoded_bbox: bool = False,
+    loss_cls: Cfg | None = None,
+    loss_bbox: Cfg | None = None,
+    with_avg_pool: bool = False,
+    conv_out_channels: int = 256,
+    conv_cfg: Cfg | None = None,
+    norm_cfg: Cfg | None = None,
+    init_cfg: Any = None,
+) -> ConvFCBBoxHead:
+    """Two shared fcs (Faster R-CNN's head): a :class:`ConvFCBBoxHead` preset."""
+    return _preset(0, 2, dict(locals()))
+
+
+@MODELS.register_module()
+def Shared4Conv1FCBBoxHead(
+    fc_out_channels: int = 1024,
+    in_channels: int = 256,
+    roi_feat_size: int | tuple[int, int] = 7,
+    num_classes: int = 80,
+    bbox_coder: Cfg | None = None,
+    reg_class_agnostic: bool = False,
+    reg_decoded_bbox: bool = False,
+    loss_cls: Cfg | None = None,
+    loss_bbox: Cfg | None = None,
+    with_avg_pool: bool = False,
+    conv_out_channels: int = 256,
+    conv_cfg: Cfg | None = None,
+    norm_cfg: Cfg | None = None,
+    init_cfg: Any = None,
+) -> ConvFCBBoxHead:
+    """Four shared convs and one shared fc: a :class:`ConvFCBBoxHead` preset."""
+    return _preset(4, 1, dict(locals()))

@@ -1,0 +1,6 @@
+"""Assigners, registered in ``TASK_UTILS``."""
+
+from detforge.models.task_modules.assigners.assign_result import AssignResult
+from detforge.models.task_modules.assigners.max_iou_assigner import MaxIoUAssigner
+
+__all__ = ["AssignResult", "MaxIoUAssigner"]

@@ -1,0 +1,8 @@
+"""Box samplers, registered in ``TASK_UTILS``."""
+
+from detforge.models.task_modules.samplers.base_sampler import BaseSampler
+from detforge.models.task_modules.samplers.pseudo_sampler import PseudoSampler
+from detforge.models.task_modules.samplers.random_sampler import RandomSampler
+from detforge.models.task_modules.samplers.sampling_result import SamplingResult
+
+__all__ = ["BaseSampler", "PseudoSampler", "RandomSampler", "SamplingResult"]

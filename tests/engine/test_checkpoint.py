@@ -1,0 +1,113 @@
+"""Checkpoint loading: formats, named weights from the local cache, clear errors."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from detforge.engine.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_state_dict,
+    read_checkpoint,
+    resolve_checkpoint,
+)
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DETFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = tmp_path / "home" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_v2_checkpoint_with_meta_and_module_prefix(tmp_path: Path) -> None:
+    src = Tiny()
+    state = {f"module.{k}": v for k, v in src.state_dict().items()}
+    path = tmp_path / "epoch_1.pth"
+    torch.save({"meta": {"CLASSES": ("a",), "epoch": 1}, "state_dict": state}, path)
+    dst = Tiny()
+    ckpt = load_checkpoint(dst, str(path), strict=True)
+    assert ckpt["meta"]["CLASSES"] == ("a",)
+    for key, value in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[key], value)
+
+
+def test_v3_checkpoint_drops_data_preprocessor(tmp_path: Path) -> None:
+    state = dict(Tiny().state_dict())
+    state["data_preprocessor.mean"] = torch.zeros(3, 1, 1)
+    path = tmp_path / "v3.pth"
+    torch.save({"meta": {}, "state_dict": state, "message_hub": {}}, path)
+    load_checkpoint(Tiny(), path, strict=True)
+
+
+def test_strict_mismatch_lists_the_keys(tmp_path: Path) -> None:
+    state = dict(Tiny().state_dict())
+    state.pop("conv.bias")
+    state["extra.weight"] = torch.zeros(1)
+    state["bn.weight"] = torch.zeros(7)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(RuntimeError) as info:
+        load_checkpoint(Tiny(), path, strict=True)
+    message = str(info.value)
+    assert "conv.bias" in message and "extra.weight" in message
+    assert "bn.weight: checkpoint (7,) vs model (4,)" in message
+    model = Tiny()
+    before = model.bn.weight.clone()
+    load_checkpoint(model, path, strict=False)  # loads what fits, warns about the rest
+    assert torch.equal(model.bn.weight, before)
+
+
+def test_torchvision_name_resolves_from_the_cache(cache: Path) -> None:
+    torch.save(Tiny().state_dict(), cache / "resnet50-0676ba61.pth")
+    assert resolve_checkpoint("torchvision://resnet50") == cache / "resnet50-0676ba61.pth"
+
+
+def test_missing_named_weights_say_where_to_put_them(cache: Path) -> None:
+    with pytest.raises(CheckpointError) as info:
+        resolve_checkpoint("torchvision://resnet101")
+    message = str(info.value)
+    assert "resnet101-63fe2227.pth" in message and str(cache) in message
+    with pytest.raises(CheckpointError, match=r"does not download"):
+        resolve_checkpoint("https://example.invalid/x.pth")
+    with pytest.raises(CheckpointError, match="not found"):
+        resolve_checkpoint("/no/such/file.pth")
+
+
+class _Evil:
+    def __reduce__(self):  # pragma: no cover - never executed by weights_only loading
+        return (print, ("code ran",))
+
+
+def test_pickles_that_need_code_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"state_dict": {"x": _Evil()}}, protocol=2))
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(Tiny(), path)
+
+
+def test_torchvision_resnet_maps_onto_detforge_resnet(cache: Path) -> None:
+    torchvision = pytest.importorskip("torchvision")
+    from detforge.models.backbones import ResNet
+
+    tv = torchvision.models.resnet18(weights=None)
+    torch.save(tv.state_dict(), cache / "resnet18-f37072fd.pth")
+    ours = ResNet(depth=18)
+    missing, unexpected = load_state_dict(ours, read_checkpoint("torchvision://resnet18")[1])
+    assert missing == [] and sorted(unexpected) == ["fc.bias", "fc.weight"]
+    assert torch.equal(ours.conv1.weight, tv.conv1.weight)
+    assert torch.equal(ours.layer4[1].bn2.running_var, tv.layer4[1].bn2.running_var)
