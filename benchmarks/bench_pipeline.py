@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from detforge.config import Config  # noqa: E402
 from detforge.datasets import build_dataloader, build_dataset  # noqa: E402
+from detforge.datasets.converters.yolo import yolo_to_coco  # noqa: E402
 
 SHARED = Path(os.environ.get("DETFORGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -34,28 +35,14 @@ def tiny_coco() -> dict:
     )
 
 
-def coco128(tmp: str) -> dict | None:
-    try:
-        from detforge.datasets.converters import yolo
-    except ImportError:
-        return None
+def coco128(tmp: str) -> dict:
+    """coco128's YOLO labels converted to a COCO json in ``tmp``."""
     root = SHARED / "coco128" / "datasets" / "coco128"
+    names_file = SHARED / "weights" / "fastestdet" / "configs" / "coco.names"
+    names = [n.strip() for n in names_file.read_text().splitlines() if n.strip()]
     out = Path(tmp) / "coco128.json"
-    convert = getattr(yolo, "yolo_to_coco", None) or getattr(yolo, "convert_yolo", None)
-    if convert is None:
-        return None
-    names = [
-        line.strip()
-        for line in (SHARED / "weights" / "fastestdet" / "configs" / "coco.names")
-        .read_text()
-        .splitlines()
-        if line.strip()
-    ]
-    convert(
-        images_dir=str(root / "images" / "train2017"),
-        labels_dir=str(root / "labels" / "train2017"),
-        classes=names,
-        out_file=str(out),
+    yolo_to_coco(
+        root / "images" / "train2017", names, out, labels_dir=root / "labels" / "train2017"
     )
     return dict(
         ann_file=str(out), img_prefix=str(root / "images" / "train2017"), classes=tuple(names)
@@ -95,9 +82,6 @@ def main() -> None:
         sets = {"tiny_coco (full-res)": tiny_coco(), "coco128 (640 px)": coco128(tmp)}
         print(f"{'dataset':<22} {'workers':>7} {'images':>7} {'seconds':>8} {'img/s':>7}")
         for name, data_args in sets.items():
-            if data_args is None:
-                print(f"{name:<22} skipped (YOLO converter not available)")
-                continue
             for workers in args.workers:
                 count, seconds = measure(data_args, workers, args.batch_size, args.epochs)
                 print(f"{name:<22} {workers:>7} {count:>7} {seconds:>8.2f} {count / seconds:>7.1f}")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -85,8 +86,14 @@ def build_dataset(cfg: Any, default_args: Mapping[str, Any] | None = None) -> An
     return build_module(cfg, DATASETS, default_args, path="data")
 
 
-def worker_init_fn(worker_id: int, num_workers: int, rank: int, seed: int) -> None:
-    """Seed numpy, random and torch in each worker with ``num_workers * rank + id + seed``."""
+def worker_init_fn(worker_id: int, num_workers: int, rank: int, seed: int | None) -> None:
+    """Set up a loader worker: one compute thread (the workers already run in parallel, as
+    v2's ``opencv_num_threads=0`` / ``OMP_NUM_THREADS=1``), and with a ``seed``, seed numpy,
+    random and torch with ``num_workers * rank + worker_id + seed``."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(0)
+    if seed is None:
+        return
     worker_seed = num_workers * rank + worker_id + seed
     np.random.seed(worker_seed)
     random.seed(worker_seed)
@@ -147,11 +154,7 @@ def build_dataloader(
             )
     elif shuffle:
         sampler = GroupSampler(dataset, samples_per_gpu)
-    init_fn = (
-        partial(worker_init_fn, num_workers=num_workers, rank=rank, seed=seed)
-        if seed is not None
-        else None
-    )
+    init_fn = partial(worker_init_fn, num_workers=num_workers, rank=rank, seed=seed)
     loader_args: dict[str, Any] = dict(
         batch_size=batch_size,
         sampler=sampler,
