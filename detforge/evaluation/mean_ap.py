@@ -11,11 +11,14 @@ with :func:`average_precision`.
 from __future__ import annotations
 
 import pickle
+import sys
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing import Pool
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from detforge.evaluation.table import LoggerLike, format_table, print_log
 from detforge.evaluation.tpfp import AreaRanges as AreaRanges
@@ -240,8 +243,16 @@ def eval_map(
     use_pool = nproc > 1 and num_imgs >= _POOL_MIN_IMAGES and _picklable(tpfp_fn)
     pool = Pool(min(nproc, num_imgs)) if use_pool else None
     eval_results = []
+    start = time.perf_counter()
+    progress = tqdm(
+        range(num_classes),
+        desc=f"mAP@{iou_thr:g}",
+        unit="class",
+        leave=False,
+        disable=logger == "silent" or not sys.stderr.isatty(),
+    )
     try:
-        for cls in range(num_classes):
+        for cls in progress:
             cls_dets, cls_gts, cls_gts_ignore = get_cls_results(det_results, annotations, cls)
             group_ofs = get_cls_group_ofs(annotations, cls) if use_group_of else None
             jobs = []
@@ -283,6 +294,10 @@ def eval_map(
         aps = [res["ap"] for res in eval_results if res["num_gts"] > 0]
         mean_ap = np.array(aps).mean().item() if aps else 0.0
     print_map_summary(mean_ap, eval_results, dataset, area_ranges, logger=logger)
+    print_log(
+        f"mAP@{iou_thr:g} over {num_imgs} images evaluated in {time.perf_counter() - start:.2f}s",
+        logger=logger,
+    )
     return mean_ap, eval_results
 
 

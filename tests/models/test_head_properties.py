@@ -109,3 +109,19 @@ def test_aug_test_with_flip_matches_plain_test_on_a_symmetric_view(family: str) 
     assert top_merged == pytest.approx(top_single, abs=1e-5)
     for result in both:
         assert (result[:, :4] >= -1e-3).all() and (result[:, [0, 2]] <= 64 + 1e-3).all()
+
+
+def test_show_result_draws_and_writes(tmp_path) -> None:
+    model = tiny("retinanet")
+    model.CLASSES = tuple(f"c{i}" for i in range(80))
+    img = np.full((64, 96, 3), 127, np.uint8)
+    result = [np.zeros((0, 5), np.float32) for _ in range(80)]
+    result[5] = np.array([[10, 10, 60, 50, 0.9], [1, 1, 5, 5, 0.1]], np.float32)
+    drawn = model.show_result(img, result, score_thr=0.3)
+    assert drawn.shape == img.shape and not np.array_equal(drawn, img)
+    changed = (drawn != img).any(axis=2)
+    assert changed[10:51, 10].all()  # the left edge of the 0.9 box
+    assert not changed[3, 3]  # the 0.1 box is below score_thr (its label sits above y=0)
+    out = tmp_path / "vis" / "det.png"
+    assert model.show_result(img, result, out_file=str(out)) is None
+    assert out.is_file()

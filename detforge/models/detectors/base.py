@@ -12,12 +12,14 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg
 from detforge.registry import MODELS, build_module
+from detforge.visualization import imshow_det_bboxes
 
 __all__ = ["DetectorMixin", "build_child", "parse_losses"]
 
@@ -120,6 +122,47 @@ class DetectorMixin:
     def val_step(self, data: Mapping[str, Any], optimizer: Any = None) -> dict[str, Any]:
         """Same as :meth:`train_step` (v2's ``workflow=[('val', 1)]`` computes val losses)."""
         return self.train_step(data, optimizer)
+
+    def show_result(
+        self,
+        img: Any,
+        result: Any,
+        score_thr: float = 0.3,
+        bbox_color: Any = None,
+        text_color: Any = None,
+        mask_color: Any = None,
+        thickness: int | None = None,
+        font_size: float | None = None,
+        win_name: str = "",
+        show: bool = False,
+        wait_time: int = 0,
+        out_file: str | None = None,
+    ) -> np.ndarray | None:
+        """Draw a v2 result (``bbox_results`` or ``(bbox_results, segm_results)``) on ``img``.
+
+        Class names come from ``self.CLASSES`` (set from the checkpoint or dataset). Returns
+        the drawn image unless it was shown or written to ``out_file``.
+        """
+        bbox_result, segm_result = result if isinstance(result, tuple) else (result, None)
+        if isinstance(segm_result, tuple):
+            segm_result = segm_result[0]
+        bboxes = np.vstack(bbox_result) if len(bbox_result) else np.zeros((0, 5), np.float32)
+        labels = np.concatenate(
+            [np.full(len(b), i, dtype=np.int64) for i, b in enumerate(bbox_result)]
+        )
+        segms = None
+        if segm_result is not None and len(labels) > 0:
+            flat = [m for per_class in segm_result for m in per_class]
+            segms = np.stack(
+                [m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m for m in flat]
+            )
+        drawn = imshow_det_bboxes(
+            img, bboxes, labels, segms, class_names=getattr(self, "CLASSES", None),
+            score_thr=score_thr, bbox_color=bbox_color, text_color=text_color,
+            mask_color=mask_color, thickness=thickness, font_size=font_size, win_name=win_name,
+            show=show and out_file is None, wait_time=wait_time, out_file=out_file,
+        )  # fmt: skip
+        return None if show or out_file else drawn
 
 
 def build_child(cfg: Any, **defaults: Any) -> Any:
