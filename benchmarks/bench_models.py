@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,13 +25,21 @@ sys.path.insert(0, str(ROOT))
 
 from detforge.config import load_config  # noqa: E402
 from detforge.models import build_detector  # noqa: E402
+from detforge.structures.masks import BitmapMasks  # noqa: E402
 
-CONFIGS = {
+# label: (our config, torchvision builder or None when torchvision has no counterpart)
+CONFIGS: dict[str, tuple[str, str | None]] = {
     "Faster R-CNN R50-FPN": (
         "faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py",
         "fasterrcnn_resnet50_fpn",
     ),
     "RetinaNet R50-FPN": ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_resnet50_fpn"),
+    "Mask R-CNN R50-FPN": ("mask_rcnn/mask_rcnn_r50_fpn_1x_coco.py", "maskrcnn_resnet50_fpn"),
+    "Cascade R-CNN R50-FPN": ("cascade_rcnn/cascade_rcnn_r50_fpn_1x_coco.py", None),
+    "FCOS R50-FPN": ("fcos/fcos_r50_caffe_fpn_gn-head_1x_coco.py", "fcos_resnet50_fpn"),
+    "ATSS R50-FPN": ("atss/atss_r50_fpn_1x_coco.py", None),
+    "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
+    "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
 }
 
 
@@ -61,6 +70,14 @@ def random_boxes(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
     return torch.cat([xy, xy + wh], 1)
 
 
+def box_masks(boxes: torch.Tensor, size: int) -> np.ndarray:
+    """One filled-rectangle mask per box (stand-in instance masks)."""
+    masks = np.zeros((len(boxes), size, size), dtype=np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist()):
+        masks[i, y1:y2, x1:x2] = 1
+    return masks
+
+
 def ours(config: str, repeat: int) -> tuple[float, float]:
     cfg = load_config(ROOT / "configs" / config, environ={}).cfg
     cfg.model.backbone.init_cfg = None  # no ImageNet weights offline: v2's own random init
@@ -78,7 +95,10 @@ def ours(config: str, repeat: int) -> tuple[float, float]:
 
     def step() -> None:
         model.zero_grad()
-        losses = model.forward_train(imgs, [meta(512, 512, 512, 512)] * 2, boxes, labels)
+        extra = {}
+        if getattr(getattr(model, "roi_head", None), "with_mask", False):
+            extra["gt_masks"] = [BitmapMasks(box_masks(b, 512), 512, 512) for b in boxes]
+        losses = model.forward_train(imgs, [meta(512, 512, 512, 512)] * 2, boxes, labels, **extra)
         sum(
             v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k
         ).backward()
@@ -96,10 +116,13 @@ def theirs(name: str, repeat: int) -> tuple[float, float]:
         infer = timed(lambda: model(img), repeat)
     gen = torch.Generator().manual_seed(0)
     imgs = [torch.randn(3, 512, 512) for _ in range(2)]
-    targets = [
+    targets: list[dict[str, torch.Tensor]] = [
         dict(boxes=random_boxes(5, 512, gen), labels=torch.randint(1, 91, (5,), generator=gen))
         for _ in range(2)
     ]
+    if "mask" in name:
+        for target in targets:
+            target["masks"] = torch.from_numpy(box_masks(target["boxes"], 512))
     model.transform.min_size = (512,)
     model.train()
 
@@ -116,6 +139,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--only", nargs="+", help="run only models whose name contains a word")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, best of {args.repeat}")
@@ -123,7 +147,16 @@ def main() -> None:
     print(f"{'':<22} {'inference, batch 1, 1333x800':^31}   {'train step, batch 2, 512x512':^31}")
     print(f"{'model':<22} {head}   {head}")
     for label, (config, tv_name) in CONFIGS.items():
+        if args.only and not any(word.lower() in label.lower() for word in args.only):
+            continue
+        if not (ROOT / "configs" / config).is_file():
+            print(f"{label:<22} (config {config} not in this checkout)")
+            continue
         d_inf, d_train = ours(config, args.repeat)
+        if tv_name is None:
+            print(f"{label:<22} {d_inf * 1000:>9.0f}ms {'-':>12} {'-':>6}   "
+                  f"{d_train * 1000:>9.0f}ms {'-':>12} {'-':>6}")  # fmt: skip
+            continue
         t_inf, t_train = theirs(tv_name, args.repeat)
         print(
             f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "

@@ -10,6 +10,16 @@ from pathlib import Path
 __all__ = ["atomic_write"]
 
 
+def _mode_for(target: Path) -> int:
+    """The existing file's permissions, or the usual ones for a new file (0o666 minus umask)."""
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
@@ -28,6 +38,7 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -370,3 +371,11 @@ def test_config_error_hierarchy() -> None:
     assert issubclass(ConfigTypeError, TypeError)
     assert issubclass(ConfigKeyError, ConfigError)
     assert str(ConfigKeyError("a 'b' c")) == "a 'b' c"
+
+
+def test_dump_gives_the_usual_file_permissions(tmp_path: Path) -> None:
+    out = tmp_path / "cfg.py"
+    Config(dict(a=1)).dump(out)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
