@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from detforge.models.detectors.base import DetectorMixin, build_child
-from detforge.models.test_time_aug import roi_aug_test, rpn_aug_test
+from detforge.models.test_time_aug import rpn_aug_test
 from detforge.registry import MODELS
 
 __all__ = ["RPN", "FasterRCNN", "TwoStageDetector"]
@@ -141,7 +141,10 @@ class TwoStageDetector(DetectorMixin, nn.Module):
         """Flip/multi-scale test of one image: merged proposals, averaged R-CNN scores (v2)."""
         feats = self.extract_feats(imgs)
         proposals = rpn_aug_test(self.rpn_head, feats, img_metas)
-        return roi_aug_test(self.roi_head, feats, proposals, img_metas, rescale=rescale)
+        results: list[list[Any]] = self.roi_head.aug_test(
+            feats, proposals, img_metas, rescale=rescale
+        )
+        return results
 
 
 @MODELS.register_module()

@@ -6,12 +6,16 @@ from detforge.models.roi_heads.bbox_heads import (
     Shared2FCBBoxHead,
     Shared4Conv1FCBBoxHead,
 )
+from detforge.models.roi_heads.cascade_roi_head import CascadeRoIHead
+from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
     "BBoxHead",
+    "CascadeRoIHead",
     "ConvFCBBoxHead",
+    "FCNMaskHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",

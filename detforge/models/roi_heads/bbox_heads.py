@@ -252,6 +252,108 @@ class BBoxHead(nn.Module):
         )[:2]
         return det_bboxes, det_labels
 
+    # ------------------------------------------------------------ cascade refinement
+    def regress_by_class(
+        self,
+        rois: torch.Tensor,
+        label: torch.Tensor,
+        bbox_pred: torch.Tensor,
+        img_meta: Cfg,
+    ) -> torch.Tensor:
+        """Move each RoI by the deltas predicted for its class (v2 ``regress_by_class``).
+
+        Args:
+            rois: ``Tensor[N, 4]`` boxes or ``Tensor[N, 5]`` RoIs (batch index first; kept).
+            label: ``Tensor[N]`` class whose deltas are applied (ignored when
+                ``reg_class_agnostic``).
+            bbox_pred: ``Tensor[N, 4]`` or ``Tensor[N, 4 * num_classes]`` deltas.
+            img_meta: Needs ``img_shape``; the new boxes are clipped to it.
+
+        Returns:
+            The refined boxes, shaped like ``rois``.
+
+        Example:
+            >>> head = BBoxHead(in_channels=1, roi_feat_size=1, num_classes=2,
+            ...                 reg_class_agnostic=True)
+            >>> rois = torch.tensor([[0., 10., 10., 20., 20.]])
+            >>> head.regress_by_class(rois, torch.tensor([1]), torch.zeros(1, 4),
+            ...                       dict(img_shape=(32, 32, 3))).tolist()
+            [[0.0, 10.0, 10.0, 20.0, 20.0]]
+        """
+        if rois.ndim != 2 or rois.size(1) not in (4, 5):
+            raise ValueError(
+                f"regress_by_class: rois must be [N, 4] or [N, 5], got {tuple(rois.shape)}"
+            )
+        if not self.reg_class_agnostic:
+            first = (label * 4).long()
+            columns = torch.stack((first, first + 1, first + 2, first + 3), 1)
+            bbox_pred = torch.gather(bbox_pred, 1, columns)
+        if bbox_pred.size(1) != 4:
+            raise ValueError(
+                f"regress_by_class: expected 4 deltas per RoI, got {tuple(bbox_pred.shape)}"
+            )
+        max_shape = img_meta["img_shape"]
+        if rois.size(1) == 4:
+            refined: torch.Tensor = self.bbox_coder.decode(rois, bbox_pred, max_shape=max_shape)
+            return refined
+        boxes = self.bbox_coder.decode(rois[:, 1:], bbox_pred, max_shape=max_shape)
+        return torch.cat((rois[:, [0]], boxes), dim=1)
+
+    def refine_bboxes(
+        self,
+        rois: torch.Tensor,
+        labels: torch.Tensor,
+        bbox_preds: torch.Tensor,
+        pos_is_gts: Sequence[torch.Tensor],
+        img_metas: Sequence[Cfg],
+    ) -> list[torch.Tensor]:
+        """Next cascade stage's proposals: every sampled RoI regressed by its label (v2).
+
+        Positive RoIs that were ground-truth boxes added as proposals are dropped (they are
+        added again by the next stage's sampler). Within each image the sampled RoIs are
+        positives first, so ``pos_is_gts[i]`` flags the first RoIs of image ``i``.
+
+        Args:
+            rois: ``Tensor[N, 5]`` sampled RoIs of the whole batch.
+            labels: ``Tensor[N]`` class of each RoI used to pick its deltas.
+            bbox_preds: ``Tensor[N, 4]`` or ``Tensor[N, 4 * num_classes]``.
+            pos_is_gts: Per image, ``Tensor[P_i]`` (1 where a positive is an added GT box).
+            img_metas: Per image meta (``img_shape``).
+
+        Returns:
+            Per image, ``Tensor[n_i, 4]`` refined boxes.
+
+        Example:
+            >>> head = BBoxHead(in_channels=1, roi_feat_size=1, num_classes=2,
+            ...                 reg_class_agnostic=True)
+            >>> rois = torch.tensor([[0., 0., 0., 8., 8.], [0., 2., 2., 9., 9.]])
+            >>> out = head.refine_bboxes(rois, torch.tensor([0, 1]), torch.zeros(2, 4),
+            ...                          [torch.tensor([1], dtype=torch.uint8)],
+            ...                          [dict(img_shape=(16, 16, 3))])
+            >>> out[0].tolist()
+            [[2.0, 2.0, 9.0, 9.0]]
+        """
+        img_ids = rois[:, 0].long().unique(sorted=True)
+        if img_ids.numel() > len(img_metas) or (
+            img_ids.numel() > 0 and int(img_ids.max()) >= len(img_metas)
+        ):
+            raise ValueError(
+                f"refine_bboxes: RoIs refer to images {img_ids.tolist()} but only "
+                f"{len(img_metas)} img_metas were given"
+            )
+        if len(pos_is_gts) != len(img_metas):
+            raise ValueError(
+                f"refine_bboxes: {len(pos_is_gts)} pos_is_gts for {len(img_metas)} images"
+            )
+        refined = []
+        for i, meta in enumerate(img_metas):
+            inds = torch.nonzero(rois[:, 0] == i, as_tuple=False).squeeze(1)
+            boxes = self.regress_by_class(rois[inds, 1:], labels[inds], bbox_preds[inds], meta)
+            keep = torch.ones(inds.numel(), dtype=torch.bool, device=rois.device)
+            keep[: len(pos_is_gts[i])] = pos_is_gts[i].to(keep.device) == 0
+            refined.append(boxes[keep])
+        return refined
+
 
 @MODELS.register_module()
 class ConvFCBBoxHead(BBoxHead):

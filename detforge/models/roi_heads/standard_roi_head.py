@@ -1,16 +1,20 @@
-"""``StandardRoIHead``: assign and sample proposals, pool RoI features, run the box head (v2)."""
+"""``StandardRoIHead``: assign and sample proposals, pool RoI features, run the box head and,
+for Mask R-CNN, the mask head on the positive RoIs (v2)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg
+from detforge.models.roi_heads.mask_heads import merge_aug_masks
+from detforge.models.test_time_aug import roi_aug_test
 from detforge.registry import MODELS, TASK_UTILS, build_module
-from detforge.structures.bbox import bbox2result, bbox2roi
+from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
 
 __all__ = ["StandardRoIHead"]
 
@@ -24,12 +28,15 @@ class StandardRoIHead(nn.Module):
     Args:
         bbox_roi_extractor: RoI extractor config (``SingleRoIExtractor``).
         bbox_head: Box head config (``Shared2FCBBoxHead``, ...).
-        mask_roi_extractor: Not supported yet (Mask R-CNN is a later milestone).
-        mask_head: Not supported yet.
+        mask_roi_extractor: RoI extractor of the mask branch; ``None`` with a ``mask_head``
+            shares ``bbox_roi_extractor`` (the mask head then reuses the positive RoIs' box
+            features in training).
+        mask_head: Mask head config (``FCNMaskHead``) or ``None``.
         shared_head: Not supported yet.
-        train_cfg: ``assigner``, ``sampler``, ``pos_weight`` (the detector's
-            ``train_cfg.rcnn``).
-        test_cfg: ``score_thr``, ``nms``, ``max_per_img`` (``test_cfg.rcnn``).
+        train_cfg: ``assigner``, ``sampler``, ``pos_weight`` (+ ``mask_size`` with a mask head;
+            the detector's ``train_cfg.rcnn``).
+        test_cfg: ``score_thr``, ``nms``, ``max_per_img`` (+ ``mask_thr_binary``;
+            ``test_cfg.rcnn``).
         pretrained: Deprecated v2 argument; must be ``None``.
         init_cfg: Initialisation config.
     """
@@ -47,13 +54,10 @@ class StandardRoIHead(nn.Module):
         init_cfg: Any = None,
     ) -> None:
         super().__init__()
-        for name, value in (("mask_head", mask_head), ("mask_roi_extractor", mask_roi_extractor),
-                            ("shared_head", shared_head)):  # fmt: skip
-            if value is not None:
-                raise NotImplementedError(
-                    f"StandardRoIHead: {name} is not supported yet (Mask R-CNN and shared heads "
-                    "arrive with the Models II milestone)"
-                )
+        if shared_head is not None:
+            raise NotImplementedError("StandardRoIHead: shared_head is not supported yet")
+        if mask_roi_extractor is not None and mask_head is None:
+            raise ValueError("StandardRoIHead: mask_roi_extractor is given without a mask_head")
         if pretrained is not None:
             raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
         if bbox_roi_extractor is None or bbox_head is None:
@@ -63,6 +67,16 @@ class StandardRoIHead(nn.Module):
         self.init_cfg = init_cfg
         self.bbox_roi_extractor = build_module(bbox_roi_extractor, MODELS)
         self.bbox_head = build_module(bbox_head, MODELS)
+        self.share_roi_extractor = False
+        self.mask_roi_extractor: Any = None
+        self.mask_head: Any = None
+        if mask_head is not None:
+            if mask_roi_extractor is None:
+                self.share_roi_extractor = True
+                self.mask_roi_extractor = self.bbox_roi_extractor
+            else:
+                self.mask_roi_extractor = build_module(mask_roi_extractor, MODELS)
+            self.mask_head = build_module(mask_head, MODELS)
         self.bbox_assigner: Any = None
         self.bbox_sampler: Any = None
         if train_cfg:
@@ -78,17 +92,62 @@ class StandardRoIHead(nn.Module):
 
     @property
     def with_mask(self) -> bool:
-        return False
+        return self.mask_head is not None
 
     def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict[str, Any]:
         bbox_feats = self.bbox_roi_extractor(x[: self.bbox_roi_extractor.num_inputs], rois)
         cls_score, bbox_pred = self.bbox_head(bbox_feats)
         return dict(cls_score=cls_score, bbox_pred=bbox_pred, bbox_feats=bbox_feats)
 
+    def _mask_forward(
+        self,
+        x: Sequence[torch.Tensor],
+        rois: torch.Tensor | None = None,
+        pos_inds: torch.Tensor | None = None,
+        bbox_feats: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Mask logits from ``rois``, or from the box features ``bbox_feats[pos_inds]``."""
+        if (rois is None) == (pos_inds is None or bbox_feats is None):
+            raise ValueError("_mask_forward needs either rois or both pos_inds and bbox_feats")
+        if rois is not None:
+            mask_feats = self.mask_roi_extractor(x[: self.mask_roi_extractor.num_inputs], rois)
+        else:
+            assert bbox_feats is not None and pos_inds is not None
+            mask_feats = bbox_feats[pos_inds]
+        return dict(mask_pred=self.mask_head(mask_feats), mask_feats=mask_feats)
+
+    def _mask_forward_train(
+        self,
+        x: Sequence[torch.Tensor],
+        sampling_results: Sequence[Any],
+        bbox_feats: torch.Tensor,
+        gt_masks: Sequence[Any],
+        img_metas: Sequence[Cfg],
+    ) -> dict[str, Any]:
+        """Mask logits of the positive RoIs, their targets and ``loss_mask``."""
+        if not self.share_roi_extractor:
+            pos_rois = bbox2roi([res.pos_bboxes for res in sampling_results])
+            mask_results = self._mask_forward(x, pos_rois)
+        else:
+            flags = []
+            for res in sampling_results:
+                flags.append(torch.ones(res.pos_bboxes.shape[0], dtype=torch.bool))
+                flags.append(torch.zeros(res.neg_bboxes.shape[0], dtype=torch.bool))
+            pos_inds = torch.cat(flags).to(bbox_feats.device)
+            mask_results = self._mask_forward(x, pos_inds=pos_inds, bbox_feats=bbox_feats)
+        assert self.train_cfg is not None
+        mask_targets = self.mask_head.get_targets(sampling_results, gt_masks, self.train_cfg)
+        pos_labels = torch.cat([res.pos_gt_labels for res in sampling_results])
+        loss_mask = self.mask_head.loss(mask_results["mask_pred"], mask_targets, pos_labels)
+        return dict(mask_results, loss_mask=loss_mask, mask_targets=mask_targets)
+
     def forward_dummy(self, x: Sequence[torch.Tensor], proposals: torch.Tensor) -> tuple[Any, ...]:
         rois = bbox2roi([proposals])
         results = self._bbox_forward(x, rois)
-        return (results["cls_score"], results["bbox_pred"])
+        outs: tuple[Any, ...] = (results["cls_score"], results["bbox_pred"])
+        if self.with_mask:
+            outs += (self._mask_forward(x, rois[:100])["mask_pred"],)
+        return outs
 
     def forward_train(
         self,
@@ -100,9 +159,12 @@ class StandardRoIHead(nn.Module):
         gt_bboxes_ignore: Sequence[torch.Tensor | None] | None = None,
         gt_masks: Any = None,
     ) -> dict[str, torch.Tensor]:
-        """``loss_cls``, ``acc`` and ``loss_bbox`` on sampled proposals (plus GT boxes)."""
+        """``loss_cls``, ``acc``, ``loss_bbox`` on sampled proposals (plus GT boxes) and, with a
+        mask head, ``loss_mask`` on the positive ones."""
         if self.bbox_assigner is None or self.bbox_sampler is None or self.train_cfg is None:
             raise RuntimeError("StandardRoIHead.forward_train needs train_cfg (assigner, sampler)")
+        if self.with_mask and gt_masks is None:
+            raise ValueError("StandardRoIHead.forward_train: the mask head needs gt_masks")
         ignores = list(gt_bboxes_ignore or [None] * len(img_metas))
         sampling_results = []
         for i in range(len(img_metas)):
@@ -120,6 +182,11 @@ class StandardRoIHead(nn.Module):
         losses: dict[str, torch.Tensor] = self.bbox_head.loss(
             results["cls_score"], results["bbox_pred"], rois, *targets
         )
+        if self.with_mask:
+            mask_results = self._mask_forward_train(
+                x, sampling_results, results["bbox_feats"], gt_masks, img_metas
+            )
+            losses.update(mask_results["loss_mask"])
         return losses
 
     def simple_test_bboxes(
@@ -170,12 +237,123 @@ class StandardRoIHead(nn.Module):
         img_metas: Sequence[Cfg],
         proposals: Any = None,
         rescale: bool = False,
-    ) -> list[list[Any]]:
-        """v2 results: per image a list over classes of ``ndarray [n, 5]``."""
+    ) -> list[Any]:
+        """v2 results: per image a list over classes of ``ndarray [n, 5]``; with a mask head,
+        per image ``(bbox_results, segm_results)``."""
         det_bboxes, det_labels = self.simple_test_bboxes(
             x, img_metas, proposal_list, self.test_cfg, rescale=rescale
         )
-        return [
+        bbox_results = [
             bbox2result(det_bboxes[i], det_labels[i], self.bbox_head.num_classes)
             for i in range(len(det_bboxes))
         ]
+        if not self.with_mask:
+            return bbox_results
+        segm_results = self.simple_test_mask(x, img_metas, det_bboxes, det_labels, rescale)
+        return list(zip(bbox_results, segm_results, strict=True))
+
+    def simple_test_mask(
+        self,
+        x: Sequence[torch.Tensor],
+        img_metas: Sequence[Cfg],
+        det_bboxes: Sequence[torch.Tensor],
+        det_labels: Sequence[torch.Tensor],
+        rescale: bool = False,
+    ) -> list[list[list[np.ndarray]]]:
+        """Per image, per class, the bool masks of the detections (v2).
+
+        With ``rescale`` the boxes are in the original frame: they are mapped back to the
+        input frame (times ``scale_factor``) for the RoIs, and the masks are pasted at
+        ``ori_shape``; otherwise at the resized image size.
+        """
+        num_classes = self.mask_head.num_classes
+        if all(b.shape[0] == 0 for b in det_bboxes):
+            return [[[] for _ in range(num_classes)] for _ in det_bboxes]
+        scale_factors = []
+        for meta, boxes in zip(img_metas, det_bboxes, strict=True):
+            factor = meta["scale_factor"]
+            if isinstance(factor, int | float):
+                factor = [float(factor)] * 4
+            scale_factors.append(boxes.new_tensor(np.asarray(factor, dtype=np.float32)))
+        bboxes = [
+            b[:, :4] * f if rescale else b[:, :4]
+            for b, f in zip(det_bboxes, scale_factors, strict=True)
+        ]
+        mask_pred = self._mask_forward(x, bbox2roi(bboxes))["mask_pred"]
+        mask_preds = mask_pred.split([len(b) for b in det_bboxes], 0)
+        segm_results: list[list[list[np.ndarray]]] = []
+        for i, meta in enumerate(img_metas):
+            if det_bboxes[i].shape[0] == 0:
+                segm_results.append([[] for _ in range(num_classes)])
+                continue
+            segm_results.append(
+                self.mask_head.get_seg_masks(
+                    mask_preds[i],
+                    bboxes[i],
+                    det_labels[i],
+                    self.test_cfg,
+                    meta["ori_shape"],
+                    scale_factors[i],
+                    rescale,
+                )
+            )
+        return segm_results
+
+    def aug_test(
+        self,
+        x: Sequence[Sequence[torch.Tensor]],
+        proposal_list: Sequence[torch.Tensor],
+        img_metas: Sequence[Sequence[Cfg]],
+        rescale: bool = False,
+    ) -> list[Any]:
+        """Test-time augmentation of one image: merged boxes and, with a mask head, masks
+        averaged over the views (v2), pasted at the original image size."""
+        if not self.with_mask:
+            return roi_aug_test(self, x, proposal_list, img_metas, rescale=rescale)
+        bbox_results = roi_aug_test(self, x, proposal_list, img_metas, rescale=True)[0]
+        det_bboxes = torch.from_numpy(np.concatenate(bbox_results, axis=0))
+        det_labels = torch.cat(
+            [torch.full((len(b),), i, dtype=torch.long) for i, b in enumerate(bbox_results)]
+        )
+        segm_results = self.aug_test_mask(x, img_metas, det_bboxes, det_labels)
+        if not rescale:
+            factor = np.asarray(img_metas[0][0]["scale_factor"], dtype=np.float32)
+            bbox_results = [b.copy() for b in bbox_results]
+            for b in bbox_results:
+                b[:, :4] *= factor
+        return [(bbox_results, segm_results)]
+
+    def aug_test_mask(
+        self,
+        feats: Sequence[Sequence[torch.Tensor]],
+        img_metas: Sequence[Sequence[Cfg]],
+        det_bboxes: torch.Tensor,
+        det_labels: torch.Tensor,
+    ) -> list[list[np.ndarray]]:
+        """Masks of merged detections (original frame): probabilities averaged over views."""
+        if det_bboxes.shape[0] == 0:
+            return [[] for _ in range(self.mask_head.num_classes)]
+        device = feats[0][0].device
+        aug_masks = []
+        for x, metas in zip(feats, img_metas, strict=True):
+            meta = metas[0]
+            boxes = bbox_mapping(
+                det_bboxes[:, :4].to(device),
+                meta["img_shape"],
+                meta["scale_factor"],
+                meta.get("flip", False),
+                meta.get("flip_direction") or "horizontal",
+            )
+            mask_pred = self._mask_forward(x, bbox2roi([boxes]))["mask_pred"]
+            aug_masks.append(mask_pred.sigmoid().cpu().numpy())
+        merged = merge_aug_masks(aug_masks, img_metas)
+        result: list[list[np.ndarray]] = self.mask_head.get_seg_masks(
+            merged,
+            det_bboxes.to(device),
+            det_labels.to(device),
+            self.test_cfg,
+            img_metas[0][0]["ori_shape"],
+            scale_factor=np.ones(4, np.float32),
+            rescale=False,
+        )
+        return result

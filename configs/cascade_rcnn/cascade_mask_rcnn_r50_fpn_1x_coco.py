@@ -1,0 +1,6 @@
+# Cascade Mask R-CNN R-50-FPN trained 12 epochs on COCO instances (all settings from the bases).
+_base_ = [
+    '../_base_/models/cascade_mask_rcnn_r50_fpn.py',
+    '../_base_/datasets/coco_instance.py',
+    '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py'
+]
