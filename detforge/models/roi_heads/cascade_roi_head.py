@@ -22,6 +22,7 @@ from torch import nn
 
 from detforge.models.layers import apply_init_cfg
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
+from detforge.models.roi_heads.standard_roi_head import detections_per_image
 from detforge.models.test_time_aug import merge_aug_bboxes
 from detforge.ops import multiclass_nms
 from detforge.registry import MODELS, TASK_UTILS, build_module
@@ -369,24 +370,9 @@ class CascadeRoIHead(nn.Module):
             return [empty[0]] * len(proposals), [empty[1]] * len(proposals)
         counts = [len(p) for p in proposals]
         rois_per_img, scores, preds = self._refine_test(x, rois, counts, img_metas)
-        det_bboxes, det_labels = [], []
-        for j, meta in enumerate(img_metas):
-            if rois_per_img[j].shape[0] == 0:
-                det_bboxes.append(empty[0])
-                det_labels.append(empty[1])
-                continue
-            bboxes, labels = self.bbox_head[-1].get_bboxes(
-                rois_per_img[j],
-                scores[j],
-                preds[j],
-                meta["img_shape"],
-                meta["scale_factor"],
-                rescale=rescale,
-                cfg=rcnn_test_cfg,
-            )
-            det_bboxes.append(bboxes)
-            det_labels.append(labels)
-        return det_bboxes, det_labels
+        return detections_per_image(
+            self.bbox_head[-1], rois_per_img, scores, preds, img_metas, rcnn_test_cfg, rescale
+        )
 
     def simple_test(
         self,

@@ -21,6 +21,31 @@ __all__ = ["StandardRoIHead"]
 Cfg = Mapping[str, Any]
 
 
+def detections_per_image(
+    bbox_head: Any,
+    rois_per_img: Sequence[torch.Tensor],
+    scores: Sequence[torch.Tensor],
+    preds: Sequence[torch.Tensor | None],
+    img_metas: Sequence[Cfg],
+    rcnn_test_cfg: Cfg | None,
+    rescale: bool,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``bbox_head.get_bboxes`` image by image (an image without RoIs gets empty results)."""
+    det_bboxes, det_labels = [], []
+    for i, meta in enumerate(img_metas):
+        if rois_per_img[i].shape[0] == 0:
+            det_bboxes.append(rois_per_img[i].new_zeros(0, 5))
+            det_labels.append(rois_per_img[i].new_zeros((0,), dtype=torch.long))
+            continue
+        bboxes, labels = bbox_head.get_bboxes(
+            rois_per_img[i], scores[i], preds[i], meta["img_shape"], meta["scale_factor"],
+            rescale=rescale, cfg=rcnn_test_cfg,
+        )  # fmt: skip
+        det_bboxes.append(bboxes)
+        det_labels.append(labels)
+    return det_bboxes, det_labels
+
+
 @MODELS.register_module()
 class StandardRoIHead(nn.Module):
     """Second stage of Faster R-CNN style detectors.
@@ -211,24 +236,9 @@ class StandardRoIHead(nn.Module):
             if results["bbox_pred"] is not None
             else (None,) * len(proposals)
         )
-        det_bboxes, det_labels = [], []
-        for i, meta in enumerate(img_metas):
-            if rois_per_img[i].shape[0] == 0:
-                det_bboxes.append(rois_per_img[i].new_zeros(0, 5))
-                det_labels.append(rois_per_img[i].new_zeros((0,), dtype=torch.long))
-                continue
-            bboxes, labels = self.bbox_head.get_bboxes(
-                rois_per_img[i],
-                scores[i],
-                preds[i],
-                meta["img_shape"],
-                meta["scale_factor"],
-                rescale=rescale,
-                cfg=rcnn_test_cfg,
-            )
-            det_bboxes.append(bboxes)
-            det_labels.append(labels)
-        return det_bboxes, det_labels
+        return detections_per_image(
+            self.bbox_head, rois_per_img, scores, preds, img_metas, rcnn_test_cfg, rescale
+        )
 
     def simple_test(
         self,
