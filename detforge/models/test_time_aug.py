@@ -98,10 +98,10 @@ def dense_aug_test(
     cfg = head.test_cfg
     boxes, scores, labels = [], [], []
     for x, metas in zip(feats, img_metas, strict=True):
-        cls_scores, bbox_preds = head(x)
-        b, s, lab = head.get_bboxes(
-            cls_scores, bbox_preds, img_metas=metas, cfg=cfg, rescale=False, with_nms=False
-        )[0]
+        outs = head(x)  # scores, boxes (and score factors such as centerness)
+        b, s, lab = head.get_bboxes(*outs, img_metas=metas, cfg=cfg, rescale=False, with_nms=False)[
+            0
+        ]
         boxes.append(b)
         scores.append(s)
         labels.append(lab)

@@ -125,3 +125,16 @@ def test_show_result_draws_and_writes(tmp_path) -> None:
     out = tmp_path / "vis" / "det.png"
     assert model.show_result(img, result, out_file=str(out)) is None
     assert out.is_file()
+
+
+@pytest.mark.parametrize("family", ["fcos", "atss", "gfl", "vfnet"])
+def test_dense_aug_test_for_heads_with_score_factors(family: str) -> None:
+    model = tiny(family)
+    model.eval()
+    img = torch.randn(1, 3, 64, 64)
+    view = dict(metas(1)[0], flip_direction=None)
+    flipped = dict(view, flip=True, flip_direction="horizontal")
+    with torch.no_grad():
+        result = model.aug_test([img, img.flip(-1)], [[dict(view)], [flipped]], rescale=True)[0]
+    assert len(result) == 80
+    assert all(r.shape[1] == 5 for r in result)

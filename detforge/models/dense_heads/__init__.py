@@ -1,7 +1,21 @@
 """Dense (one-stage and RPN) heads."""
 
+from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_head import AnchorHead
+from detforge.models.dense_heads.atss_head import ATSSHead
+from detforge.models.dense_heads.fcos_head import FCOSHead
+from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
+from detforge.models.dense_heads.vfnet_head import VFNetHead
 
-__all__ = ["AnchorHead", "RPNHead", "RetinaHead"]
+__all__ = [
+    "ATSSHead",
+    "AnchorFreeHead",
+    "AnchorHead",
+    "FCOSHead",
+    "GFLHead",
+    "RPNHead",
+    "RetinaHead",
+    "VFNetHead",
+]

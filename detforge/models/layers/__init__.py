@@ -41,6 +41,7 @@ from detforge.models.layers.init import (
 )
 from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
+from detforge.models.layers.scale import Scale
 
 __all__ = [
     "ACTIVATION_LAYERS",
@@ -58,6 +59,7 @@ __all__ = [
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
     "ResLayer",
+    "Scale",
     "Swish",
     "SyncBatchNorm",
     "apply_init_cfg",

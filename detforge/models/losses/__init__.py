@@ -20,6 +20,14 @@ from detforge.models.losses.focal_loss import (
     py_sigmoid_focal_loss,
     sigmoid_focal_loss,
 )
+from detforge.models.losses.gfocal_loss import (
+    DistributionFocalLoss,
+    QualityFocalLoss,
+    distribution_focal_loss,
+    quality_focal_loss,
+    quality_focal_loss_tensor_target,
+    quality_focal_loss_with_prob,
+)
 from detforge.models.losses.iou_loss import (
     BoundedIoULoss,
     CIoULoss,
@@ -34,6 +42,7 @@ from detforge.models.losses.iou_loss import (
 )
 from detforge.models.losses.smooth_l1_loss import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
 from detforge.models.losses.utils import reduce_loss, weight_reduce_loss, weighted_loss
+from detforge.models.losses.varifocal_loss import VarifocalLoss, varifocal_loss
 
 __all__ = [
     "Accuracy",
@@ -42,11 +51,14 @@ __all__ = [
     "CIoULoss",
     "CrossEntropyLoss",
     "DIoULoss",
+    "DistributionFocalLoss",
     "FocalLoss",
     "GIoULoss",
     "IoULoss",
     "L1Loss",
+    "QualityFocalLoss",
     "SmoothL1Loss",
+    "VarifocalLoss",
     "accuracy",
     "balanced_l1_loss",
     "binary_cross_entropy",
@@ -54,15 +66,20 @@ __all__ = [
     "ciou_loss",
     "cross_entropy",
     "diou_loss",
+    "distribution_focal_loss",
     "giou_loss",
     "iou_loss",
     "l1_loss",
     "mask_cross_entropy",
     "py_focal_loss_with_prob",
     "py_sigmoid_focal_loss",
+    "quality_focal_loss",
+    "quality_focal_loss_tensor_target",
+    "quality_focal_loss_with_prob",
     "reduce_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
+    "varifocal_loss",
     "weight_reduce_loss",
     "weighted_loss",
 ]

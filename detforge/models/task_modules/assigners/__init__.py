@@ -1,6 +1,7 @@
 """Assigners, registered in ``TASK_UTILS``."""
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
+from detforge.models.task_modules.assigners.atss_assigner import ATSSAssigner
 from detforge.models.task_modules.assigners.max_iou_assigner import MaxIoUAssigner
 
-__all__ = ["AssignResult", "MaxIoUAssigner"]
+__all__ = ["ATSSAssigner", "AssignResult", "MaxIoUAssigner"]

@@ -5,5 +5,8 @@ from detforge.models.task_modules.coders.delta_xywh_bbox_coder import (
     bbox2delta,
     delta2bbox,
 )
+from detforge.models.task_modules.coders.distance_point_bbox_coder import (
+    DistancePointBBoxCoder,
+)
 
-__all__ = ["DeltaXYWHBBoxCoder", "bbox2delta", "delta2bbox"]
+__all__ = ["DeltaXYWHBBoxCoder", "DistancePointBBoxCoder", "bbox2delta", "delta2bbox"]

@@ -1,5 +1,9 @@
 """Prior (anchor) generators, registered in ``TASK_UTILS``."""
 
 from detforge.models.task_modules.prior_generators.anchor_generator import AnchorGenerator
+from detforge.models.task_modules.prior_generators.point_generator import (
+    MlvlPointGenerator,
+    PointGenerator,
+)
 
-__all__ = ["AnchorGenerator"]
+__all__ = ["AnchorGenerator", "MlvlPointGenerator", "PointGenerator"]
