@@ -1,0 +1,201 @@
+"""Writing checkpoints in MMDetection v2's layout, atomically, and finding the newest one.
+
+A saved file is a ``torch.save`` dict::
+
+    {'meta': {'detforge_version', 'time', 'CLASSES' (if the model has them), 'fp16' (if a
+              scaler is given), plus the caller's keys: 'epoch', 'iter', 'config', 'seed', ...},
+     'state_dict': OrderedDict of CPU tensors (no 'module.' prefix of DataParallel/DDP),
+     'optimizer': optimizer.state_dict() (or a dict of them for several optimizers)}
+
+The file is written to a temporary file in the same folder and renamed over the target, so a
+crash or a full disk never leaves a torn checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import detforge
+from detforge.utils.fileio import atomic_write
+
+__all__ = ["find_latest_checkpoint", "save_checkpoint"]
+
+_WRAPPERS: tuple[type[nn.Module], ...] = (
+    nn.DataParallel,
+    nn.parallel.DistributedDataParallel,
+)
+_NUMBERED = re.compile(r"^(?:epoch|iter)_(\d+)\.pth$")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while isinstance(model, _WRAPPERS):
+        inner = model.module
+        assert isinstance(inner, nn.Module)
+        model = inner
+    return model
+
+
+def _cpu_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """The state_dict on CPU, without the ``module.`` level of wrapped (sub)modules."""
+    model = _unwrap(model)
+    state = model.state_dict()
+    wrapped = [name for name, mod in model.named_modules() if name and isinstance(mod, _WRAPPERS)]
+    # Deepest wrappers first, so a wrapper nested in a wrapper is stripped level by level.
+    wrapped.sort(key=lambda n: n.count("."), reverse=True)
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state.items():
+        for name in wrapped:
+            if key.startswith(f"{name}.module."):
+                key = f"{name}.{key[len(name) + len('.module.') :]}"
+        out[key] = value.detach().cpu()
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        out._metadata = metadata  # type: ignore[attr-defined]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Meta values as types that ``torch.load(weights_only=True)`` reads back."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def save_checkpoint(
+    model: nn.Module,
+    filename: str | os.PathLike[str],
+    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    scaler: Any = None,
+) -> None:
+    """Save ``model`` (and optimizer, scaler state) to ``filename`` atomically.
+
+    Args:
+        model: The model; DataParallel/DDP wrappers are looked through.
+        filename: Target path; missing folders are created.
+        optimizer: An optimizer, or a dict of named optimizers, whose state is saved.
+        meta: Extra meta entries (``epoch``, ``iter``, ``config``, ``seed``, ``hook_msgs`` ...).
+        scaler: An AMP ``GradScaler`` (anything with ``state_dict()``); saved as
+            ``meta['fp16']['loss_scaler']`` as v2's fp16 hook does.
+
+    Raises:
+        TypeError: ``meta`` is not a dict or ``optimizer`` is not an optimizer.
+        OSError: the file could not be written (the message names it); an existing file at
+            ``filename`` is left as it was.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / 'epoch_1.pth'
+        >>> save_checkpoint(nn.Linear(2, 1), path, meta=dict(epoch=1, iter=10))
+        >>> sorted(torch.load(path, weights_only=True)['meta'])
+        ['detforge_version', 'epoch', 'iter', 'time']
+    """
+    if meta is None:
+        meta_out: dict[str, Any] = {}
+    elif isinstance(meta, Mapping):
+        meta_out = _plain(dict(meta))
+    else:
+        raise TypeError(f"save_checkpoint({filename}): meta must be a dict, got {type(meta)}")
+    meta_out.update(detforge_version=detforge.__version__, time=time.asctime())
+    bare = _unwrap(model)
+    classes = getattr(bare, "CLASSES", None)
+    if classes is not None:
+        meta_out["CLASSES"] = _plain(classes)
+    if scaler is not None:
+        fp16 = dict(meta_out.get("fp16") or {})
+        fp16["loss_scaler"] = scaler.state_dict()
+        meta_out["fp16"] = fp16
+
+    checkpoint: dict[str, Any] = {"meta": meta_out, "state_dict": _cpu_state_dict(model)}
+    if isinstance(optimizer, torch.optim.Optimizer):
+        checkpoint["optimizer"] = optimizer.state_dict()
+    elif isinstance(optimizer, Mapping):
+        checkpoint["optimizer"] = {}
+        for name, opt in optimizer.items():
+            if not isinstance(opt, torch.optim.Optimizer):
+                raise TypeError(
+                    f"save_checkpoint({filename}): optimizer[{name!r}] is {type(opt)}, "
+                    "not a torch.optim.Optimizer"
+                )
+            checkpoint["optimizer"][name] = opt.state_dict()
+    elif optimizer is not None:
+        raise TypeError(
+            f"save_checkpoint({filename}): optimizer must be an Optimizer or a dict of them, "
+            f"got {type(optimizer)}"
+        )
+
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write(filename, buffer.getvalue())
+
+
+def _is_valid(path: Path) -> bool:
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a zip/pickle, unreadable, ...
+        warnings.warn(f"skipping unreadable checkpoint {path}: {exc}", stacklevel=3)
+        return False
+    if not isinstance(content, Mapping):
+        warnings.warn(f"skipping {path}: not a checkpoint dict", stacklevel=3)
+        return False
+    return True
+
+
+def find_latest_checkpoint(work_dir: str | os.PathLike[str]) -> str | None:
+    """The checkpoint ``--auto-resume`` resumes from, as MMDetection v2 picks it.
+
+    ``latest.pth`` when it exists and is readable, else the readable ``epoch_N.pth`` or
+    ``iter_N.pth`` with the largest ``N``. Unreadable files are skipped with a warning.
+
+    Returns:
+        The path as a string, or ``None`` (with a warning) when there is none.
+
+    Example:
+        >>> import tempfile
+        >>> work_dir = Path(tempfile.mkdtemp())
+        >>> for n in (2, 10):
+        ...     save_checkpoint(nn.Linear(2, 1), work_dir / f'epoch_{n}.pth')
+        >>> Path(find_latest_checkpoint(work_dir)).name
+        'epoch_10.pth'
+    """
+    folder = Path(work_dir)
+    if not folder.is_dir():
+        warnings.warn(f"no checkpoints to resume from: {folder} does not exist", stacklevel=2)
+        return None
+    candidates: list[Path] = []
+    latest = folder / "latest.pth"
+    if latest.exists() or latest.is_symlink():
+        candidates.append(latest)
+    numbered = []
+    for path in folder.iterdir():
+        match = _NUMBERED.match(path.name)
+        if match:
+            numbered.append((int(match.group(1)), path.name, path))
+    candidates += [path for _, _, path in sorted(numbered, reverse=True)]
+    for path in candidates:
+        if _is_valid(path):
+            return str(path)
+    warnings.warn(f"no readable checkpoint in {folder}", stacklevel=2)
+    return None
