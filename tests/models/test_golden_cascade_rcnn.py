@@ -25,7 +25,10 @@ from detforge.models import build_detector
 from detforge.models.detectors import CascadeRCNN, parse_losses
 from detforge.models.roi_heads import BBoxHead, CascadeRoIHead
 from detforge.structures.masks import BitmapMasks
-from tests.models.test_golden_two_stage_and_retina import FIXTURES, _load, _match_dets, _metas
+from tests.models.golden import FIXTURES
+from tests.models.golden import fixture_metas as _metas
+from tests.models.golden import load_fixture as _load
+from tests.models.golden import match_dets as _match_dets
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LAYOUTS = FIXTURES / "layouts"
@@ -37,16 +40,6 @@ def golden() -> tuple[Any, dict[str, Any], dict[str, Any]]:
     model, inputs, expected = _load("cascade_rcnn")
     model.eval()
     return model, inputs, expected
-
-
-@pytest.fixture()
-def one_thread() -> Any:
-    """The fixture was computed with one CPU thread; BN backward sums (and the order of two
-    RPN proposals with equal scores) depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _forward_train(model: Any, inputs: dict[str, Any], empty: bool = False) -> dict[str, Any]:

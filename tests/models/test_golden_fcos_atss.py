@@ -22,33 +22,16 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.config import Config, load_config
+from detforge.config import load_config
 from detforge.models import build_detector
 from detforge.models.detectors import parse_losses
-from tests.conftest import shared_data_dir
+from tests.models.golden import FIXTURES
+from tests.models.golden import fixture_metas as _metas
+from tests.models.golden import load_fixture as _load
 
-FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAMILIES = ["fcos", "atss"]
 BOX_SIZE_TOL = {"fcos": 2e-6, "atss": 0.0}
-
-
-def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    root = FIXTURES / family
-    if not root.is_dir():
-        pytest.skip(f"fixture {root} not found")
-    cfg = Config.fromfile(root / "model.py")
-    model = build_detector(cfg.model)
-    state = torch.load(root / "weights.pth", weights_only=True)["state_dict"]
-    result = model.load_state_dict(state, strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    inputs = torch.load(root / "inputs.pt", weights_only=False)
-    expected = torch.load(root / "expected.pt", weights_only=True)
-    return model, inputs, expected
-
-
-def _metas(inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(meta) for meta in inputs["img_metas"]]
 
 
 def _assert_boxes_close(got: torch.Tensor, want: torch.Tensor, size_tol: float) -> None:
@@ -57,15 +40,6 @@ def _assert_boxes_close(got: torch.Tensor, want: torch.Tensor, size_tol: float) 
     excess = (got - want).abs() - (1e-4 + size_tol * size)
     worst = int(excess.max(dim=1).values.argmax())
     assert float(excess.max()) <= 0, f"row {worst}: {got[worst].tolist()} vs {want[worst].tolist()}"
-
-
-@pytest.fixture()
-def one_thread() -> Any:
-    """The fixtures were computed with one CPU thread (reduction order of BN/GN backward)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -20,67 +20,13 @@ import torch
 from detforge.config import Config, load_config
 from detforge.models import build_detector
 from detforge.models.detectors import parse_losses
-from detforge.structures.bbox import bbox_overlaps
-from tests.conftest import shared_data_dir
+from tests.models.golden import FIXTURES
+from tests.models.golden import fixture_metas as _metas
+from tests.models.golden import load_fixture as _load
+from tests.models.golden import match_dets as _match_dets
 
-FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAMILIES = ["gfl", "vfnet"]
-
-
-def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    root = FIXTURES / family
-    if not root.is_dir():
-        pytest.skip(f"fixture {root} not found")
-    model = build_detector(Config.fromfile(root / "model.py").model)
-    state = torch.load(root / "weights.pth", weights_only=True)["state_dict"]
-    result = model.load_state_dict(state, strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    inputs = torch.load(root / "inputs.pt", weights_only=False)
-    expected = torch.load(root / "expected.pt", weights_only=True)
-    return model, inputs, expected
-
-
-def _metas(inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(meta) for meta in inputs["img_metas"]]
-
-
-def _dets_from_v2(result: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """v2 per-class arrays → boxes, scores, labels sorted by score (descending, stable)."""
-    rows = [(box[:4], box[4], label) for label, arr in enumerate(result) for box in arr]
-    if not rows:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    boxes = np.stack([r[0] for r in rows])
-    scores = np.array([r[1] for r in rows])
-    labels = np.array([r[2] for r in rows])
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order], labels[order]
-
-
-def _match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> None:
-    """Same count; every expected detection has a same-label partner (IoU > 0.99, atol 1e-4)."""
-    boxes, scores, labels = _dets_from_v2(result)
-    exp_boxes = expected["bboxes"].numpy()
-    exp_scores = expected["scores"].numpy()
-    exp_labels = expected["labels"].numpy()
-    assert len(boxes) == len(exp_boxes)
-    assert len(boxes) > 0  # the fixtures' README: 100 detections per image
-    ious = bbox_overlaps(torch.from_numpy(exp_boxes).float(), torch.from_numpy(boxes).float())
-    for i in range(len(exp_boxes)):
-        candidates = np.where((labels == exp_labels[i]) & (ious[i].numpy() > 0.99))[0]
-        assert len(candidates), f"expected detection {i} ({exp_labels[i]}) has no partner"
-        j = candidates[np.argmin(np.abs(scores[candidates] - exp_scores[i]))]
-        np.testing.assert_allclose(boxes[j], exp_boxes[i], atol=1e-4, rtol=0)
-        np.testing.assert_allclose(scores[j], exp_scores[i], atol=1e-4, rtol=0)
-
-
-@pytest.fixture()
-def one_thread() -> Any:
-    """The fixtures were computed with one CPU thread (see test_golden_two_stage_and_retina)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -22,7 +22,10 @@ from detforge.models import build_detector
 from detforge.models.detectors import MaskRCNN, parse_losses
 from detforge.structures.bbox import bbox2roi
 from detforge.structures.masks import BitmapMasks
-from tests.models.test_golden_two_stage_and_retina import FIXTURES, _load, _match_dets, _metas
+from tests.models.golden import FIXTURES
+from tests.models.golden import fixture_metas as _metas
+from tests.models.golden import load_fixture as _load
+from tests.models.golden import match_dets as _match_dets
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LAYOUT = FIXTURES / "layouts" / "mask_rcnn_r50.json"
@@ -33,15 +36,6 @@ def golden() -> tuple[Any, dict[str, Any], dict[str, Any]]:
     model, inputs, expected = _load("mask_rcnn")
     model.eval()
     return model, inputs, expected
-
-
-@pytest.fixture()
-def one_thread() -> Any:
-    """The fixture's gradients were computed with one CPU thread (see the retina/faster test)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _flatten(bbox_result: list[np.ndarray], segm_result: list[list[np.ndarray]]) -> list[Any]:

@@ -14,61 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.config import Config
-from detforge.models import build_detector
 from detforge.models.detectors import parse_losses
-from detforge.structures.bbox import bbox_overlaps
-from tests.conftest import shared_data_dir
-
-FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
-
-
-def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    root = FIXTURES / family
-    if not root.is_dir():
-        pytest.skip(f"fixture {root} not found")
-    cfg = Config.fromfile(root / "model.py")
-    model = build_detector(cfg.model)
-    state = torch.load(root / "weights.pth", weights_only=True)["state_dict"]
-    result = model.load_state_dict(state, strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    inputs = torch.load(root / "inputs.pt", weights_only=False)
-    expected = torch.load(root / "expected.pt", weights_only=True)
-    return model, inputs, expected
-
-
-def _metas(inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(meta) for meta in inputs["img_metas"]]
-
-
-def _dets_from_v2(result: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """v2 per-class arrays → boxes, scores, labels sorted by score (descending, stable)."""
-    rows = [(box[:4], box[4], label) for label, arr in enumerate(result) for box in arr]
-    if not rows:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    boxes = np.stack([r[0] for r in rows])
-    scores = np.array([r[1] for r in rows])
-    labels = np.array([r[2] for r in rows])
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order], labels[order]
-
-
-def _match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> None:
-    """Same count; every expected detection has a same-label partner (IoU > 0.99, score 1e-4)."""
-    boxes, scores, labels = _dets_from_v2(result)
-    exp_boxes = expected["bboxes"].numpy()
-    exp_scores = expected["scores"].numpy()
-    exp_labels = expected["labels"].numpy()
-    assert len(boxes) == len(exp_boxes)
-    if len(boxes) == 0:
-        return
-    ious = bbox_overlaps(torch.from_numpy(exp_boxes).float(), torch.from_numpy(boxes).float())
-    for i in range(len(exp_boxes)):
-        candidates = np.where((labels == exp_labels[i]) & (ious[i].numpy() > 0.99))[0]
-        assert len(candidates), f"expected detection {i} ({exp_labels[i]}) has no partner"
-        j = candidates[np.argmin(np.abs(scores[candidates] - exp_scores[i]))]
-        np.testing.assert_allclose(boxes[j], exp_boxes[i], atol=1e-4, rtol=0)
-        np.testing.assert_allclose(scores[j], exp_scores[i], atol=1e-4, rtol=0)
+from tests.models.golden import fixture_metas as _metas
+from tests.models.golden import load_fixture as _load
+from tests.models.golden import match_dets as _match_dets
 
 
 def _check_losses_and_grads(model: Any, inputs: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -131,17 +80,6 @@ def test_detections(family: str, rescale: bool) -> None:
         results = model.simple_test(inputs["img"], _metas(inputs), rescale=rescale)
     for result, want in zip(results, expected[key], strict=True):
         _match_dets(result, want)
-
-
-@pytest.fixture()
-def one_thread() -> Any:
-    """The fixtures were computed with one CPU thread; BN's backward reductions (sums over
-    the batch) land on different last bits with more threads, which moves the gradient norms
-    of small BN biases by up to ~1e-4 relative."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("family", ["faster_rcnn", "retinanet"])

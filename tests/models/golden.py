@@ -1,0 +1,64 @@
+"""Shared helpers of the golden-fixture tests (../shared/fixtures/mmdet, see its README)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from detforge.config import Config
+from detforge.models import build_detector
+from detforge.structures.bbox import bbox_overlaps
+from tests.conftest import shared_data_dir
+
+FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
+
+
+def load_fixture(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    root = FIXTURES / family
+    if not root.is_dir():
+        pytest.skip(f"fixture {root} not found")
+    cfg = Config.fromfile(root / "model.py")
+    model = build_detector(cfg.model)
+    state = torch.load(root / "weights.pth", weights_only=True)["state_dict"]
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    inputs = torch.load(root / "inputs.pt", weights_only=False)
+    expected = torch.load(root / "expected.pt", weights_only=True)
+    return model, inputs, expected
+
+
+def fixture_metas(inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(meta) for meta in inputs["img_metas"]]
+
+
+def dets_from_v2(result: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """v2 per-class arrays → boxes, scores, labels sorted by score (descending, stable)."""
+    rows = [(box[:4], box[4], label) for label, arr in enumerate(result) for box in arr]
+    if not rows:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
+    boxes = np.stack([r[0] for r in rows])
+    scores = np.array([r[1] for r in rows])
+    labels = np.array([r[2] for r in rows])
+    order = np.argsort(-scores, kind="stable")
+    return boxes[order], scores[order], labels[order]
+
+
+def match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> None:
+    """Same count; every expected detection has a same-label partner (IoU > 0.99, score 1e-4)."""
+    boxes, scores, labels = dets_from_v2(result)
+    exp_boxes = expected["bboxes"].numpy()
+    exp_scores = expected["scores"].numpy()
+    exp_labels = expected["labels"].numpy()
+    assert len(boxes) == len(exp_boxes)
+    if len(boxes) == 0:
+        return
+    ious = bbox_overlaps(torch.from_numpy(exp_boxes).float(), torch.from_numpy(boxes).float())
+    for i in range(len(exp_boxes)):
+        candidates = np.where((labels == exp_labels[i]) & (ious[i].numpy() > 0.99))[0]
+        assert len(candidates), f"expected detection {i} ({exp_labels[i]}) has no partner"
+        j = candidates[np.argmin(np.abs(scores[candidates] - exp_scores[i]))]
+        np.testing.assert_allclose(boxes[j], exp_boxes[i], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(scores[j], exp_scores[i], atol=1e-4, rtol=0)
