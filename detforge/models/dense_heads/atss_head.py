@@ -10,7 +10,7 @@ centerness BCE and the focal classification loss are averaged over the positives
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -29,7 +29,7 @@ from detforge.models.layers.scale import Scale
 from detforge.models.utils import anchor_inside_flags, images_to_levels, multi_apply, unmap
 from detforge.registry import MODELS, TASK_UTILS, build_module
 
-__all__ = ["ATSSHead", "atss_centerness_target"]
+__all__ = ["ATSSHead", "atss_centerness_target", "atss_targets"]
 
 Cfg = Mapping[str, Any]
 _GN32: Cfg = MappingProxyType(dict(type="GN", num_groups=32, requires_grad=True))
@@ -61,6 +61,151 @@ def atss_centerness_target(anchors: torch.Tensor, gts: torch.Tensor) -> torch.Te
     if torch.isnan(centerness).any():
         raise ValueError("ATSS centerness target is NaN: a positive anchor centre is on a box side")
     return centerness
+
+
+def _num_level_inside(num_level_anchors: Sequence[int], inside: torch.Tensor) -> list[int]:
+    return [int(flags.sum()) for flags in torch.split(inside, list(num_level_anchors))]
+
+
+def _atss_targets_single(
+    flat_anchors: torch.Tensor,
+    valid_flags: torch.Tensor,
+    num_level_anchors: Sequence[int],
+    gt_bboxes: torch.Tensor,
+    gt_bboxes_ignore: torch.Tensor | None,
+    gt_labels: torch.Tensor | None,
+    img_meta: Cfg,
+    assigner: Any,
+    sampler: Any,
+    num_classes: int,
+    train_cfg: Cfg,
+    unmap_outputs: bool,
+    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+) -> tuple[Any, ...]:
+    inside = anchor_inside_flags(
+        flat_anchors, valid_flags, img_meta["img_shape"][:2], train_cfg["allowed_border"]
+    )
+    if not inside.any():
+        return (None,) * 7
+    anchors = flat_anchors[inside, :]
+    assign_result = assigner.assign(
+        anchors,
+        _num_level_inside(num_level_anchors, inside),
+        gt_bboxes,
+        gt_bboxes_ignore,
+        gt_labels,
+    )
+    sampling_result = sampler.sample(assign_result, anchors, gt_bboxes)
+    num_valid = anchors.shape[0]
+    bbox_targets = torch.zeros_like(anchors)
+    bbox_weights = torch.zeros_like(anchors)
+    labels = anchors.new_full((num_valid,), num_classes, dtype=torch.long)
+    label_weights = anchors.new_zeros(num_valid, dtype=torch.float)
+    pos_inds = sampling_result.pos_inds
+    neg_inds = sampling_result.neg_inds
+    if len(pos_inds) > 0:
+        pos_targets = sampling_result.pos_gt_bboxes
+        if encode is not None:
+            pos_targets = encode(sampling_result.pos_bboxes, pos_targets)
+        bbox_targets[pos_inds, :] = pos_targets
+        bbox_weights[pos_inds, :] = 1.0
+        if gt_labels is None:
+            labels[pos_inds] = 0
+        else:
+            labels[pos_inds] = gt_labels[sampling_result.pos_assigned_gt_inds]
+        pos_weight = train_cfg["pos_weight"]
+        label_weights[pos_inds] = 1.0 if pos_weight <= 0 else pos_weight
+    if len(neg_inds) > 0:
+        label_weights[neg_inds] = 1.0
+    if unmap_outputs:
+        total = flat_anchors.size(0)
+        anchors = unmap(anchors, total, inside)
+        labels = unmap(labels, total, inside, fill=num_classes)
+        label_weights = unmap(label_weights, total, inside)
+        bbox_targets = unmap(bbox_targets, total, inside)
+        bbox_weights = unmap(bbox_weights, total, inside)
+    return anchors, labels, label_weights, bbox_targets, bbox_weights, pos_inds, neg_inds
+
+
+def atss_targets(
+    anchor_list: Sequence[Sequence[torch.Tensor]],
+    valid_flag_list: Sequence[Sequence[torch.Tensor]],
+    gt_bboxes_list: Sequence[torch.Tensor],
+    img_metas: Sequence[Cfg],
+    *,
+    assigner: Any,
+    sampler: Any,
+    num_classes: int,
+    train_cfg: Cfg,
+    gt_bboxes_ignore_list: Sequence[torch.Tensor | None] | None = None,
+    gt_labels_list: Sequence[torch.Tensor | None] | None = None,
+    unmap_outputs: bool = True,
+    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[Any, ...] | None:
+    """ATSS targets of a batch, split by level (v2's ``ATSSHead``/``GFLHead.get_targets``).
+
+    Each image's anchors inside the image are assigned with the count of inside anchors per
+    level (``assigner.assign(anchors, num_level_anchors_inside, gt, ignore, labels)``); every
+    positive gets label weight 1 (or ``pos_weight``) and its ground-truth box as the box
+    target (``x1, y1, x2, y2``, or ``encode(anchor, gt)`` when given), negatives label
+    ``num_classes`` with weight 1.
+
+    Args:
+        anchor_list: Per image, per level ``Tensor[n_l, 4]``.
+        valid_flag_list: Per image, per level ``Tensor[n_l]`` bool.
+        gt_bboxes_list: Per image ``Tensor[k, 4]``.
+        img_metas: Per image meta (``img_shape``).
+        assigner: ATSS-style assigner.
+        sampler: Sampler (``PseudoSampler``).
+        num_classes: Foreground classes (the background label).
+        train_cfg: ``allowed_border`` and ``pos_weight``.
+        gt_bboxes_ignore_list: Per image ignored boxes.
+        gt_labels_list: Per image labels (``None``: every positive is class 0).
+        unmap_outputs: Scatter targets back to all anchors.
+        encode: Box coder encoding of the positive targets (ATSSHead), or ``None`` (GFL).
+
+    Returns:
+        ``None`` when an image has no anchor inside it, else ``(anchors, labels,
+        label_weights, bbox_targets, bbox_weights)`` as per-level lists of ``[B, n_l, ...]``
+        plus ``num_total_pos`` and ``num_total_neg`` (each image counts at least 1).
+    """
+    num_imgs = len(img_metas)
+    if not len(anchor_list) == len(valid_flag_list) == num_imgs:
+        raise ValueError(
+            f"atss_targets: {len(anchor_list)} anchor lists and {len(valid_flag_list)} flag "
+            f"lists for {num_imgs} images"
+        )
+    num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+    results = multi_apply(
+        _atss_targets_single,
+        [torch.cat(list(anchors)) for anchors in anchor_list],
+        [torch.cat(list(flags)) for flags in valid_flag_list],
+        [num_level_anchors] * num_imgs,
+        gt_bboxes_list,
+        list(gt_bboxes_ignore_list or [None] * num_imgs),
+        list(gt_labels_list or [None] * num_imgs),
+        img_metas,
+        assigner=assigner,
+        sampler=sampler,
+        num_classes=num_classes,
+        train_cfg=train_cfg,
+        unmap_outputs=unmap_outputs,
+        encode=encode,
+    )
+    anchors, labels, label_weights, bbox_targets, bbox_weights, pos_inds, neg_inds = results
+    if any(item is None for item in labels):
+        return None
+    num_total_pos = sum(max(inds.numel(), 1) for inds in pos_inds)
+    num_total_neg = sum(max(inds.numel(), 1) for inds in neg_inds)
+    return (
+        images_to_levels(anchors, num_level_anchors),
+        images_to_levels(labels, num_level_anchors),
+        images_to_levels(label_weights, num_level_anchors),
+        images_to_levels(bbox_targets, num_level_anchors),
+        images_to_levels(bbox_weights, num_level_anchors),
+        num_total_pos,
+        num_total_neg,
+    )
 
 
 @MODELS.register_module()
@@ -190,69 +335,6 @@ class ATSSHead(AnchorHead):
         return cls_score, bbox_pred, centerness
 
     # ---------------------------------------------------------------- targets
-    def get_num_level_anchors_inside(
-        self, num_level_anchors: Sequence[int], inside_flags: torch.Tensor
-    ) -> list[int]:
-        """How many anchors of each level lie inside the image."""
-        return [int(flags.sum()) for flags in torch.split(inside_flags, list(num_level_anchors))]
-
-    def _get_target_single(
-        self,
-        flat_anchors: torch.Tensor,
-        valid_flags: torch.Tensor,
-        num_level_anchors: Sequence[int],
-        gt_bboxes: torch.Tensor,
-        gt_bboxes_ignore: torch.Tensor | None,
-        gt_labels: torch.Tensor | None,
-        img_meta: Cfg,
-        label_channels: int = 1,
-        unmap_outputs: bool = True,
-    ) -> tuple[Any, ...]:
-        assert self.train_cfg is not None
-        inside = anchor_inside_flags(
-            flat_anchors, valid_flags, img_meta["img_shape"][:2], self.train_cfg["allowed_border"]
-        )
-        if not inside.any():
-            return (None,) * 7
-        anchors = flat_anchors[inside, :]
-        num_inside = self.get_num_level_anchors_inside(num_level_anchors, inside)
-        assign_result = self.assigner.assign(
-            anchors, num_inside, gt_bboxes, gt_bboxes_ignore, gt_labels
-        )
-        sampling_result = self.sampler.sample(assign_result, anchors, gt_bboxes)
-        num_valid = anchors.shape[0]
-        bbox_targets = torch.zeros_like(anchors)
-        bbox_weights = torch.zeros_like(anchors)
-        labels = anchors.new_full((num_valid,), self.num_classes, dtype=torch.long)
-        label_weights = anchors.new_zeros(num_valid, dtype=torch.float)
-        pos_inds = sampling_result.pos_inds
-        neg_inds = sampling_result.neg_inds
-        if len(pos_inds) > 0:
-            if self.reg_decoded_bbox:
-                pos_targets = sampling_result.pos_gt_bboxes
-            else:
-                pos_targets = self.bbox_coder.encode(
-                    sampling_result.pos_bboxes, sampling_result.pos_gt_bboxes
-                )
-            bbox_targets[pos_inds, :] = pos_targets
-            bbox_weights[pos_inds, :] = 1.0
-            if gt_labels is None:
-                labels[pos_inds] = 0
-            else:
-                labels[pos_inds] = gt_labels[sampling_result.pos_assigned_gt_inds]
-            pos_weight = self.train_cfg["pos_weight"]
-            label_weights[pos_inds] = 1.0 if pos_weight <= 0 else pos_weight
-        if len(neg_inds) > 0:
-            label_weights[neg_inds] = 1.0
-        if unmap_outputs:
-            total = flat_anchors.size(0)
-            anchors = unmap(anchors, total, inside)
-            labels = unmap(labels, total, inside, fill=self.num_classes)
-            label_weights = unmap(label_weights, total, inside)
-            bbox_targets = unmap(bbox_targets, total, inside)
-            bbox_weights = unmap(bbox_weights, total, inside)
-        return anchors, labels, label_weights, bbox_targets, bbox_weights, pos_inds, neg_inds
-
     def get_targets(  # type: ignore[override]
         self,
         anchor_list: Sequence[Sequence[torch.Tensor]],
@@ -265,44 +347,21 @@ class ATSSHead(AnchorHead):
         unmap_outputs: bool = True,
     ) -> tuple[Any, ...] | None:
         """Per-level ``(anchors, labels, label_weights, bbox_targets, bbox_weights)`` of the
-        batch, plus the positive and negative counts (each image counting at least 1)."""
-        num_imgs = len(img_metas)
-        if len(anchor_list) != num_imgs or len(valid_flag_list) != num_imgs:
-            raise ValueError(
-                f"ATSSHead.get_targets: {len(anchor_list)} anchor lists and "
-                f"{len(valid_flag_list)} flag lists for {num_imgs} images"
-            )
-        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-        flat_anchors = [torch.cat(list(a)) for a in anchor_list]
-        flat_valid = [torch.cat(list(v)) for v in valid_flag_list]
-        ignores = list(gt_bboxes_ignore_list or [None] * num_imgs)
-        labels_in = list(gt_labels_list or [None] * num_imgs)
-        anchors, labels, label_weights, bbox_targets, bbox_weights, pos_inds, neg_inds = (
-            multi_apply(
-                self._get_target_single,
-                flat_anchors,
-                flat_valid,
-                [num_level_anchors] * num_imgs,
-                gt_bboxes_list,
-                ignores,
-                labels_in,
-                img_metas,
-                label_channels=label_channels,
-                unmap_outputs=unmap_outputs,
-            )
-        )
-        if any(item is None for item in labels):
-            return None
-        num_total_pos = sum(max(inds.numel(), 1) for inds in pos_inds)
-        num_total_neg = sum(max(inds.numel(), 1) for inds in neg_inds)
-        return (
-            images_to_levels(anchors, num_level_anchors),
-            images_to_levels(labels, num_level_anchors),
-            images_to_levels(label_weights, num_level_anchors),
-            images_to_levels(bbox_targets, num_level_anchors),
-            images_to_levels(bbox_weights, num_level_anchors),
-            num_total_pos,
-            num_total_neg,
+        batch, plus the positive and negative counts (see :func:`atss_targets`)."""
+        assert self.train_cfg is not None
+        return atss_targets(
+            anchor_list,
+            valid_flag_list,
+            gt_bboxes_list,
+            img_metas,
+            assigner=self.assigner,
+            sampler=self.sampler,
+            num_classes=self.num_classes,
+            train_cfg=self.train_cfg,
+            gt_bboxes_ignore_list=gt_bboxes_ignore_list,
+            gt_labels_list=gt_labels_list,
+            unmap_outputs=unmap_outputs,
+            encode=None if self.reg_decoded_bbox else self.bbox_coder.encode,
         )
 
     def centerness_target(self, anchors: torch.Tensor, gts: torch.Tensor) -> torch.Tensor:

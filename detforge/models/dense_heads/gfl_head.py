@@ -8,9 +8,8 @@ The head is ATSS-shaped (one square anchor per location, ATSS assignment) but pr
   stride), read out by :class:`Integral` and trained with GIoU on the decoded box plus
   Distribution Focal Loss on the distributions.
 
-The module also holds the ATSS target computation shared with :mod:`vfnet_head`
-(:func:`atss_targets`): anchors inside the image are assigned per image with the number of
-anchors of each level, and positives get their ground-truth box as the target.
+Targets come from :func:`~detforge.models.dense_heads.atss_head.atss_targets` (shared with
+``ATSSHead`` and ``VFNetHead``), with the ground-truth boxes themselves as box targets.
 """
 
 from __future__ import annotations
@@ -24,19 +23,17 @@ from torch import nn
 
 from detforge.models.dense_heads.anchor_free_head import reduce_mean
 from detforge.models.dense_heads.anchor_head import AnchorHead, bbox_post_process
+from detforge.models.dense_heads.atss_head import atss_targets
 from detforge.models.layers import ConvModule
 from detforge.models.layers.scale import Scale
 from detforge.models.utils import (
-    anchor_inside_flags,
     filter_scores_and_topk,
-    images_to_levels,
     multi_apply,
-    unmap,
 )
 from detforge.registry import MODELS, TASK_UTILS, build_module
 from detforge.structures.bbox import bbox_overlaps
 
-__all__ = ["GFLHead", "Integral", "anchor_centers", "atss_targets"]
+__all__ = ["GFLHead", "Integral", "anchor_centers"]
 
 Cfg = Mapping[str, Any]
 
@@ -77,143 +74,6 @@ class Integral(nn.Module):
         """Logits ``[..., 4 * (reg_max + 1)]`` (any layout that flattens by side) -> ``[N, 4]``."""
         x = F.softmax(x.reshape(-1, self.reg_max + 1), dim=1)
         return F.linear(x, self.project.type_as(x)).reshape(-1, 4)
-
-
-def _num_level_inside(num_level_anchors: Sequence[int], inside: torch.Tensor) -> list[int]:
-    return [int(flags.sum()) for flags in torch.split(inside, list(num_level_anchors))]
-
-
-def _atss_targets_single(
-    flat_anchors: torch.Tensor,
-    valid_flags: torch.Tensor,
-    num_level_anchors: Sequence[int],
-    gt_bboxes: torch.Tensor,
-    gt_bboxes_ignore: torch.Tensor | None,
-    gt_labels: torch.Tensor | None,
-    img_meta: Cfg,
-    assigner: Any,
-    sampler: Any,
-    num_classes: int,
-    train_cfg: Cfg,
-    unmap_outputs: bool,
-) -> tuple[Any, ...]:
-    inside = anchor_inside_flags(
-        flat_anchors, valid_flags, img_meta["img_shape"][:2], train_cfg["allowed_border"]
-    )
-    if not inside.any():
-        return (None,) * 7
-    anchors = flat_anchors[inside, :]
-    assign_result = assigner.assign(
-        anchors,
-        _num_level_inside(num_level_anchors, inside),
-        gt_bboxes,
-        gt_bboxes_ignore,
-        gt_labels,
-    )
-    sampling_result = sampler.sample(assign_result, anchors, gt_bboxes)
-    num_valid = anchors.shape[0]
-    bbox_targets = torch.zeros_like(anchors)
-    bbox_weights = torch.zeros_like(anchors)
-    labels = anchors.new_full((num_valid,), num_classes, dtype=torch.long)
-    label_weights = anchors.new_zeros(num_valid, dtype=torch.float)
-    pos_inds = sampling_result.pos_inds
-    neg_inds = sampling_result.neg_inds
-    if len(pos_inds) > 0:
-        bbox_targets[pos_inds, :] = sampling_result.pos_gt_bboxes
-        bbox_weights[pos_inds, :] = 1.0
-        if gt_labels is None:
-            labels[pos_inds] = 0
-        else:
-            labels[pos_inds] = gt_labels[sampling_result.pos_assigned_gt_inds]
-        pos_weight = train_cfg["pos_weight"]
-        label_weights[pos_inds] = 1.0 if pos_weight <= 0 else pos_weight
-    if len(neg_inds) > 0:
-        label_weights[neg_inds] = 1.0
-    if unmap_outputs:
-        total = flat_anchors.size(0)
-        anchors = unmap(anchors, total, inside)
-        labels = unmap(labels, total, inside, fill=num_classes)
-        label_weights = unmap(label_weights, total, inside)
-        bbox_targets = unmap(bbox_targets, total, inside)
-        bbox_weights = unmap(bbox_weights, total, inside)
-    return anchors, labels, label_weights, bbox_targets, bbox_weights, pos_inds, neg_inds
-
-
-def atss_targets(
-    anchor_list: Sequence[Sequence[torch.Tensor]],
-    valid_flag_list: Sequence[Sequence[torch.Tensor]],
-    gt_bboxes_list: Sequence[torch.Tensor],
-    img_metas: Sequence[Cfg],
-    *,
-    assigner: Any,
-    sampler: Any,
-    num_classes: int,
-    train_cfg: Cfg,
-    gt_bboxes_ignore_list: Sequence[torch.Tensor | None] | None = None,
-    gt_labels_list: Sequence[torch.Tensor | None] | None = None,
-    unmap_outputs: bool = True,
-) -> tuple[Any, ...] | None:
-    """ATSS targets of a batch, split by level (v2's ``ATSSHead``/``GFLHead.get_targets``).
-
-    Each image's anchors inside the image are assigned with the count of inside anchors per
-    level (``assigner.assign(anchors, num_level_anchors_inside, gt, ignore, labels)``); every
-    positive gets label weight 1 (or ``pos_weight``) and its ground-truth box
-    ``x1, y1, x2, y2`` as the box target, negatives label ``num_classes`` with weight 1.
-
-    Args:
-        anchor_list: Per image, per level ``Tensor[n_l, 4]``.
-        valid_flag_list: Per image, per level ``Tensor[n_l]`` bool.
-        gt_bboxes_list: Per image ``Tensor[k, 4]``.
-        img_metas: Per image meta (``img_shape``).
-        assigner: ATSS-style assigner.
-        sampler: Sampler (``PseudoSampler``).
-        num_classes: Foreground classes (the background label).
-        train_cfg: ``allowed_border`` and ``pos_weight``.
-        gt_bboxes_ignore_list: Per image ignored boxes.
-        gt_labels_list: Per image labels (``None``: every positive is class 0).
-        unmap_outputs: Scatter targets back to all anchors.
-
-    Returns:
-        ``None`` when an image has no anchor inside it, else ``(anchors, labels,
-        label_weights, bbox_targets, bbox_weights)`` as per-level lists of ``[B, n_l, ...]``
-        plus ``num_total_pos`` and ``num_total_neg`` (each image counts at least 1).
-    """
-    num_imgs = len(img_metas)
-    if not len(anchor_list) == len(valid_flag_list) == num_imgs:
-        raise ValueError(
-            f"atss_targets: {len(anchor_list)} anchor lists and {len(valid_flag_list)} flag "
-            f"lists for {num_imgs} images"
-        )
-    num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-    results = multi_apply(
-        _atss_targets_single,
-        [torch.cat(list(anchors)) for anchors in anchor_list],
-        [torch.cat(list(flags)) for flags in valid_flag_list],
-        [num_level_anchors] * num_imgs,
-        gt_bboxes_list,
-        list(gt_bboxes_ignore_list or [None] * num_imgs),
-        list(gt_labels_list or [None] * num_imgs),
-        img_metas,
-        assigner=assigner,
-        sampler=sampler,
-        num_classes=num_classes,
-        train_cfg=train_cfg,
-        unmap_outputs=unmap_outputs,
-    )
-    anchors, labels, label_weights, bbox_targets, bbox_weights, pos_inds, neg_inds = results
-    if any(item is None for item in labels):
-        return None
-    num_total_pos = sum(max(inds.numel(), 1) for inds in pos_inds)
-    num_total_neg = sum(max(inds.numel(), 1) for inds in neg_inds)
-    return (
-        images_to_levels(anchors, num_level_anchors),
-        images_to_levels(labels, num_level_anchors),
-        images_to_levels(label_weights, num_level_anchors),
-        images_to_levels(bbox_targets, num_level_anchors),
-        images_to_levels(bbox_weights, num_level_anchors),
-        num_total_pos,
-        num_total_neg,
-    )
 
 
 @MODELS.register_module()

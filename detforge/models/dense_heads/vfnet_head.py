@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead, reduce_mean
+from detforge.models.dense_heads.atss_head import atss_targets
 from detforge.models.dense_heads.fcos_head import FCOSHead
-from detforge.models.dense_heads.gfl_head import atss_targets
 from detforge.models.layers import ConvModule, DeformConv2d
 from detforge.models.layers.scale import Scale
 from detforge.models.task_modules.prior_generators.point_generator import MlvlPointGenerator
