@@ -1,0 +1,46 @@
+"""Runner hooks with MMCV 1.x / MMDetection v2 names, registered in ``HOOKS``."""
+
+from detforge.engine.hooks.base import STAGES, Hook
+from detforge.engine.hooks.checkpoint import CheckpointHook
+from detforge.engine.hooks.eval_hook import DistEvalHook, EvalHook
+from detforge.engine.hooks.logger import IterTimerHook, LogBuffer, LoggerHook, TextLoggerHook
+from detforge.engine.hooks.lr_updater import LrUpdaterHook, lr_hook_name
+from detforge.engine.hooks.misc import (
+    CheckInvalidLossHook,
+    DistSamplerSeedHook,
+    EMAHook,
+    ExpMomentumEMAHook,
+    InvalidLossError,
+    NumClassCheckHook,
+)
+from detforge.engine.hooks.optimizer import (
+    Fp16OptimizerHook,
+    GradientCumulativeOptimizerHook,
+    OptimizerHook,
+)
+from detforge.engine.hooks.priority import Priority, get_priority
+
+__all__ = [
+    "STAGES",
+    "CheckInvalidLossHook",
+    "CheckpointHook",
+    "DistEvalHook",
+    "DistSamplerSeedHook",
+    "EMAHook",
+    "EvalHook",
+    "ExpMomentumEMAHook",
+    "Fp16OptimizerHook",
+    "GradientCumulativeOptimizerHook",
+    "Hook",
+    "InvalidLossError",
+    "IterTimerHook",
+    "LogBuffer",
+    "LoggerHook",
+    "LrUpdaterHook",
+    "NumClassCheckHook",
+    "OptimizerHook",
+    "Priority",
+    "TextLoggerHook",
+    "get_priority",
+    "lr_hook_name",
+]

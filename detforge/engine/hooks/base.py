@@ -1,0 +1,131 @@
+"""The :class:`Hook` base class: one no-op method per runner stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["STAGES", "Hook"]
+
+STAGES = (
+    "before_run",
+    "before_train_epoch",
+    "before_train_iter",
+    "after_backward",
+    "after_train_iter",
+    "after_train_epoch",
+    "before_val_epoch",
+    "before_val_iter",
+    "after_val_iter",
+    "after_val_epoch",
+    "after_run",
+)
+
+# stage -> the mode-independent method it falls back to
+_GENERIC = {
+    "before_train_epoch": "before_epoch",
+    "before_val_epoch": "before_epoch",
+    "after_train_epoch": "after_epoch",
+    "after_val_epoch": "after_epoch",
+    "before_train_iter": "before_iter",
+    "before_val_iter": "before_iter",
+    "after_train_iter": "after_iter",
+    "after_val_iter": "after_iter",
+}
+
+
+class Hook:
+    """Base of all hooks. ``before_train_epoch`` and ``before_val_epoch`` call ``before_epoch``
+    unless overridden (same for ``after_*`` and ``*_iter``), as MMCV's hooks do.
+
+    The runner passes itself to every method. Helpers such as :meth:`every_n_epochs` read its
+    counters.
+    """
+
+    priority: int = 50
+
+    def before_run(self, runner: Any) -> None:
+        pass
+
+    def after_run(self, runner: Any) -> None:
+        pass
+
+    def before_epoch(self, runner: Any) -> None:
+        pass
+
+    def after_epoch(self, runner: Any) -> None:
+        pass
+
+    def before_iter(self, runner: Any) -> None:
+        pass
+
+    def after_iter(self, runner: Any) -> None:
+        pass
+
+    def after_backward(self, runner: Any) -> None:
+        pass
+
+    def before_train_epoch(self, runner: Any) -> None:
+        self.before_epoch(runner)
+
+    def before_val_epoch(self, runner: Any) -> None:
+        self.before_epoch(runner)
+
+    def after_train_epoch(self, runner: Any) -> None:
+        self.after_epoch(runner)
+
+    def after_val_epoch(self, runner: Any) -> None:
+        self.after_epoch(runner)
+
+    def before_train_iter(self, runner: Any) -> None:
+        self.before_iter(runner)
+
+    def before_val_iter(self, runner: Any) -> None:
+        self.before_iter(runner)
+
+    def after_train_iter(self, runner: Any) -> None:
+        self.after_iter(runner)
+
+    def after_val_iter(self, runner: Any) -> None:
+        self.after_iter(runner)
+
+    # --- counters -------------------------------------------------------------------------
+    @staticmethod
+    def every_n_epochs(runner: Any, n: int) -> bool:
+        """True after every ``n``-th completed epoch (``runner.epoch`` is 0-based)."""
+        return n > 0 and (runner.epoch + 1) % n == 0
+
+    @staticmethod
+    def every_n_inner_iters(runner: Any, n: int) -> bool:
+        """True on every ``n``-th iteration of the current epoch."""
+        return n > 0 and (runner.inner_iter + 1) % n == 0
+
+    @staticmethod
+    def every_n_iters(runner: Any, n: int) -> bool:
+        """True on every ``n``-th global iteration."""
+        return n > 0 and (runner.iter + 1) % n == 0
+
+    @staticmethod
+    def end_of_epoch(runner: Any) -> bool:
+        """True on the last iteration of the current epoch."""
+        return bool(runner.inner_iter + 1 == len(runner.data_loader))
+
+    @staticmethod
+    def is_last_epoch(runner: Any) -> bool:
+        """True in the last epoch of training."""
+        return bool(runner.epoch + 1 == runner.max_epochs)
+
+    @staticmethod
+    def is_last_iter(runner: Any) -> bool:
+        """True on the last iteration of training."""
+        return bool(runner.iter + 1 == runner.max_iters)
+
+    def triggered_stages(self) -> list[str]:
+        """The stages this hook's class overrides (directly or via the generic method)."""
+        out = []
+        for stage in STAGES:
+            generic = _GENERIC.get(stage)
+            mine = getattr(type(self), stage) is not getattr(Hook, stage)
+            via = generic is not None and getattr(type(self), generic) is not getattr(Hook, generic)
+            if mine or via:
+                out.append(stage)
+        return out

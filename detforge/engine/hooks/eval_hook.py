@@ -1,0 +1,220 @@
+"""``EvalHook``/``DistEvalHook``: evaluate on a val loader during training, keep the best."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from detforge.engine.hooks.base import Hook
+from detforge.registry import HOOKS
+
+__all__ = ["DistEvalHook", "EvalHook", "single_gpu_test_simple"]
+
+_GREATER = ("acc", "top", "ar@", "auc", "precision", "map", "mdice", "miou", "macc", "aacc")
+_LESS = ("loss",)
+
+
+def single_gpu_test_simple(model: torch.nn.Module, dataloader: Any) -> list[Any]:
+    """Results of ``model(return_loss=False, rescale=True, **batch)`` for every batch."""
+    model.eval()
+    results: list[Any] = []
+    with torch.no_grad():
+        for data in dataloader:
+            out = model(return_loss=False, rescale=True, **data)
+            results.extend(out)
+    return results
+
+
+@HOOKS.register_module()
+class EvalHook(Hook):
+    """Run ``test_fn(model, dataloader)`` then ``dataloader.dataset.evaluate(results, ...)``.
+
+    Args:
+        dataloader: The val loader.
+        start: First epoch (iteration) to evaluate at; None: follow ``interval`` from the start.
+        interval: Period in epochs (iterations when not ``by_epoch``).
+        by_epoch: Evaluate after epochs rather than iterations.
+        save_best: Metric key whose best value keeps ``best_<key>_epoch_N.pth``; ``'auto'``
+            picks the first key the evaluation returns.
+        rule: ``'greater'`` or ``'less'``; inferred from the key when None.
+        test_fn: ``(model, dataloader) -> results``; a plain loop by default.
+        dynamic_intervals: ``[(milestone, interval), ...]``: from epoch ``milestone`` on,
+            evaluate every ``interval``.
+        metric: Passed to ``evaluate``.
+        eval_kwargs: Other keyword arguments for ``dataset.evaluate``.
+    """
+
+    def __init__(
+        self,
+        dataloader: Any,
+        start: int | None = None,
+        interval: int = 1,
+        by_epoch: bool = True,
+        save_best: str | None = None,
+        rule: str | None = None,
+        test_fn: Callable[[Any, Any], list[Any]] | None = None,
+        dynamic_intervals: Sequence[tuple[int, int]] | None = None,
+        metric: str | list[str] = "bbox",
+        eval_kwargs: dict[str, Any] | None = None,
+        **extra_eval_kwargs: Any,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"EvalHook: interval must be positive, got {interval}")
+        if start is not None and start < 0:
+            raise ValueError(f"EvalHook: start must be >= 0, got {start}")
+        if rule not in (None, "greater", "less"):
+            raise ValueError(f"EvalHook: rule must be 'greater', 'less' or None, got {rule!r}")
+        self.dataloader = dataloader
+        self.start = start
+        self.interval = interval
+        self.by_epoch = by_epoch
+        self.save_best = save_best
+        self.rule = rule
+        self.test_fn = test_fn or single_gpu_test_simple
+        self.dynamic_intervals = sorted(dynamic_intervals or [])
+        self.eval_kwargs = dict(eval_kwargs or {}, metric=metric, **extra_eval_kwargs)
+        self.key_indicator = save_best if save_best != "auto" else None
+        if self.key_indicator is not None:
+            self._init_rule(self.key_indicator)
+        self.best_ckpt_path: str | None = None
+
+    def _init_rule(self, key: str) -> None:
+        if self.rule is None:
+            low = key.lower()
+            if any(k in low for k in _LESS):
+                self.rule = "less"
+            elif any(k in low for k in _GREATER):
+                self.rule = "greater"
+            else:
+                raise ValueError(
+                    f"EvalHook: cannot infer the rule for save_best key {key!r}; pass rule="
+                )
+
+    def before_run(self, runner: Any) -> None:
+        msgs = (runner.meta or {}).get("hook_msgs", {})
+        self.best_ckpt_path = msgs.get("best_ckpt")
+
+    def before_train_epoch(self, runner: Any) -> None:
+        progress = runner.epoch if self.by_epoch else runner.iter
+        for milestone, interval in self.dynamic_intervals:
+            if progress + 1 >= milestone:
+                self.interval = interval
+
+    def _should_evaluate(self, runner: Any) -> bool:
+        current = (runner.epoch if self.by_epoch else runner.iter) + 1
+        if self.start is None:
+            return current % self.interval == 0
+        if current < self.start:
+            return False
+        return (current - self.start) % self.interval == 0
+
+    def after_train_epoch(self, runner: Any) -> None:
+        if self.by_epoch and self._should_evaluate(runner):
+            self._do_evaluate(runner)
+
+    def after_train_iter(self, runner: Any) -> None:
+        if not self.by_epoch and self._should_evaluate(runner):
+            runner.log_buffer.clear_output()
+            self._do_evaluate(runner)
+
+    def _do_evaluate(self, runner: Any) -> None:
+        results = self.test_fn(runner.model, self.dataloader)
+        runner.model.train()
+        score = self.evaluate(runner, results)
+        if self.save_best and score is not None:
+            self._save_best(runner, score)
+
+    def evaluate(self, runner: Any, results: list[Any]) -> float | None:
+        """Evaluate, put the metrics into the log buffer, return the ``save_best`` score."""
+        res = self.dataloader.dataset.evaluate(results, logger=runner.logger, **self.eval_kwargs)
+        for name, value in res.items():
+            runner.log_buffer.output[name] = value
+        runner.log_buffer.ready = True
+        if not self.save_best:
+            return None
+        if self.key_indicator is None:
+            if not res:
+                raise ValueError("EvalHook: save_best='auto' but the evaluation returned nothing")
+            self.key_indicator = next(iter(res))
+            self._init_rule(self.key_indicator)
+        if self.key_indicator not in res:
+            raise KeyError(
+                f"EvalHook: save_best key {self.key_indicator!r} not in results {list(res)}"
+            )
+        return float(res[self.key_indicator])
+
+    def _save_best(self, runner: Any, score: float) -> None:
+        current = f"epoch_{runner.epoch + 1}" if self.by_epoch else f"iter_{runner.iter + 1}"
+        if runner.meta is None:
+            runner.meta = {}
+        msgs = runner.meta.setdefault("hook_msgs", {})
+        best = msgs.get("best_score", -math.inf if self.rule == "greater" else math.inf)
+        better = score > best if self.rule == "greater" else score < best
+        if not better:
+            return
+        msgs["best_score"] = score
+        if self.best_ckpt_path and os.path.isfile(self.best_ckpt_path):
+            os.remove(self.best_ckpt_path)
+        name = f"best_{self.key_indicator}_{current}.pth"
+        self.best_ckpt_path = os.path.join(runner.work_dir, name)
+        msgs["best_ckpt"] = self.best_ckpt_path
+        runner.save_checkpoint(runner.work_dir, filename_tmpl=name, create_symlink=False)
+        runner.logger.info("Now best checkpoint is saved as %s.", name)
+        runner.logger.info("Best %s is %.4f at %s.", self.key_indicator, score, current)
+
+
+@HOOKS.register_module()
+class DistEvalHook(EvalHook):
+    """:class:`EvalHook` for distributed runs: every rank tests, rank 0 evaluates.
+
+    ``test_fn`` must gather the results on rank 0 (``tmpdir``/``gpu_collect`` are kept for it).
+    """
+
+    def __init__(
+        self,
+        dataloader: Any,
+        start: int | None = None,
+        interval: int = 1,
+        by_epoch: bool = True,
+        save_best: str | None = None,
+        rule: str | None = None,
+        test_fn: Callable[[Any, Any], list[Any]] | None = None,
+        dynamic_intervals: Sequence[tuple[int, int]] | None = None,
+        metric: str | list[str] = "bbox",
+        tmpdir: str | None = None,
+        gpu_collect: bool = False,
+        broadcast_bn_buffer: bool = True,
+        eval_kwargs: dict[str, Any] | None = None,
+        **extra_eval_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            dataloader,
+            start=start,
+            interval=interval,
+            by_epoch=by_epoch,
+            save_best=save_best,
+            rule=rule,
+            test_fn=test_fn,
+            dynamic_intervals=dynamic_intervals,
+            metric=metric,
+            eval_kwargs=eval_kwargs,
+            **extra_eval_kwargs,
+        )
+        self.tmpdir = tmpdir
+        self.gpu_collect = gpu_collect
+        self.broadcast_bn_buffer = broadcast_bn_buffer
+
+    def _do_evaluate(self, runner: Any) -> None:
+        from detforge.engine.dist import get_dist_info
+
+        results = self.test_fn(runner.model, self.dataloader)
+        runner.model.train()
+        if get_dist_info()[0] != 0:
+            return
+        score = self.evaluate(runner, results)
+        if self.save_best and score is not None:
+            self._save_best(runner, score)
