@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from detforge import __version__
-from detforge.cli import convert, demo, print_config
+from detforge.cli import convert, demo, print_config, test, train
 from detforge.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (print_config, demo, convert)
+_SUBCOMMANDS = (print_config, train, test, demo, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

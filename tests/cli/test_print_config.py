@@ -87,11 +87,6 @@ def test_errors_are_one_clean_line(
     assert code == 1 and "open('x')" in err and "CFG_OPTIONS" in err
 
 
-def test_demo_is_not_built_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "demo")
-    assert code == 1 and "not built yet" in err
-
-
 def test_shim_and_module_entry_points() -> None:
     config = str(USER_CONFIG)
     for cmd in (

@@ -1,0 +1,160 @@
+"""``detforge test CONFIG CHECKPOINT``: test a trained detector (v2's ``tools/test.py``).
+
+At least one of ``--out``, ``--eval``, ``--format-only``, ``--show`` or ``--show-dir`` is
+required; ``--eval`` and ``--format-only`` exclude each other. ``--out`` pickles the list of
+per-image v2 results; ``--work-dir`` also writes ``eval_<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
+from detforge.config import DictAction, load_config
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "test",
+        help="test (and evaluate) a trained detector",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", help="test config file")
+    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument("--work-dir", help="write eval_<timestamp>.json with the metrics here")
+    parser.add_argument("--out", help="output result file in pickle format (.pkl/.pickle)")
+    parser.add_argument(
+        "--fuse-conv-bn", action="store_true", help="not available yet (an error if given)"
+    )
+    parser.add_argument("--gpu-ids", type=int, nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--gpu-id", type=int, default=0, help="id of the GPU to use")
+    parser.add_argument(
+        "--format-only", action="store_true", help="format the results without evaluating"
+    )
+    parser.add_argument(
+        "--eval", type=str, nargs="+", help="metrics, e.g. bbox segm proposal mAP recall"
+    )
+    parser.add_argument("--show", action="store_true", help="show drawn results in a window")
+    parser.add_argument("--show-dir", help="directory for the drawn images")
+    parser.add_argument("--show-score-thr", type=float, default=0.3, help="score threshold")
+    parser.add_argument(
+        "--gpu-collect",
+        action="store_true",
+        help="accepted for MMDetection compatibility: results are always gathered in memory",
+    )
+    parser.add_argument("--tmpdir", help="accepted for MMDetection compatibility (unused)")
+    add_cfg_options_argument(parser)
+    parser.add_argument(
+        "--eval-options", nargs="+", action=DictAction, help="kwargs for dataset.evaluate"
+    )
+    parser.add_argument(
+        "--launcher", choices=["none", "pytorch", "slurm"], default="none", help="job launcher"
+    )
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cuda if any)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
+        raise SystemExit(
+            "detforge test: choose at least one of --out, --eval, --format-only, --show, --show-dir"
+        )
+    if args.fuse_conv_bn:
+        raise SystemExit(
+            "detforge test: --fuse-conv-bn is not available yet (it arrives with the "
+            "benchmark tool); run without it"
+        )
+    if args.eval and args.format_only:
+        raise SystemExit("detforge test: --eval and --format-only cannot be both specified")
+    if args.out is not None and not args.out.endswith((".pkl", ".pickle")):
+        raise SystemExit(f"detforge test: --out must be a .pkl or .pickle file, got {args.out}")
+
+
+def _replace_image_to_tensor(pipeline: list[Any]) -> list[Any]:
+    """Batch testing: ``ImageToTensor`` → ``DefaultFormatBundle`` (as v2 does)."""
+    out = []
+    for step in pipeline:
+        step = dict(step)
+        if step.get("type") == "MultiScaleFlipAug":
+            step["transforms"] = _replace_image_to_tensor(list(step["transforms"]))
+        elif step.get("type") == "ImageToTensor":
+            step = dict(type="DefaultFormatBundle")
+        out.append(step)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.apis.test import multi_gpu_test, single_gpu_test
+    from detforge.cli.train import init_dist
+    from detforge.datasets.builder import build_dataloader, build_dataset
+    from detforge.engine.checkpoint import load_checkpoint
+    from detforge.engine.dist import get_dist_info
+    from detforge.models.builder import build_detector
+
+    _check_args(args)
+    cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
+    device = args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    distributed = args.launcher != "none"
+    if distributed:
+        init_dist(args.launcher, **dict(cfg.get("dist_params") or {}))
+    rank, _ = get_dist_info()
+
+    test_cfg = dict(cfg.data.test)
+    test_cfg["test_mode"] = True
+    samples_per_gpu = int(test_cfg.pop("samples_per_gpu", 1))
+    loader_cfg = dict(cfg.data.get("test_dataloader") or {})
+    samples_per_gpu = int(loader_cfg.pop("samples_per_gpu", samples_per_gpu))
+    if samples_per_gpu > 1:
+        test_cfg["pipeline"] = _replace_image_to_tensor(list(test_cfg["pipeline"]))
+    dataset = build_dataset(test_cfg)
+    loader = build_dataloader(
+        dataset,
+        samples_per_gpu=samples_per_gpu,
+        workers_per_gpu=int(loader_cfg.pop("workers_per_gpu", cfg.data.get("workers_per_gpu", 2))),
+        dist=distributed,
+        shuffle=False,
+    )
+
+    model = build_detector(cfg.model)
+    checkpoint = load_checkpoint(model, args.checkpoint, map_location="cpu")
+    classes = checkpoint.get("meta", {}).get("CLASSES")
+    model.CLASSES = tuple(classes) if classes is not None else dataset.CLASSES
+    model = model.to(device)
+
+    if distributed:
+        outputs = multi_gpu_test(model, loader, args.tmpdir, args.gpu_collect)
+    else:
+        outputs = single_gpu_test(model, loader, args.show, args.show_dir, args.show_score_thr)
+    if rank != 0 or outputs is None:
+        return 0
+
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "wb") as f:
+            pickle.dump(outputs, f)
+        print(f"writing results to {args.out}")
+    kwargs = dict(args.eval_options or {})
+    if args.format_only:
+        dataset.format_results(outputs, **kwargs)
+    if args.eval:
+        metric = dataset.evaluate(outputs, metric=args.eval, **kwargs)
+        print(metric)
+        if args.work_dir is not None:
+            os.makedirs(args.work_dir, exist_ok=True)
+            timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
+            path = Path(args.work_dir) / f"eval_{timestamp}.json"
+            path.write_text(json.dumps(dict(config=args.config, metric=metric), default=str))
+    return 0
