@@ -15,16 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.layers import apply_init_cfg
-from detforge.models.utils import (
-    anchor_inside_flags,
-    filter_scores_and_topk,
-    images_to_levels,
-    multi_apply,
-    select_single_mlvl,
-    unmap,
+from detforge.models.dense_heads.dense_test import (
+    dense_forward_train,
+    dense_get_bboxes,
+    dense_get_bboxes_single,
+    dense_simple_test,
 )
-from detforge.ops import batched_nms
+from detforge.models.layers import apply_init_cfg
+from detforge.models.utils import anchor_inside_flags, images_to_levels, multi_apply, unmap
 from detforge.registry import MODELS, TASK_UTILS, build_module
 
 __all__ = ["AnchorHead"]
@@ -333,17 +331,9 @@ class AnchorHead(nn.Module):
         proposal_cfg: Cfg | None = None,
     ) -> Any:
         """Losses, and with ``proposal_cfg`` also the (detached) proposals of each image."""
-        cls_scores, bbox_preds = self(x)
-        if gt_labels is None:
-            losses = self.loss(cls_scores, bbox_preds, gt_bboxes, None, img_metas, gt_bboxes_ignore)
-        else:
-            losses = self.loss(
-                cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas, gt_bboxes_ignore
-            )
-        if proposal_cfg is None:
-            return losses
-        proposals = self.get_bboxes(cls_scores, bbox_preds, img_metas=img_metas, cfg=proposal_cfg)
-        return losses, proposals
+        return dense_forward_train(
+            self, x, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore, proposal_cfg
+        )
 
     # --------------------------------------------------------------- inference
     def get_bboxes(
@@ -356,34 +346,10 @@ class AnchorHead(nn.Module):
         rescale: bool = False,
         with_nms: bool = True,
     ) -> list[Any]:
-        """Per image ``(det_bboxes [n, 5], det_labels [n])`` (``_get_bboxes_single``'s output)."""
-        if img_metas is None:
-            raise ValueError("get_bboxes needs img_metas")
-        num_levels = len(cls_scores)
-        featmap_sizes = [cls_scores[i].shape[-2:] for i in range(num_levels)]
-        priors = self.prior_generator.grid_priors(
-            featmap_sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device
+        """Per image ``(det_bboxes [n, 5], det_labels [n])`` (see :func:`dense_get_bboxes`)."""
+        return dense_get_bboxes(
+            self, cls_scores, bbox_preds, score_factors, img_metas, cfg, rescale, with_nms
         )
-        results = []
-        for img_id, meta in enumerate(img_metas):
-            factors = (
-                select_single_mlvl(score_factors, img_id)
-                if score_factors is not None
-                else [None] * num_levels
-            )
-            results.append(
-                self._get_bboxes_single(
-                    select_single_mlvl(cls_scores, img_id),
-                    select_single_mlvl(bbox_preds, img_id),
-                    factors,
-                    priors,
-                    meta,
-                    cfg,
-                    rescale,
-                    with_nms,
-                )
-            )
-        return results
 
     def _get_bboxes_single(
         self,
@@ -396,73 +362,13 @@ class AnchorHead(nn.Module):
         rescale: bool = False,
         with_nms: bool = True,
     ) -> Any:
-        cfg = self.test_cfg if cfg is None else cfg
-        if cfg is None:
-            raise ValueError(f"{type(self).__name__}: no test_cfg for post-processing")
-        with_factors = score_factor_list[0] is not None
-        img_shape = img_meta["img_shape"]
-        nms_pre = cfg.get("nms_pre", -1)
-        mlvl_bboxes, mlvl_scores, mlvl_labels, mlvl_factors = [], [], [], []
-        for cls_score, bbox_pred, factor, priors in zip(
-            cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, strict=True
-        ):
-            bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
-            cls_score = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels)
-            # softmax heads put the background last
-            scores = cls_score.sigmoid() if self.use_sigmoid_cls else cls_score.softmax(-1)[:, :-1]
-            scores, labels, keep, filtered = filter_scores_and_topk(
-                scores, cfg["score_thr"], nms_pre, dict(bbox_pred=bbox_pred, priors=priors)
-            )
-            assert filtered is not None
-            bboxes = self.bbox_coder.decode(
-                filtered["priors"], filtered["bbox_pred"], max_shape=img_shape
-            )
-            mlvl_bboxes.append(bboxes)
-            mlvl_scores.append(scores)
-            mlvl_labels.append(labels)
-            if with_factors and factor is not None:
-                mlvl_factors.append(factor.permute(1, 2, 0).reshape(-1).sigmoid()[keep])
-        return bbox_post_process(
-            mlvl_scores,
-            mlvl_labels,
-            mlvl_bboxes,
-            img_meta["scale_factor"],
-            cfg,
-            rescale=rescale,
-            with_nms=with_nms,
-            mlvl_score_factors=mlvl_factors if with_factors else None,
-        )
+        return dense_get_bboxes_single(
+            self, cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, img_meta,
+            cfg, rescale, with_nms,
+        )  # fmt: skip
 
     def simple_test(
         self, feats: Sequence[torch.Tensor], img_metas: Sequence[Cfg], rescale: bool = False
     ) -> list[Any]:
         """Per image ``(det_bboxes [n, 5], det_labels [n])``."""
-        cls_scores, bbox_preds = self(feats)
-        return self.get_bboxes(cls_scores, bbox_preds, img_metas=img_metas, rescale=rescale)
-
-
-def bbox_post_process(
-    mlvl_scores: Sequence[torch.Tensor],
-    mlvl_labels: Sequence[torch.Tensor],
-    mlvl_bboxes: Sequence[torch.Tensor],
-    scale_factor: Any,
-    cfg: Cfg,
-    rescale: bool = False,
-    with_nms: bool = True,
-    mlvl_score_factors: Sequence[torch.Tensor] | None = None,
-) -> Any:
-    """Concatenate levels, rescale, apply score factors, then class-wise NMS (v2)."""
-    bboxes = torch.cat(list(mlvl_bboxes))
-    if rescale:
-        bboxes = bboxes / bboxes.new_tensor(scale_factor)
-    scores = torch.cat(list(mlvl_scores))
-    labels = torch.cat(list(mlvl_labels))
-    if mlvl_score_factors is not None:
-        scores = scores * torch.cat(list(mlvl_score_factors))
-    if not with_nms:
-        return bboxes, scores, labels
-    if bboxes.numel() == 0:
-        return torch.cat([bboxes, scores[:, None]], -1), labels
-    dets, keep = batched_nms(bboxes, scores, labels, cfg["nms"])
-    max_per_img = cfg["max_per_img"]
-    return dets[:max_per_img], labels[keep][:max_per_img]
+        return dense_simple_test(self, feats, img_metas, rescale)

@@ -17,13 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.dense_heads.anchor_free_head import (
-    dense_forward_train,
-    dense_get_bboxes,
-    dense_simple_test,
-    reduce_mean,
-)
 from detforge.models.dense_heads.anchor_head import AnchorHead
+from detforge.models.dense_heads.dense_test import reduce_mean
 from detforge.models.layers import ConvModule
 from detforge.models.layers.scale import Scale
 from detforge.models.utils import anchor_inside_flags, images_to_levels, multi_apply, unmap
@@ -458,40 +453,3 @@ class ATSSHead(AnchorHead):
         avg = reduce_mean(sum(bbox_avg_factor)).clamp_(min=1).item()
         losses_bbox = [loss / avg for loss in losses_bbox]
         return dict(loss_cls=losses_cls, loss_bbox=losses_bbox, loss_centerness=losses_centerness)
-
-    # ------------------------------------------------------------ train / test
-    def forward_train(
-        self,
-        x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
-        gt_bboxes: Sequence[torch.Tensor],
-        gt_labels: Sequence[torch.Tensor] | None = None,
-        gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
-        proposal_cfg: Cfg | None = None,
-    ) -> Any:
-        """Losses, and with ``proposal_cfg`` also the detections of each image."""
-        return dense_forward_train(
-            self, x, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore, proposal_cfg
-        )
-
-    def get_bboxes(
-        self,
-        cls_scores: Sequence[torch.Tensor],
-        bbox_preds: Sequence[torch.Tensor],
-        score_factors: Sequence[torch.Tensor] | None = None,
-        img_metas: Sequence[Cfg] | None = None,
-        cfg: Cfg | None = None,
-        rescale: bool = False,
-        with_nms: bool = True,
-    ) -> list[Any]:
-        """Per image ``(det_bboxes [n, 5], det_labels [n])``; ``score_factors`` are the
-        centerness logits (the scores are multiplied by their sigmoid)."""
-        return dense_get_bboxes(
-            self, cls_scores, bbox_preds, score_factors, img_metas, cfg, rescale, with_nms
-        )
-
-    def simple_test(
-        self, feats: Sequence[torch.Tensor], img_metas: Sequence[Cfg], rescale: bool = False
-    ) -> list[Any]:
-        """Per image ``(det_bboxes [n, 5], det_labels [n])``."""
-        return dense_simple_test(self, feats, img_metas, rescale)

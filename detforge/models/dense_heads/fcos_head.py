@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead, reduce_mean
+from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
+from detforge.models.dense_heads.dense_test import reduce_mean
 from detforge.models.layers.scale import Scale
 from detforge.models.utils import multi_apply
 from detforge.registry import MODELS, build_module

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detforge.models.dense_heads.anchor_free_head import reduce_mean
-from detforge.models.dense_heads.anchor_head import AnchorHead, bbox_post_process
+from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import atss_targets
+from detforge.models.dense_heads.dense_test import bbox_post_process, reduce_mean
 from detforge.models.layers import ConvModule
 from detforge.models.layers.scale import Scale
 from detforge.models.utils import (

@@ -87,15 +87,15 @@ class RPNHead(AnchorHead):
         x = F.relu(self.rpn_conv(x), inplace=True)
         return self.rpn_cls(x), self.rpn_reg(x)
 
-    def loss(
+    def loss(  # type: ignore[override]
         self,
         cls_scores: Sequence[torch.Tensor],
         bbox_preds: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
-        gt_labels: Sequence[torch.Tensor] | None,
         img_metas: Sequence[Cfg],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> dict[str, list[torch.Tensor]]:
+        """``loss_rpn_cls``/``loss_rpn_bbox`` (v2's signature: no labels, every GT is object)."""
         losses = super().loss(cls_scores, bbox_preds, gt_bboxes, None, img_metas, gt_bboxes_ignore)
         return dict(loss_rpn_cls=losses["loss_cls"], loss_rpn_bbox=losses["loss_bbox"])
 

@@ -20,8 +20,9 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead, reduce_mean
+from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.atss_head import atss_targets
+from detforge.models.dense_heads.dense_test import reduce_mean
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.layers import ConvModule, DeformConv2d
 from detforge.models.layers.scale import Scale
