@@ -6,8 +6,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from detforge.datasets.class_names import CITYSCAPES_CLASSES
 from detforge.datasets.coco import CocoDataset
+from detforge.evaluation.class_names import CITYSCAPES_CLASSES
 from detforge.registry import DATASETS
 
 __all__ = ["CityscapesDataset"]

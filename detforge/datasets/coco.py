@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 
-from detforge.datasets.class_names import COCO_CLASSES
 from detforge.datasets.custom import CustomDataset
 from detforge.datasets.issues import DatasetError
 from detforge.evaluation import evaluate_coco, fast_eval_recall, results2json
+from detforge.evaluation.class_names import COCO_CLASSES
 from detforge.registry import DATASETS
 
 __all__ = ["CocoDataset", "load_coco"]

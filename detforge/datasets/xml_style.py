@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from detforge.datasets.class_names import VOC_CLASSES, WIDER_FACE_CLASSES
 from detforge.datasets.custom import CustomDataset, evaluate_map_or_recall, list_from_file
 from detforge.datasets.issues import DatasetError
+from detforge.evaluation.class_names import VOC_CLASSES, WIDER_FACE_CLASSES
 from detforge.registry import DATASETS
 
 __all__ = ["VOCDataset", "WIDERFaceDataset", "XMLDataset"]

@@ -8,6 +8,7 @@
 """
 
 from detforge.evaluation.bbox_overlaps import bbox_overlaps
+from detforge.evaluation.class_names import VOC_CLASSES
 from detforge.evaluation.coco import (
     COCO_METRIC_ITEMS,
     MetricKeyError,
@@ -21,7 +22,6 @@ from detforge.evaluation.coco import (
     xyxy2xywh,
 )
 from detforge.evaluation.mean_ap import (
-    VOC_CLASSES,
     average_precision,
     eval_map,
     get_cls_group_ofs,

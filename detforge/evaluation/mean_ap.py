@@ -20,12 +20,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from detforge.evaluation.class_names import VOC_CLASSES
 from detforge.evaluation.table import LoggerLike, format_table, print_log
-from detforge.evaluation.tpfp import AreaRanges as AreaRanges
-from detforge.evaluation.tpfp import _areas, _boxes, tpfp_default, tpfp_imagenet, tpfp_openimages
+from detforge.evaluation.tpfp import (
+    _areas,
+    _boxes,
+    tpfp_default,
+    tpfp_imagenet,
+    tpfp_openimages,
+)
 
 __all__ = [
-    "VOC_CLASSES",
     "average_precision",
     "eval_map",
     "get_cls_group_ofs",
@@ -36,12 +41,6 @@ __all__ = [
     "tpfp_openimages",
 ]
 
-#: The 20 Pascal VOC class names, used by :func:`print_map_summary` for ``dataset='voc07'`` etc.
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)  # fmt: skip
 _VOC_ALIASES = ("voc", "pascal_voc", "voc07", "voc12")
 
 #: Below this many images ``eval_map`` works in-process: a pool costs more than it saves.

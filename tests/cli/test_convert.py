@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from detforge.cli.main import main
-from detforge.datasets.class_names import COCO_CLASSES
 from detforge.datasets.converters import cityscapes_available
+from detforge.evaluation.class_names import COCO_CLASSES
 from tests.datasets.converters.test_images import make_folder
 from tests.datasets.converters.test_via import write_via
 

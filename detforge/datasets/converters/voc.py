@@ -24,7 +24,6 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from detforge.datasets.class_names import VOC_CLASSES
 from detforge.datasets.converters._coco import (
     CocoBuilder,
     ConversionResult,
@@ -34,6 +33,7 @@ from detforge.datasets.converters._coco import (
     read_class_names,
 )
 from detforge.datasets.issues import DataIssues, DatasetError
+from detforge.evaluation.class_names import VOC_CLASSES
 from detforge.utils.image import ImageLoadError
 
 __all__ = ["middle_to_coco", "parse_voc_xml", "voc_devkit_to_coco", "xml_to_coco"]

@@ -3,9 +3,7 @@
 Each transform reads and returns the v2 ``results`` dict (keys in :mod:`detforge.structures`);
 boxes listed in ``bbox_fields`` move with the image, and the labels and masks paired with them
 keep the same instances. Random draws come from the global ``np.random`` state in MMDetection
-v2's order. The crop transforms live in :mod:`detforge.datasets.transforms.crop` and the shared
-helpers in :mod:`detforge.datasets.transforms._utils`; both are re-exported here so imports
-from this module keep working.
+v2's order. The crop transforms live in :mod:`detforge.datasets.transforms.crop`.
 """
 
 from __future__ import annotations
@@ -17,31 +15,15 @@ from typing import Any
 import numpy as np
 
 from detforge.datasets.transforms._utils import (
-    BBOX2LABEL,
-    BBOX2MASK,
     Results,
-    TransformArgumentError,
     bbox_array,
     check_arg,
     check_single_img_field,
     select_instances,
 )
-from detforge.datasets.transforms.crop import MinIoURandomCrop, RandomCenterCropPad, RandomCrop
 from detforge.registry import TRANSFORMS
 
-__all__ = [
-    "BBOX2LABEL",
-    "BBOX2MASK",
-    "CutOut",
-    "Expand",
-    "MinIoURandomCrop",
-    "RandomCenterCropPad",
-    "RandomCrop",
-    "RandomShift",
-    "TransformArgumentError",
-    "check_arg",
-    "select_instances",
-]
+__all__ = ["CutOut", "Expand", "RandomShift"]
 
 
 @TRANSFORMS.register_module()

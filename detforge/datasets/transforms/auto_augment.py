@@ -5,7 +5,7 @@ The colour transforms below take a ``level`` in ``[0, 10]`` mapped to the factor
 ``level / 10 * 1.8 + 0.1`` and apply with probability ``prob``; draws use the global
 ``np.random`` state. The geometric level transforms (``Shear``, ``Rotate``, ``Translate``) live
 in :mod:`detforge.datasets.transforms.auto_augment_geometric` and ``Albu`` in
-:mod:`detforge.datasets.transforms.albu`; both are re-exported here.
+:mod:`detforge.datasets.transforms.albu`.
 """
 
 from __future__ import annotations
@@ -22,26 +22,17 @@ from detforge.datasets.transforms._utils import (
     check_level,
     check_prob,
     enhance_level_to_value,
-    level_to_value,
 )
-from detforge.datasets.transforms.albu import Albu
-from detforge.datasets.transforms.auto_augment_geometric import Rotate, Shear, Translate
 from detforge.datasets.transforms.compose import Compose
 from detforge.registry import TRANSFORMS
 from detforge.utils.image import adjust_brightness, adjust_color, adjust_contrast, imequalize
 
 __all__ = [
-    "Albu",
     "AutoAugment",
     "BrightnessTransform",
     "ColorTransform",
     "ContrastTransform",
     "EqualizeTransform",
-    "Rotate",
-    "Shear",
-    "Translate",
-    "enhance_level_to_value",
-    "level_to_value",
 ]
 
 

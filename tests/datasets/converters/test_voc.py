@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from detforge.datasets.class_names import VOC_CLASSES
 from detforge.datasets.converters import middle_to_coco, voc_devkit_to_coco, xml_to_coco
 from detforge.datasets.issues import DatasetError
+from detforge.evaluation.class_names import VOC_CLASSES
 
 BCCD_CLASSES = ("RBC", "WBC", "Platelets")
 

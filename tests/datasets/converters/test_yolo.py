@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from detforge.datasets.class_names import COCO_CLASSES
 from detforge.datasets.converters import yolo_to_coco
 from detforge.datasets.converters.yolo import default_labels_dir, parse_yolo_line
 from detforge.datasets.issues import DatasetError
+from detforge.evaluation.class_names import COCO_CLASSES
 
 
 @pytest.fixture

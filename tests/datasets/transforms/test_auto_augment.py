@@ -7,14 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from detforge.datasets.transforms._utils import enhance_level_to_value, level_to_value
 from detforge.datasets.transforms.auto_augment import (
     AutoAugment,
     BrightnessTransform,
     ColorTransform,
     ContrastTransform,
     EqualizeTransform,
-    enhance_level_to_value,
-    level_to_value,
 )
 from detforge.registry import TRANSFORMS, build_module
 from detforge.utils.image import adjust_brightness, adjust_color, adjust_contrast, imequalize

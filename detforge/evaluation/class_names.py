@@ -1,4 +1,4 @@
-"""Class names of the standard datasets (as MMDetection v2 orders them)."""
+"""Class names of the standard datasets, in MMDetection v2's order (for datasets and metrics)."""
 
 from __future__ import annotations
 
