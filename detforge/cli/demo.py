@@ -16,8 +16,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detforge.datasets.converters._coco import CocoBuilder, write_json
-
 __all__ = ["CLASSES", "add_parser", "demo_config_text", "make_synthetic_coco", "run"]
 
 CLASSES = ("rectangle", "ellipse")
@@ -71,6 +69,8 @@ def make_synthetic_coco(
         >>> len(json.loads(paths['train'].read_text())['images'])
         2
     """
+    from detforge.datasets.converters._coco import CocoBuilder, write_json
+
     root = Path(out_dir)
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import DictAction, load_config
 
@@ -97,6 +95,8 @@ def _replace_image_to_tensor(pipeline: list[Any]) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from detforge.apis.test import multi_gpu_test, single_gpu_test
     from detforge.cli.train import init_dist
     from detforge.datasets.builder import build_dataloader, build_dataset

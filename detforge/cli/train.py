@@ -20,9 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.distributed as dist
-
 from detforge import __version__
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import Config, load_config
@@ -73,6 +70,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def init_dist(launcher: str, backend: str | None = None) -> None:
     """Join the process group that ``torchrun`` (``pytorch``) or SLURM (``slurm``) set up."""
+    import torch
+    import torch.distributed as dist
+
     if launcher == "slurm":
         proc_id = int(os.environ["SLURM_PROCID"])
         ntasks = int(os.environ["SLURM_NTASKS"])
@@ -109,6 +109,8 @@ def setup_file_logger(log_file: str | os.PathLike[str]) -> logging.Handler:
 
 
 def _env_info() -> str:
+    import torch
+
     lines = [
         f"sys.platform: {sys.platform}",
         f"Python: {sys.version.replace(chr(10), ' ')}",
@@ -129,6 +131,8 @@ def _work_dir(args: argparse.Namespace, cfg: Config) -> str:
 
 
 def _configure(args: argparse.Namespace) -> Config:
+    import torch
+
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
     if args.auto_scale_lr:
         if "auto_scale_lr" in cfg and "base_batch_size" in cfg.auto_scale_lr:
@@ -153,6 +157,8 @@ def _configure(args: argparse.Namespace) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from detforge.apis.train import init_random_seed, set_random_seed, train_detector
     from detforge.datasets.builder import build_dataset
     from detforge.engine.dist import get_dist_info

@@ -96,3 +96,12 @@ def test_shim_and_module_entry_points() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
         assert Config.fromstring(proc.stdout, ".py").model.type == "FasterRCNN"
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """`detforge print-config`/`--help` stay fast: the entry point imports torch only in the
+    subcommands that run a model."""
+    code = "import sys, detforge.cli.main; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
