@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "ConfigKeyError",
     "ConfigTypeError",
+    "InvalidLossError",
     "UnexpectedKeyError",
     "UnknownTypeError",
 ]
@@ -36,3 +37,8 @@ class UnknownTypeError(ConfigKeyError):
 
 class UnexpectedKeyError(ConfigTypeError):
     """A config dict passes a keyword the component's constructor does not accept."""
+
+
+class InvalidLossError(FloatingPointError):
+    """A training loss became NaN or infinite; the message names the iteration, the loss
+    terms and the images of the batch."""

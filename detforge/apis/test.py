@@ -7,7 +7,10 @@ Each image's result is v2's: a list over classes of ``ndarray[K, 5]`` boxes, or
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,7 +22,13 @@ from detforge.engine.dist import get_dist_info
 from detforge.structures.masks import encode_mask_results
 from detforge.utils.image import imread
 
-__all__ = ["multi_gpu_test", "single_gpu_test"]
+__all__ = [
+    "collect_results_cpu",
+    "collect_results_gpu",
+    "merge_parts",
+    "multi_gpu_test",
+    "single_gpu_test",
+]
 
 
 def _to_device(value: Any, device: torch.device) -> Any:
@@ -115,11 +124,21 @@ def multi_gpu_test(
 ) -> list[Any] | None:
     """Results of every rank, gathered on rank 0 in dataset order (``None`` on other ranks).
 
-    The loader must use the non-shuffling ``DistributedSampler`` (rank ``r`` gets images
-    ``r, r + world, ...``, the last ones repeated to even out the shards); the gathered list is
-    re-interleaved and trimmed to ``len(dataset)``, so nothing is lost or duplicated.
-    Collection always goes through ``all_gather_object``; ``tmpdir`` and ``gpu_collect`` are
-    accepted for v2 compatibility.
+    The loader must use the non-shuffling ``DistributedSampler``: rank ``r`` gets images
+    ``r, r + world, ...``, the first ones repeated to even out the shards. The gathered parts
+    are re-interleaved and trimmed to ``len(dataset)``, so nothing is lost or duplicated.
+
+    Args:
+        model: The detector (DDP-wrapped or not) on this rank's device.
+        data_loader: This rank's test loader.
+        tmpdir: Collect through files: each rank pickles its part into ``tmpdir`` (a folder
+            every rank can read, e.g. on a shared file system), rank 0 merges them and removes
+            the folder. v2's ``collect_results_cpu``.
+        gpu_collect: Collect with ``all_gather`` (on the GPUs with NCCL). This is also what
+            happens when neither option is given (v2 made a ``.dist_test`` folder instead).
+
+    Returns:
+        On rank 0 the ``len(dataset)`` results; ``None`` elsewhere.
     """
     model.eval()
     device = _model_device(model)
@@ -130,9 +149,59 @@ def multi_gpu_test(
         part.extend(_encode(_run_batch(model, data, device)))
     if world_size == 1:
         return part
-    parts: list[Any] = [None] * world_size
-    dist.all_gather_object(parts, part)
+    if tmpdir is not None and not gpu_collect:
+        parts = collect_results_cpu(part, tmpdir)
+    else:
+        parts = collect_results_gpu(part)
+    if parts is None:
+        return None
+    return merge_parts(parts, len(data_loader.dataset))
+
+
+def merge_parts(parts: list[list[Any]], size: int) -> list[Any]:
+    """Interleave the ranks' parts back into dataset order and drop the padding.
+
+    Example:
+        >>> merge_parts([[0, 2, 4], [1, 3, 0]], 5)
+        [0, 1, 2, 3, 4]
+    """
+    lengths = {len(p) for p in parts}
+    if len(lengths) != 1:
+        raise RuntimeError(f"ranks returned parts of different lengths: {[len(p) for p in parts]}")
+    ordered = [item for group in zip(*parts, strict=True) for item in group]
+    if len(ordered) < size:
+        raise RuntimeError(f"gathered {len(ordered)} results for a dataset of {size} images")
+    return ordered[:size]
+
+
+def collect_results_cpu(part: list[Any], tmpdir: str) -> list[list[Any]] | None:
+    """Every rank writes ``tmpdir/part_<rank>.pkl``; rank 0 reads all of them (in rank order)
+    and removes ``tmpdir``. Returns the parts on rank 0, ``None`` elsewhere."""
+    rank, world_size = get_dist_info()
+    folder = Path(tmpdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"part_{rank}.pkl", "wb") as f:
+        pickle.dump(part, f, protocol=pickle.HIGHEST_PROTOCOL)
+    dist.barrier()
     if rank != 0:
         return None
-    ordered = [item for group in zip(*parts, strict=False) for item in group]
-    return ordered[: len(data_loader.dataset)]
+    parts = []
+    for r in range(world_size):
+        path = folder / f"part_{r}.pkl"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: --tmpdir must be a folder that every rank can reach"
+            )
+        with open(path, "rb") as f:
+            parts.append(pickle.load(f))
+    shutil.rmtree(folder)
+    return parts
+
+
+def collect_results_gpu(part: list[Any]) -> list[list[Any]] | None:
+    """Gather every rank's part with ``all_gather_object``. Returns the parts on rank 0,
+    ``None`` elsewhere."""
+    rank, world_size = get_dist_info()
+    parts: list[Any] = [None] * world_size
+    dist.all_gather_object(parts, part)
+    return parts if rank == 0 else None

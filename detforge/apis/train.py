@@ -7,7 +7,9 @@ import copy
 import logging
 import os
 import random
+import warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -126,7 +128,13 @@ def _register_eval_hook(runner: Any, cfg: Any, distributed: bool, runner_type: s
     eval_cfg = dict(cfg.get("evaluation") or {})
     eval_cfg["by_epoch"] = runner_type != "IterBasedRunner"
     hook_type = "DistEvalHook" if distributed else "EvalHook"
-    test_fn = multi_gpu_test if distributed else single_gpu_test
+    test_fn: Any = single_gpu_test
+    if distributed:
+        test_fn = partial(
+            multi_gpu_test,
+            tmpdir=eval_cfg.get("tmpdir"),
+            gpu_collect=bool(eval_cfg.get("gpu_collect", False)),
+        )
     hook = build_module(
         dict(type=hook_type, dataloader=val_loader, test_fn=test_fn, **eval_cfg), HOOKS
     )
@@ -159,7 +167,7 @@ def train_detector(
     Returns:
         The runner, after it finished.
     """
-    from detforge.engine import hooks as _hooks  # noqa: F401  (registers the v2 hook names)
+    from detforge.engine import hooks as _hooks  # registers the v2 hook names
     from detforge.engine.runner import build_runner
 
     datasets = list(dataset) if isinstance(dataset, list | tuple) else [dataset]
@@ -225,10 +233,11 @@ def train_detector(
         )
     if validate:
         _register_eval_hook(runner, cfg, distributed, runner_type)
+    _hooks.register_default_checks(runner)  # class count and non-finite loss, always on
 
     resume_from = cfg.get("resume_from")
     if resume_from is None and cfg.get("auto_resume"):
-        resume_from = find_latest_checkpoint(cfg.work_dir)
+        resume_from = _latest_checkpoint(cfg.work_dir)
     if resume_from is not None:
         cfg.resume_from = resume_from
         runner.resume(resume_from)
@@ -237,6 +246,18 @@ def train_detector(
     os.makedirs(cfg.work_dir, exist_ok=True)
     runner.run(data_loaders, _workflow(cfg.get("workflow") or [("train", 1)]))
     return runner
+
+
+def _latest_checkpoint(work_dir: str) -> str | None:
+    """``find_latest_checkpoint`` with its warnings (unreadable files skipped) in the log."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = find_latest_checkpoint(work_dir)
+    for warning in caught:
+        _LOG.warning("auto-resume: %s", warning.message)
+    if found is None:
+        _LOG.info("auto-resume: no checkpoint in %s, training from the start", work_dir)
+    return found
 
 
 def _workflow(workflow: Sequence[Any]) -> list[tuple[str, int]]:

@@ -33,7 +33,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", help="write eval_<timestamp>.json with the metrics here")
     parser.add_argument("--out", help="output result file in pickle format (.pkl/.pickle)")
     parser.add_argument(
-        "--fuse-conv-bn", action="store_true", help="not available yet (an error if given)"
+        "--fuse-conv-bn",
+        action="store_true",
+        help="fold BN into the preceding convs (faster inference, same results)",
     )
     parser.add_argument("--gpu-ids", type=int, nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--gpu-id", type=int, default=0, help="id of the GPU to use")
@@ -49,9 +51,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--gpu-collect",
         action="store_true",
-        help="accepted for MMDetection compatibility: results are always gathered in memory",
+        help="distributed: gather the results with all_gather (the default without --tmpdir)",
     )
-    parser.add_argument("--tmpdir", help="accepted for MMDetection compatibility (unused)")
+    parser.add_argument(
+        "--tmpdir",
+        help="distributed: gather the results through pickles in this shared folder "
+        "(removed afterwards)",
+    )
     add_cfg_options_argument(parser)
     parser.add_argument(
         "--eval-options", nargs="+", action=DictAction, help="kwargs for dataset.evaluate"
@@ -69,11 +75,6 @@ def _check_args(args: argparse.Namespace) -> None:
     if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
         raise SystemExit(
             "detforge test: choose at least one of --out, --eval, --format-only, --show, --show-dir"
-        )
-    if args.fuse_conv_bn:
-        raise SystemExit(
-            "detforge test: --fuse-conv-bn is not available yet (it arrives with the "
-            "benchmark tool); run without it"
         )
     if args.eval and args.format_only:
         raise SystemExit("detforge test: --eval and --format-only cannot be both specified")
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from detforge.cli.train import init_dist
     from detforge.datasets.builder import build_dataloader, build_dataset
     from detforge.engine.checkpoint import load_checkpoint
-    from detforge.engine.dist import get_dist_info
+    from detforge.engine.dist import get_dist_info, leave_process_group
     from detforge.models.builder import build_detector
 
     _check_args(args)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     distributed = args.launcher != "none"
     if distributed:
-        init_dist(args.launcher, **dict(cfg.get("dist_params") or {}))
+        init_dist(args.launcher, device=device, **dict(cfg.get("dist_params") or {}))
     rank, _ = get_dist_info()
 
     test_cfg = dict(cfg.data.test)
@@ -132,10 +133,15 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(model, args.checkpoint, map_location="cpu")
     classes = checkpoint.get("meta", {}).get("CLASSES")
     model.CLASSES = tuple(classes) if classes is not None else dataset.CLASSES
+    if args.fuse_conv_bn:
+        from detforge.models.layers.fuse import fuse_conv_bn
+
+        model = fuse_conv_bn(model.eval())
     model = model.to(device)
 
     if distributed:
         outputs = multi_gpu_test(model, loader, args.tmpdir, args.gpu_collect)
+        leave_process_group()
     else:
         outputs = single_gpu_test(model, loader, args.show, args.show_dir, args.show_score_thr)
     if rank != 0 or outputs is None:

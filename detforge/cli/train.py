@@ -14,7 +14,6 @@ import copy
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,34 +67,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def init_dist(launcher: str, backend: str | None = None) -> None:
-    """Join the process group that ``torchrun`` (``pytorch``) or SLURM (``slurm``) set up."""
-    import torch
-    import torch.distributed as dist
+def init_dist(launcher: str, backend: str | None = None, **kwargs: Any) -> None:
+    """Join the process group that ``torchrun`` (``pytorch``) or SLURM (``slurm``) set up
+    (see :func:`detforge.engine.dist.init_dist`; ``kwargs``: ``device``, ``port``)."""
+    from detforge.engine.dist import init_dist as _init_dist
 
-    if launcher == "slurm":
-        proc_id = int(os.environ["SLURM_PROCID"])
-        ntasks = int(os.environ["SLURM_NTASKS"])
-        node_list = os.environ["SLURM_NODELIST"]
-        num_gpus = max(torch.cuda.device_count(), 1)
-        addr = subprocess.getoutput(f"scontrol show hostname {node_list} | head -n1")
-        os.environ.setdefault("MASTER_PORT", "29500")
-        os.environ.setdefault("MASTER_ADDR", addr)
-        os.environ["WORLD_SIZE"] = str(ntasks)
-        os.environ["LOCAL_RANK"] = str(proc_id % num_gpus)
-        os.environ["RANK"] = str(proc_id)
-    elif launcher != "pytorch":
-        raise ValueError(f"--launcher must be none, pytorch or slurm, got {launcher!r}")
-    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        if key not in os.environ:
-            raise RuntimeError(
-                f"--launcher {launcher}: environment variable {key} is not set; start the job "
-                "with torchrun (or srun for slurm)"
-            )
-    cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-    dist.init_process_group(backend=backend or ("nccl" if cuda else "gloo"))
+    _init_dist(launcher, backend=backend, **kwargs)
 
 
 def setup_file_logger(log_file: str | os.PathLike[str]) -> logging.Handler:
@@ -157,8 +134,6 @@ def _configure(args: argparse.Namespace) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from detforge.apis.train import init_random_seed, set_random_seed, train_detector
     from detforge.datasets.builder import build_dataset
     from detforge.engine.dist import get_dist_info
@@ -167,11 +142,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = _configure(args)
     distributed = args.launcher != "none"
     if distributed:
-        init_dist(args.launcher, **dict(cfg.get("dist_params") or {}))
+        init_dist(args.launcher, device=cfg.device, **dict(cfg.get("dist_params") or {}))
         _, world_size = get_dist_info()
         cfg.gpu_ids = list(range(world_size))
-        if cfg.device == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     rank, _ = get_dist_info()
 
     work_dir = Path(cfg.work_dir)
@@ -224,4 +197,8 @@ def run(args: argparse.Namespace) -> int:
         if handler is not None:
             _LOG.removeHandler(handler)
             handler.close()
+        if distributed:
+            from detforge.engine.dist import leave_process_group
+
+            leave_process_group()
     return 0

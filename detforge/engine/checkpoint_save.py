@@ -9,12 +9,18 @@ A saved file is a ``torch.save`` dict::
 
 The file is written to a temporary file in the same folder and renamed over the target, so a
 crash or a full disk never leaves a torn checkpoint behind.
+
+:func:`capture_rng_state` and :func:`restore_rng_state` give the random-number state a runner
+stores under ``meta['rng']`` for an exact resume: Python's ``random``, numpy's global
+generator (used by samplers and transforms), torch's CPU generator and, when CUDA is in use,
+every CUDA device's generator.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import random
 import re
 import time
 import warnings
@@ -30,7 +36,12 @@ from torch import nn
 import detforge
 from detforge.utils.fileio import atomic_write
 
-__all__ = ["find_latest_checkpoint", "save_checkpoint"]
+__all__ = [
+    "capture_rng_state",
+    "find_latest_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+]
 
 _WRAPPERS: tuple[type[nn.Module], ...] = (
     nn.DataParallel,
@@ -149,6 +160,87 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     atomic_write(filename, buffer.getvalue())
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The state of every global random generator, in types ``torch.load(weights_only=True)``
+    reads back.
+
+    Returns:
+        ``dict(python=(version, ints, gauss_next), numpy=dict(...), torch=ByteTensor)`` plus
+        ``cuda=[ByteTensor per device]`` when CUDA has been initialised.
+
+    Example:
+        >>> state = capture_rng_state()
+        >>> a = (random.random(), np.random.rand(), torch.rand(1).item())
+        >>> _ = restore_rng_state(state)
+        >>> a == (random.random(), np.random.rand(), torch.rand(1).item())
+        True
+    """
+    version, internal, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = dict(
+        python=(int(version), tuple(int(v) for v in internal), gauss_next),
+        numpy=dict(
+            bit_generator=str(name),
+            state=torch.from_numpy(np.asarray(keys, dtype=np.uint32).astype(np.int64)),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
+            cached_gaussian=float(cached),
+        ),
+        torch=torch.get_rng_state(),
+    )
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> list[str]:
+    """Set the global random generators from :func:`capture_rng_state`'s dict.
+
+    Older checkpoints whose ``python`` entry is only the list of internal ints are read too.
+    CUDA states are restored only when the same number of devices is visible.
+
+    Returns:
+        The names of the generators that were restored, e.g. ``['python', 'numpy', 'torch']``.
+
+    Raises:
+        ValueError: an entry is present but malformed (the message names it).
+    """
+    restored = []
+    python = state.get("python")
+    if python is not None:
+        if len(python) == 3 and not isinstance(python[0], list | tuple) and python[0] == 3:
+            version, internal, gauss_next = python
+        else:  # a bare list of the 625 internal ints
+            version, internal, gauss_next = 3, python, None
+        try:
+            random.setstate((int(version), tuple(int(v) for v in internal), gauss_next))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"rng state: bad 'python' entry: {exc}") from exc
+        restored.append("python")
+    numpy_state = state.get("numpy")
+    if numpy_state is not None:
+        keys = numpy_state["state"]
+        keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+        np.random.set_state(
+            (
+                numpy_state.get("bit_generator", "MT19937"),
+                keys.astype(np.uint32),
+                int(numpy_state["pos"]),
+                int(numpy_state.get("has_gauss", 0)),
+                float(numpy_state.get("cached_gaussian", 0.0)),
+            )
+        )
+        restored.append("numpy")
+    if state.get("torch") is not None:
+        torch.set_rng_state(state["torch"])
+        restored.append("torch")
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+        restored.append("cuda")
+    return restored
 
 
 def _is_valid(path: Path) -> bool:

@@ -3,13 +3,35 @@
 A runner loops over the workflow phases, calls ``model.train_step`` per batch and the hooks
 at each stage (``before_run``, ``before_train_epoch``, ``before_train_iter``,
 ``after_backward``, ``after_train_iter``, ... ``after_run``), sorted by priority.
+
+Exact resume. A checkpoint holds the weights, the optimizer state (with each group's
+``initial_lr``, from which the LR and momentum hooks recompute the schedule at the restored
+``epoch``/``iter``), ``meta['epoch']``/``meta['iter']``, ``hook_msgs``, the fp16 loss-scaler
+state and ``meta['rng']`` (Python, numpy, torch CPU and CUDA generators). Training batches
+are drawn from the same random streams whether or not a run was interrupted, because
+
+* the hooks of ``after_train_iter`` and ``after_train_epoch`` (checkpointing, evaluation,
+  logging) and validation phases leave the random generators as they found them, and a
+  checkpoint written by those hooks stores that state;
+* on resume the state is applied after the ``before_run`` hooks, exactly where the
+  uninterrupted run was when it wrote the checkpoint; single-process shuffling
+  (``GroupSampler``) draws from numpy's restored generator, distributed samplers are seeded
+  with ``seed + epoch`` by ``DistSamplerSeedHook``;
+* ``IterBasedRunner`` stores how many batches of the current pass over the data were used
+  (``meta['data_position']``) and skips them at the sampler level on resume, without loading
+  them (its infinite samplers are seeded generators).
+
+Distributed epoch runs store every rank's generators (``meta['rng_ranks']``) and each rank
+gets its own back; otherwise every rank restores rank 0's state. Not restorable: random state
+inside persistent loader workers (``persistent_workers=True``, or any worker of an
+``IterBasedRunner`` pass that was cut); workers created per epoch are seeded again.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import random
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -17,9 +39,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from detforge.engine.checkpoint import load_checkpoint as _load_checkpoint
+from detforge.engine.checkpoint_save import capture_rng_state, restore_rng_state
 from detforge.engine.checkpoint_save import save_checkpoint as _save_checkpoint
+from detforge.engine.dist import get_dist_info
 from detforge.engine.hooks import STAGES, Hook, LogBuffer, get_priority, lr_hook_name
 from detforge.engine.hooks.priority import Priority
 from detforge.errors import ConfigError
@@ -65,6 +90,10 @@ class _BaseRunner:
         self._inner_iter = 0
         self._max_epochs = max_epochs
         self._max_iters = max_iters
+        # RNG state while the after_* hooks run (what a checkpoint saved there stores)
+        self._rng_snapshot: dict[str, Any] | None = None
+        self._rng_ranks: list[Any] | None = None  # every rank's, at the end of an epoch
+        self._resumed_rng: dict[str, Any] | None = None  # applied once run() starts
 
     # --- counters ---------------------------------------------------------------------------
     @property
@@ -127,7 +156,7 @@ class _BaseRunner:
         for stage in STAGES:
             names = [
                 f"({Priority(h.priority).name if h.priority in set(Priority) else h.priority:<12})"
-                f" {type(h).__name__}"
+                f" {getattr(h, 'display_name', type(h).__name__)}"
                 for h in self.hooks
                 if stage in h.triggered_stages()
             ]
@@ -216,22 +245,22 @@ class _BaseRunner:
         full.update(meta or {})
         numbered = self._checkpoint_meta()
         full.update(numbered)
-        full["rng"] = dict(torch=torch.get_rng_state(), python=list(random.getstate()[1]))
-        if self.scaler is not None and hasattr(self.scaler, "state_dict"):
-            full["fp16"] = dict(loss_scaler=self.scaler.state_dict())
         number = numbered["epoch"] if "epoch_" in filename_tmpl else numbered["iter"]
         filename = filename_tmpl.format(number)
         path = os.path.join(out_dir, filename)
+        rank, world_size = get_dist_info()
+        if rank != 0:  # one writer; the other ranks hold the same weights
+            return path
+        full["rng"] = self._rng_snapshot or capture_rng_state()
+        if self._rng_ranks is not None and self._rng_snapshot is not None:
+            full["rng_ranks"] = self._rng_ranks
+        full["world_size"] = world_size
+        if self.scaler is not None and hasattr(self.scaler, "state_dict"):
+            full["fp16"] = dict(loss_scaler=self.scaler.state_dict())
         optimizer = self.optimizer if save_optimizer else None
         _save_checkpoint(self.model, path, optimizer=optimizer, meta=full)
         if create_symlink:
-            latest = os.path.join(out_dir, "latest.pth")
-            if os.path.lexists(latest):
-                os.remove(latest)
-            try:
-                os.symlink(filename, latest)
-            except OSError:
-                shutil.copyfile(path, latest)
+            _point_latest(out_dir, filename, path)
         return path
 
     def load_checkpoint(
@@ -242,15 +271,32 @@ class _BaseRunner:
         return _load_checkpoint(self.model, filename, map_location, strict, self.logger)
 
     def resume(self, checkpoint: str, resume_optimizer: bool = True) -> None:
-        """Restore weights, ``epoch``, ``iter``, optimizer, RNG and hook state (``meta``)."""
+        """Restore weights, ``epoch``, ``iter``, optimizer, RNG and hook state (``meta``).
+
+        The RNG state is applied when :meth:`run` starts (after the ``before_run`` hooks).
+        As in MMCV, ``iter`` is rescaled by ``old_world_size / world_size`` when the number
+        of processes changed. The log line names everything that was restored.
+        """
         ckpt = self.load_checkpoint(checkpoint)
         meta = dict(ckpt.get("meta") or {})
         if "epoch" not in meta or "iter" not in meta:
             raise ConfigError(f"resume: {checkpoint} has no meta epoch/iter to resume from")
         self._epoch = int(meta["epoch"])
         self._iter = int(meta["iter"])
+        rank, world_size = get_dist_info()
+        old_world = int(meta.get("world_size", world_size))
+        if old_world != world_size:
+            new_iter = self._iter * old_world // world_size
+            self.logger.warning(
+                "resume: %s was saved by %d processes, this run has %d: iter %d -> %d",
+                checkpoint, old_world, world_size, self._iter, new_iter,
+            )  # fmt: skip
+            self._iter = new_iter
+            meta.pop("data_position", None)
         self._restore_inner(meta)
         restored = ["weights", f"epoch={self._epoch}", f"iter={self._iter}"]
+        if meta.get("data_position"):
+            restored.append(f"data position={meta['data_position']} batches")
         if resume_optimizer and "optimizer" in ckpt and self.optimizer is not None:
             if isinstance(self.optimizer, torch.optim.Optimizer):
                 self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -259,12 +305,13 @@ class _BaseRunner:
                     opt.load_state_dict(ckpt["optimizer"][name])
             restored.append("optimizer")
         rng = meta.pop("rng", None)
+        ranks = meta.pop("rng_ranks", None)
+        if isinstance(ranks, list | tuple) and len(ranks) == world_size:
+            rng = ranks[rank]
         if isinstance(rng, dict):
-            if rng.get("torch") is not None:
-                torch.set_rng_state(rng["torch"])
-            if rng.get("python") is not None:
-                random.setstate((3, tuple(rng["python"]), None))
-            restored.append("rng")
+            self._resumed_rng = rng
+            names = [k for k in ("torch", "cuda", "numpy", "python") if rng.get(k) is not None]
+            restored.append(f"rng ({', '.join(names)})")
         if meta.get("hook_msgs"):
             restored.append("hook_msgs")
         if meta.get("fp16"):
@@ -274,6 +321,30 @@ class _BaseRunner:
 
     def _restore_inner(self, meta: Mapping[str, Any]) -> None:
         pass
+
+    def _apply_resumed_rng(self) -> None:
+        if self._resumed_rng is not None:
+            restore_rng_state(self._resumed_rng)
+            self._resumed_rng = None
+
+    def _call_rng_neutral(self, stage: str, gather: bool = False) -> None:
+        """Call ``stage``'s hooks and put the random generators back as they were before.
+
+        A checkpoint written by these hooks stores that state (with ``gather``, every rank's).
+        """
+        self._rng_snapshot = capture_rng_state()
+        _, world_size = get_dist_info()
+        if gather and world_size > 1:
+            import torch.distributed as dist
+
+            self._rng_ranks = [None] * world_size
+            dist.all_gather_object(self._rng_ranks, self._rng_snapshot)
+        try:
+            self.call_hook(stage)
+        finally:
+            restore_rng_state(self._rng_snapshot)
+            self._rng_snapshot = None
+            self._rng_ranks = None
 
     # --- loop -----------------------------------------------------------------------------
     def _step(self, data_batch: Any, train: bool) -> None:
@@ -323,15 +394,23 @@ class EpochBasedRunner(_BaseRunner):
             self._inner_iter = i
             self.call_hook("before_train_iter")
             self._step(data_batch, train=True)
-            self.call_hook("after_train_iter")
+            self._call_rng_neutral("after_train_iter")
             self.outputs = {}
             self._iter += 1
-        self.call_hook("after_train_epoch")
+        self._call_rng_neutral("after_train_epoch", gather=True)
         self._epoch += 1
 
     @torch.no_grad()
     def val(self, data_loader: Any) -> None:
-        """One pass over ``data_loader`` computing losses without gradients."""
+        """One pass over ``data_loader`` computing losses without gradients (the random
+        generators are left as they were)."""
+        snapshot = capture_rng_state()
+        try:
+            self._val(data_loader)
+        finally:
+            restore_rng_state(snapshot)
+
+    def _val(self, data_loader: Any) -> None:
         self.model.eval()
         self.mode = "val"
         self.data_loader = data_loader
@@ -356,6 +435,7 @@ class EpochBasedRunner(_BaseRunner):
         self.logger.info("Hooks will be executed in the following order:\n%s", self.get_hook_info())
         self.logger.info("workflow: %s, max: %d epochs", list(workflow), self._max_epochs)
         self.call_hook("before_run")
+        self._apply_resumed_rng()
         while self._epoch < self._max_epochs:
             for (mode, epochs), loader in zip(workflow, data_loaders, strict=True):
                 for _ in range(int(epochs)):
@@ -366,43 +446,113 @@ class EpochBasedRunner(_BaseRunner):
         self.call_hook("after_run")
 
 
-class _IterLoader:
-    """Endless iteration over a loader; counts passes as epochs."""
+class _SkipBatches(Sampler[Any]):
+    """A batch sampler without the first ``skip`` batches of ``batch_sampler``."""
 
-    def __init__(self, loader: Any, runner: IterBasedRunner) -> None:
+    def __init__(self, batch_sampler: Any, skip: int) -> None:
+        self.batch_sampler = batch_sampler
+        self.skip = skip
+
+    def __iter__(self) -> Any:
+        return itertools.islice(iter(self.batch_sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.batch_sampler) - self.skip, 0)
+
+
+def _skipping_iterator(loader: Any, skip: int) -> Any:
+    """An iterator over ``loader`` that starts after ``skip`` batches.
+
+    For a map-style ``DataLoader`` the batches are skipped in its batch sampler, so their
+    images are neither loaded nor transformed (which would also draw random numbers).
+    """
+    if (
+        isinstance(loader, DataLoader)
+        and loader.batch_sampler is not None
+        and not isinstance(loader.dataset, IterableDataset)
+    ):
+        workers = loader.num_workers
+        skipping: DataLoader[Any] = DataLoader(
+            loader.dataset,
+            batch_sampler=_SkipBatches(loader.batch_sampler, skip),
+            num_workers=workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            timeout=loader.timeout,
+            worker_init_fn=loader.worker_init_fn,
+            multiprocessing_context=loader.multiprocessing_context if workers else None,
+            generator=loader.generator,
+            prefetch_factor=loader.prefetch_factor if workers else None,
+            persistent_workers=loader.persistent_workers if workers else False,
+        )
+        return iter(skipping)
+    it = iter(loader)
+    for _ in range(skip):
+        next(it)
+    return it
+
+
+class _IterLoader:
+    """Endless iteration over a loader; counts passes as epochs and the batches of the
+    current pass (``position``)."""
+
+    def __init__(self, loader: Any, runner: IterBasedRunner, skip: int = 0) -> None:
         self._loader = loader
         self._runner = runner
-        self._it = iter(loader)
+        self._it = _skipping_iterator(loader, skip) if skip else iter(loader)
+        self.position = skip
 
     def __len__(self) -> int:
         return len(self._loader)
 
+    def __getattr__(self, name: str) -> Any:  # dataset, sampler, ... of the wrapped loader
+        if name == "_loader":
+            raise AttributeError(name)
+        return getattr(self._loader, name)
+
     def __next__(self) -> Any:
         try:
-            return next(self._it)
+            batch = next(self._it)
         except StopIteration:
             self._runner._epoch += 1
             sampler: Any = getattr(self._loader, "sampler", None)
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self._runner._epoch)
             self._it = iter(self._loader)
-            return next(self._it)
+            self.position = 0
+            batch = next(self._it)
+        self.position += 1
+        return batch
 
 
 class IterBasedRunner(_BaseRunner):
     """Trains for ``max_iters`` iterations, cycling through the loader; ``iter_N.pth``.
 
-    On resume, the batches of the interrupted pass that were already used are skipped, so a
-    deterministic loader continues exactly where the run stopped.
+    Checkpoints store ``meta['data_position']``, the batches of the current pass over the
+    training data already used; on resume they are skipped (at the sampler level for a
+    ``DataLoader``), so a loader with a seeded sampler continues exactly where the run
+    stopped. ``epoch`` counts completed passes (the infinite samplers of
+    ``build_dataloader`` never complete one).
+
+    Example:
+        >>> r = IterBasedRunner(torch.nn.Linear(1, 1), max_iters=100)
+        >>> r.iter, r.max_iters
+        (0, 100)
     """
 
+    _train_loader: _IterLoader | None = None
+
     def _checkpoint_meta(self) -> dict[str, Any]:
-        return dict(epoch=self._epoch + 1, iter=self._iter + 1)
+        meta = dict(epoch=self._epoch + 1, iter=self._iter + 1)
+        if self._train_loader is not None:
+            meta["data_position"] = self._train_loader.position
+        return meta
 
     def _restore_inner(self, meta: Mapping[str, Any]) -> None:
         # IterBased checkpoints store epoch + 1; the pass in progress is epoch - 1 (0-based).
         self._epoch = max(int(meta["epoch"]) - 1, 0)
         self._inner_iter = self._iter
+        self._data_position = meta.get("data_position")
 
     def save_checkpoint(
         self,
@@ -423,7 +573,7 @@ class IterBasedRunner(_BaseRunner):
         data_batch = next(data_loader)
         self.call_hook("before_train_iter")
         self._step(data_batch, train=True)
-        self.call_hook("after_train_iter")
+        self._call_rng_neutral("after_train_iter")
         self.outputs = {}
         self._inner_iter += 1
         self._iter += 1
@@ -440,26 +590,39 @@ class IterBasedRunner(_BaseRunner):
         self.call_hook("after_val_iter")
         self._inner_iter += 1
 
+    def _resume_skip(self, loader: Any) -> int:
+        position = getattr(self, "_data_position", None)
+        if position is not None:
+            return int(position)
+        if self._iter == 0:
+            return 0
+        skip = self._iter - self._epoch * len(loader)  # a checkpoint without data_position
+        return skip if 0 < skip < len(loader) else 0
+
     def run(self, data_loaders: Sequence[Any], workflow: Sequence[tuple[str, int]]) -> None:
         """Run the workflow phases (``n`` iterations each) until ``max_iters``."""
         if self._max_iters is None:
             raise ConfigError("IterBasedRunner needs max_iters")
         self._check_workflow(data_loaders, workflow)
-        loaders = [_IterLoader(x, self) for x in data_loaders]
-        for (mode, _), loader in zip(workflow, loaders, strict=True):
-            if mode == "train" and self._iter > 0:
-                skip = self._iter - self._epoch * len(loader)
-                if 0 < skip < len(loader):
-                    for _ in range(skip):
-                        next(loader._it)
+        loaders = []
+        for (mode, _), loader in zip(workflow, data_loaders, strict=True):
+            skip = self._resume_skip(loader) if mode == "train" else 0
+            loaders.append(_IterLoader(loader, self, skip))
+            if mode == "train" and self._train_loader is None:
+                self._train_loader = loaders[-1]
+        self._data_position = None
+        if self._train_loader is not None:  # what before_run/before_train_epoch hooks see
+            self.mode, self.data_loader = "train", self._train_loader
         self.logger.info("Start running, work_dir: %s", self.work_dir)
         self.logger.info("Hooks will be executed in the following order:\n%s", self.get_hook_info())
         self.logger.info("workflow: %s, max: %d iters", list(workflow), self._max_iters)
         self.call_hook("before_run")
         self.call_hook("before_train_epoch")
+        self._apply_resumed_rng()
         while self._iter < self._max_iters:
             for (mode, iters), loader in zip(workflow, loaders, strict=True):
                 self._inner_iter = 0
+                snapshot = capture_rng_state() if mode == "val" else None
                 if mode == "val":
                     self.call_hook("before_val_epoch")
                 for _ in range(int(iters)):
@@ -468,9 +631,26 @@ class IterBasedRunner(_BaseRunner):
                     getattr(self, mode)(loader)
                 if mode == "val":
                     self.call_hook("after_val_epoch")
+                if snapshot is not None:
+                    restore_rng_state(snapshot)
         time.sleep(0)
         self.call_hook("after_train_epoch")
         self.call_hook("after_run")
+        self._train_loader = None
+
+
+def _point_latest(out_dir: str, filename: str, path: str) -> None:
+    """Make ``out_dir/latest.pth`` a link to ``filename`` (a copy where links fail), replacing
+    the old one in one rename so that it never goes missing."""
+    latest = os.path.join(out_dir, "latest.pth")
+    tmp = os.path.join(out_dir, f".latest.pth.{os.getpid()}.tmp")
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    try:
+        os.symlink(filename, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, latest)
 
 
 _RUNNERS: dict[str, type[_BaseRunner]] = {

@@ -12,6 +12,16 @@ from detforge.engine.hooks.misc import (
     ExpMomentumEMAHook,
     InvalidLossError,
     NumClassCheckHook,
+    register_default_checks,
+)
+from detforge.engine.hooks.momentum_updater import (
+    CosineAnnealingMomentumUpdaterHook,
+    CyclicMomentumUpdaterHook,
+    LinearAnnealingMomentumUpdaterHook,
+    MomentumUpdaterHook,
+    OneCycleMomentumUpdaterHook,
+    StepMomentumUpdaterHook,
+    current_momentum,
 )
 from detforge.engine.hooks.optimizer import (
     Fp16OptimizerHook,
@@ -19,11 +29,14 @@ from detforge.engine.hooks.optimizer import (
     OptimizerHook,
 )
 from detforge.engine.hooks.priority import Priority, get_priority
+from detforge.engine.hooks.tensorboard import TensorboardLoggerHook
 
 __all__ = [
     "STAGES",
     "CheckInvalidLossHook",
     "CheckpointHook",
+    "CosineAnnealingMomentumUpdaterHook",
+    "CyclicMomentumUpdaterHook",
     "DistEvalHook",
     "DistSamplerSeedHook",
     "EMAHook",
@@ -34,13 +47,20 @@ __all__ = [
     "Hook",
     "InvalidLossError",
     "IterTimerHook",
+    "LinearAnnealingMomentumUpdaterHook",
     "LogBuffer",
     "LoggerHook",
     "LrUpdaterHook",
+    "MomentumUpdaterHook",
     "NumClassCheckHook",
+    "OneCycleMomentumUpdaterHook",
     "OptimizerHook",
     "Priority",
+    "StepMomentumUpdaterHook",
+    "TensorboardLoggerHook",
     "TextLoggerHook",
+    "current_momentum",
     "get_priority",
     "lr_hook_name",
+    "register_default_checks",
 ]

@@ -45,7 +45,16 @@ class EvalHook(Hook):
         dynamic_intervals: ``[(milestone, interval), ...]``: from epoch ``milestone`` on,
             evaluate every ``interval``.
         metric: Passed to ``evaluate``.
+        val_loss: Also log the detector's losses on the val set (``val/loss``,
+            ``val/loss_cls``, ...) next to the metrics (see
+            :mod:`detforge.engine.hooks.val_loss`). ``None`` (default): on when the val set
+            has box annotations and a loss pipeline can be derived, otherwise off with one
+            info line; ``True``: required (an error says why it cannot be done); ``False``:
+            off. It never changes the metrics nor the training that follows.
         eval_kwargs: Other keyword arguments for ``dataset.evaluate``.
+
+    Example:
+        >>> evaluation = dict(interval=1, metric='bbox', save_best='auto', val_loss=False)
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class EvalHook(Hook):
         test_fn: Callable[[Any, Any], list[Any]] | None = None,
         dynamic_intervals: Sequence[tuple[int, int]] | None = None,
         metric: str | list[str] = "bbox",
+        val_loss: bool | None = None,
         eval_kwargs: dict[str, Any] | None = None,
         **extra_eval_kwargs: Any,
     ) -> None:
@@ -81,6 +91,8 @@ class EvalHook(Hook):
         if self.key_indicator is not None:
             self._init_rule(self.key_indicator)
         self.best_ckpt_path: str | None = None
+        self.val_loss = val_loss
+        self._loss_loader: Any = None
 
     def _init_rule(self, key: str) -> None:
         if self.rule is None:
@@ -124,9 +136,42 @@ class EvalHook(Hook):
     def _do_evaluate(self, runner: Any) -> None:
         results = self.test_fn(runner.model, self.dataloader)
         runner.model.train()
+        losses = self.val_losses(runner)
         score = self.evaluate(runner, results)
+        runner.log_buffer.output.update(losses)
         if self.save_best and score is not None:
             self._save_best(runner, score)
+
+    def val_losses(self, runner: Any) -> dict[str, float]:
+        """``{'val/loss': ..., 'val/loss_cls': ...}`` on the val set, or ``{}`` when off."""
+        from detforge.engine.hooks.val_loss import build_val_loss_loader, compute_val_losses
+        from detforge.errors import ConfigError
+
+        if self.val_loss is False:
+            return {}
+        if self._loss_loader is not None:
+            return compute_val_losses(runner.model, self._loss_loader)
+        loader: Any = runner.data_loader
+        train_set = getattr(getattr(loader, "_loader", loader), "dataset", None)
+        try:
+            self._loss_loader = build_val_loss_loader(self.dataloader, train_set)
+            return compute_val_losses(runner.model, self._loss_loader)
+        except ConfigError as exc:
+            if self.val_loss:
+                raise ConfigError(f"evaluation.val_loss=True: {exc}") from None
+            runner.logger.info("no validation loss (evaluation.val_loss): %s", exc)
+        except Exception as exc:  # auto mode: a derived pipeline that fails must not stop training
+            if self.val_loss:
+                raise
+            runner.logger.warning(
+                "validation loss switched off (set evaluation.val_loss=True to see the "
+                "traceback, False to silence this): %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+        self.val_loss = False
+        self._loss_loader = None
+        return {}
 
     def evaluate(self, runner: Any, results: list[Any]) -> float | None:
         """Evaluate, put the metrics into the log buffer, return the ``save_best`` score."""
@@ -185,6 +230,7 @@ class DistEvalHook(EvalHook):
         test_fn: Callable[[Any, Any], list[Any]] | None = None,
         dynamic_intervals: Sequence[tuple[int, int]] | None = None,
         metric: str | list[str] = "bbox",
+        val_loss: bool | None = None,
         tmpdir: str | None = None,
         gpu_collect: bool = False,
         broadcast_bn_buffer: bool = True,
@@ -201,6 +247,7 @@ class DistEvalHook(EvalHook):
             test_fn=test_fn,
             dynamic_intervals=dynamic_intervals,
             metric=metric,
+            val_loss=val_loss,
             eval_kwargs=eval_kwargs,
             **extra_eval_kwargs,
         )
@@ -213,8 +260,10 @@ class DistEvalHook(EvalHook):
 
         results = self.test_fn(runner.model, self.dataloader)
         runner.model.train()
+        losses = self.val_losses(runner)  # every rank: the losses are all-reduced
         if get_dist_info()[0] != 0:
             return
         score = self.evaluate(runner, results)
+        runner.log_buffer.output.update(losses)
         if self.save_best and score is not None:
             self._save_best(runner, score)

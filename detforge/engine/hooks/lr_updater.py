@@ -59,6 +59,7 @@ class LrUpdaterHook(Hook):
 
     def __init__(self, schedule: LrSchedule) -> None:
         self.schedule = schedule
+        self.display_name = "LrUpdaterHook"
         self.base_lr: dict[str, list[float]] = {}
 
     def before_run(self, runner: Any) -> None:
@@ -94,7 +95,9 @@ class LrUpdaterHook(Hook):
 
 def _factory(policy: str) -> Callable[..., LrUpdaterHook]:
     def build(**kwargs: Any) -> LrUpdaterHook:
-        return LrUpdaterHook(build_lr_schedule(dict(policy=policy, **kwargs)))
+        hook = LrUpdaterHook(build_lr_schedule(dict(policy=policy, **kwargs)))
+        hook.display_name = lr_hook_name(policy)  # the hook table shows MMCV's class name
+        return hook
 
     build.__name__ = lr_hook_name(policy)
     build.__doc__ = f"``LrUpdaterHook`` with the {policy!r} lr policy (MMCV's name)."

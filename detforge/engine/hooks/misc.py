@@ -1,5 +1,6 @@
 """Checks and helpers: ``NumClassCheckHook``, ``CheckInvalidLossHook``, ``DistSamplerSeedHook``,
-``EMAHook`` and ``ExpMomentumEMAHook``."""
+``EMAHook`` and ``ExpMomentumEMAHook``; :func:`register_default_checks` puts the two checks on
+every training run (v2 only had them when the config listed them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 
 from detforge.engine.hooks.base import Hook
-from detforge.errors import ConfigError
+from detforge.errors import ConfigError, InvalidLossError
 from detforge.registry import HOOKS
 
 __all__ = [
@@ -20,25 +21,43 @@ __all__ = [
     "ExpMomentumEMAHook",
     "InvalidLossError",
     "NumClassCheckHook",
+    "register_default_checks",
 ]
 
 _NO_CLASS_CHECK = ("RPNHead", "VGG", "FusedSemanticHead", "GARPNHead")
-
-
-class InvalidLossError(FloatingPointError):
-    """A loss became NaN or infinite."""
 
 
 def _bare(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model  # type: ignore[return-value]
 
 
+def _loader_dataset(loader: Any) -> Any:
+    """The dataset behind a DataLoader or the IterBasedRunner's endless wrapper of one."""
+    if loader is None:
+        return None
+    return getattr(loader, "dataset", None) or getattr(
+        getattr(loader, "_loader", None), "dataset", None
+    )
+
+
 @HOOKS.register_module()
 class NumClassCheckHook(Hook):
-    """Before each epoch: every module's ``num_classes`` equals ``len(dataset.CLASSES)``."""
+    """Before each epoch: every module's ``num_classes`` equals ``len(dataset.CLASSES)``.
+
+    Modules named ``RPNHead``, ``VGG``, ``FusedSemanticHead`` and ``GARPNHead`` are skipped
+    (v2). The error names the config path of the module and both numbers. When the loader is
+    not known yet at the epoch start (``IterBasedRunner``), the check runs before the first
+    iteration's forward instead.
+    """
+
+    def __init__(self) -> None:
+        self._done = False
 
     def _check(self, runner: Any) -> None:
-        dataset = runner.data_loader.dataset
+        dataset = _loader_dataset(runner.data_loader)
+        if dataset is None:
+            return
+        self._done = True
         classes = getattr(dataset, "CLASSES", None)
         if classes is None:
             warnings.warn(
@@ -55,13 +74,21 @@ class NumClassCheckHook(Hook):
             if num is None or type(module).__name__ in _NO_CLASS_CHECK:
                 continue
             if num != len(classes):
+                path = f"model.{name}" if name else "model"
                 raise ConfigError(
-                    f"num_classes={num} of {name or 'model'} ({type(module).__name__}) does not "
-                    f"match the {len(classes)} CLASSES of {type(dataset).__name__}: {classes}"
+                    f"class count mismatch: {path}.num_classes={num} ({type(module).__name__}) "
+                    f"but the {runner.mode or 'train'} dataset {type(dataset).__name__} has "
+                    f"{len(classes)} CLASSES {tuple(classes)}; set {path}.num_classes="
+                    f"{len(classes)} or the dataset's classes"
                 )
 
     def before_train_epoch(self, runner: Any) -> None:
+        self._done = False
         self._check(runner)
+
+    def before_train_iter(self, runner: Any) -> None:
+        if not self._done:
+            self._check(runner)
 
     def before_val_epoch(self, runner: Any) -> None:
         self._check(runner)
@@ -69,31 +96,65 @@ class NumClassCheckHook(Hook):
 
 @HOOKS.register_module()
 class CheckInvalidLossHook(Hook):
-    """Every ``interval`` iterations, stop with an error if the loss is NaN or infinite.
+    """Every ``interval`` iterations, stop with an error if a loss is NaN or infinite.
 
-    The message names the iteration, the non-finite loss terms and the batch's image files.
+    The message names the 1-based global iteration (and epoch/batch), every non-finite loss
+    term with its value and the file names of the batch's images. It reads the ``log_vars``
+    floats that ``train_step`` already computed, so checking costs nothing; registered before
+    the optimizer hook (as :func:`register_default_checks` does), it stops before the step
+    spreads the NaN into the weights.
     """
 
     def __init__(self, interval: int = 50) -> None:
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"CheckInvalidLossHook: interval must be a positive int: {interval!r}")
         self.interval = interval
 
     def after_train_iter(self, runner: Any) -> None:
         if not self.every_n_iters(runner, self.interval):
             return
-        loss = runner.outputs["loss"]
-        if bool(torch.isfinite(torch.as_tensor(loss)).all()):
+        values = {
+            k: float(v)
+            for k, v in (runner.outputs.get("log_vars") or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        if "loss" not in values and isinstance(runner.outputs.get("loss"), torch.Tensor):
+            loss = runner.outputs["loss"].detach()
+            values["loss"] = float(loss.sum()) if loss.numel() else 0.0
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if not bad:
             return
-        bad = [
-            k
-            for k, v in runner.outputs.get("log_vars", {}).items()
-            if isinstance(v, int | float) and not math.isfinite(v)
+        terms = [k for k in bad if k != "loss"] or bad
+        batch = getattr(runner, "data_batch", None)
+        metas = batch.get("img_metas", []) if isinstance(batch, dict) else []
+        files = [
+            str(m.get("filename") or m.get("ori_filename"))
+            for m in metas
+            if isinstance(m, dict) and (m.get("filename") or m.get("ori_filename"))
         ]
-        metas = (getattr(runner, "data_batch", None) or {}).get("img_metas") or []
-        files = [m.get("filename", m.get("ori_filename")) for m in metas if isinstance(m, dict)]
+        where = f"iteration {runner.iter + 1} (epoch {runner.epoch + 1}"
+        loader = getattr(runner, "data_loader", None)
+        if loader is not None and hasattr(loader, "__len__"):
+            where += f", batch {runner.inner_iter + 1}/{len(loader)}"
         raise InvalidLossError(
-            f"loss became infinite or NaN at epoch {runner.epoch + 1}, iteration "
-            f"{runner.iter + 1}: non-finite terms {bad or ['loss']}; images {files}"
+            f"non-finite loss at {where}): "
+            + ", ".join(f"{k}={values[k]}" for k in terms)
+            + f"; images in this batch: {', '.join(files) if files else '(unknown)'}. "
+            "Lower optimizer.lr, add optimizer_config.grad_clip, or check these images' "
+            "annotations."
         )
+
+
+def register_default_checks(runner: Any) -> None:
+    """Register ``NumClassCheckHook`` and ``CheckInvalidLossHook(interval=1)`` unless present.
+
+    The class-count check runs before the first iteration (``before_train_epoch``); the loss
+    check runs after every iteration at priority ``HIGH``, i.e. before ``OptimizerHook``.
+    """
+    if not any(isinstance(h, NumClassCheckHook) for h in runner.hooks):
+        runner.register_hook(NumClassCheckHook(), "NORMAL")
+    if not any(isinstance(h, CheckInvalidLossHook) for h in runner.hooks):
+        runner.register_hook(CheckInvalidLossHook(interval=1), "HIGH")
 
 
 @HOOKS.register_module()
