@@ -1,184 +1,230 @@
 """``detforge demo``: the end-to-end demo behind ``make demo``.
 
-It generates a small deterministic COCO-format dataset of coloured rectangles and ellipses
-(two classes), writes a tiny RetinaNet config for it, trains on CPU with ``detforge train``,
-tests the last checkpoint with ``detforge test --eval bbox --show-dir`` and prints the bbox mAP
-and where the work dir and the drawn predictions are.
+1. Writes the synthetic shapes dataset (``detforge data synth``: 480 train and 60 val 128x128
+   images of circles, squares and triangles among clutter, COCO boxes and masks) into
+   ``WORK_DIR/data`` (kept when it already matches the arguments).
+2. Trains the shipped ``configs/demo/demo_atss_r18_tiny_18e_shapes.py`` on CPU with
+   ``detforge train`` (the data paths are set with ``--cfg-options``), evaluating every 3 epochs.
+3. Tests the last checkpoint with ``detforge test --eval bbox --out --show-dir``.
+4. Plots the loss and bbox mAP curves of the training log (``detforge analyze-logs plot_curve``).
+5. Prints the bbox mAP and where the checkpoint, drawn predictions and curves are.
+
+``--quick`` runs the same flow on 24 images for 2 epochs (a smoke test, not a good model).
+On a busy machine PyTorch's worker threads wait on each other; the demo then trains on one
+thread (``--threads`` chooses).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
+from detforge.cli.demo_tiny import TINY_CLASSES, demo_config_text, make_synthetic_coco
 
-__all__ = ["CLASSES", "add_parser", "demo_config_text", "make_synthetic_coco", "run"]
+__all__ = [
+    "CONFIG",
+    "TINY_CLASSES",
+    "DemoResult",
+    "add_parser",
+    "demo_config_text",
+    "find_demo_config",
+    "make_synthetic_coco",
+    "run",
+    "run_demo",
+]
 
-CLASSES = ("rectangle", "ellipse")
-
-
-def _draw_image(
-    rng: np.random.Generator, size: int, max_objects: int
-) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
-    background = rng.integers(0, 60, size=3)
-    img = np.clip(
-        background[None, None, :] + rng.normal(0, 8, size=(size, size, 3)), 0, 255
-    ).astype(np.uint8)
-    objects: list[tuple[int, list[float]]] = []
-    for _ in range(int(rng.integers(1, max_objects + 1))):
-        label = int(rng.integers(0, len(CLASSES)))
-        w, h = (int(v) for v in rng.integers(size // 8, size // 2 - 4, size=2))
-        x1 = int(rng.integers(0, size - w))
-        y1 = int(rng.integers(0, size - h))
-        colour = tuple(int(c) for c in rng.integers(90, 256, size=3))
-        if label == 0:
-            cv2.rectangle(img, (x1, y1), (x1 + w - 1, y1 + h - 1), colour, thickness=-1)
-        else:
-            centre = (x1 + w // 2, y1 + h // 2)
-            cv2.ellipse(img, centre, (w // 2, h // 2), 0, 0, 360, colour, thickness=-1)
-            w, h = 2 * (w // 2), 2 * (h // 2)
-            x1, y1 = centre[0] - w // 2, centre[1] - h // 2
-        objects.append((label, [float(x1), float(y1), float(w), float(h)]))
-    return img, objects
+#: The shipped demo config, relative to the repository root.
+CONFIG = "configs/demo/demo_atss_r18_tiny_18e_shapes.py"
+_QUICK = (24, 8, 2)  # training images, validation images, epochs
+_FULL = (480, 60, None)  # None: the config's epochs
 
 
-def make_synthetic_coco(
-    out_dir: str | Path,
-    num_train: int = 24,
-    num_val: int = 8,
-    size: int = 128,
-    max_objects: int = 3,
+@dataclass
+class DemoResult:
+    """What one demo run produced (paths are absolute)."""
+
+    metrics: dict[str, Any]
+    work_dir: Path
+    config: Path
+    checkpoint: Path
+    results: Path
+    log: Path
+    curve: Path
+    predictions: list[Path] = field(default_factory=list)
+    train_seconds: float = 0.0
+    epochs: int = 0
+    num_val: int = 0
+
+
+def find_demo_config() -> Path:
+    """The shipped demo config: under the current directory or beside the package."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / CONFIG).is_file():
+            return (root / CONFIG).resolve()
+    raise FileNotFoundError(
+        f"{CONFIG} not found in {Path.cwd()} or beside the detforge package; run from the "
+        "detforge repository or pass --config"
+    )
+
+
+def _dataset(data_dir: Path, num_train: int, num_val: int, seed: int) -> dict[str, Path]:
+    from detforge.datasets.synthetic import make_synthetic_coco as make_shapes
+
+    wanted: dict[str, Any] = dict(
+        num_train=num_train, num_val=num_val, size=128, max_objects=6, seed=seed
+    )
+    meta_file = data_dir / "synthetic.json"
+    if meta_file.is_file() and (data_dir / "train.json").is_file():
+        meta = json.loads(meta_file.read_text())
+        if all(meta.get(k) == v for k, v in wanted.items()) and meta.get("clutter"):
+            print(f"detforge demo: reusing the dataset in {data_dir}")
+            return dict(root=data_dir, images=data_dir / "images",
+                        train=data_dir / "train.json", val=data_dir / "val.json")  # fmt: skip
+    print(f"detforge demo: writing {num_train} + {num_val} synthetic images to {data_dir}")
+    return make_shapes(data_dir, **wanted)
+
+
+def _data_options(paths: dict[str, Path]) -> list[str]:
+    images = f"{paths['images'].resolve()}/"
+    options = []
+    for split, ann in (("train", paths["train"]), ("val", paths["val"]), ("test", paths["val"])):
+        options += [f"data.{split}.ann_file={ann.resolve()}", f"data.{split}.img_prefix={images}"]
+    return options
+
+
+def _curve_keys(log: Any) -> list[str]:
+    train_keys = {k for r in log.train() for k in r}
+    keys = [k for k in ("loss_cls", "loss_bbox") if k in train_keys] or ["loss"]
+    if any("bbox_mAP" in r for r in log.val()):
+        keys.append("bbox_mAP")
+    return keys
+
+
+def run_demo(
+    work_dir: str | Path = "work_dirs/demo",
+    config: str | Path | None = None,
+    quick: bool = False,
+    num_train: int | None = None,
+    num_val: int | None = None,
+    epochs: int | None = None,
     seed: int = 0,
-) -> dict[str, Path]:
-    """Write a deterministic two-class detection dataset in COCO format.
+    device: str = "cpu",
+) -> DemoResult:
+    """Generate the data, train, test, draw and plot (see the module docstring).
 
-    Layout: ``out_dir/images/{train,val}_NNNN.png``, ``out_dir/train.json``,
-    ``out_dir/val.json``. Each ``size x size`` image holds 1 to ``max_objects`` filled shapes:
-    class ``rectangle`` (axis-aligned box) or ``ellipse`` (bbox = its bounding box).
+    Args:
+        work_dir: Everything goes here: ``data/``, ``train/``, ``predictions/``,
+            ``results.pkl``, ``curves.png``, ``eval_<timestamp>.json``.
+        config: Detector config (default: :func:`find_demo_config`).
+        quick: 24 + 8 images, 2 epochs, evaluation and a log line every iteration.
+        num_train, num_val: Override the dataset size.
+        epochs: Override ``runner.max_epochs``.
+        seed: Dataset and training seed.
+        device: ``cpu`` or ``cuda``.
 
     Returns:
-        ``dict(root, images, train, val)`` paths.
+        The metrics of ``detforge test`` and the paths of everything written.
 
-    Example:
-        >>> import tempfile, json
-        >>> paths = make_synthetic_coco(tempfile.mkdtemp(), num_train=2, num_val=1, size=64)
-        >>> len(json.loads(paths['train'].read_text())['images'])
-        2
+    Raises:
+        RuntimeError: ``detforge train`` or ``detforge test`` failed (with its exit code).
     """
-    from detforge.datasets.converters._coco import CocoBuilder, write_json
+    from detforge.analysis.logs import load_json_log, plot_curve
+    from detforge.cli.main import main
 
-    root = Path(out_dir)
-    images = root / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths: dict[str, Path] = dict(root=root, images=images)
-    for split, count in (("train", num_train), ("val", num_val)):
-        builder = CocoBuilder(CLASSES)
-        for index in range(count):
-            img, objects = _draw_image(rng, size, max_objects)
-            name = f"{split}_{index:04d}.png"
-            if not cv2.imwrite(str(images / name), img):
-                raise OSError(f"could not write {images / name}")
-            image_id = builder.add_image(name, width=size, height=size)
-            for label, bbox in objects:
-                builder.add_annotation(image_id, builder.category_id(CLASSES[label]), bbox)
-        paths[split] = write_json(builder.to_dict(), root / f"{split}.json")
-    return paths
+    default_train, default_val, default_epochs = _QUICK if quick else _FULL
+    num_train = default_train if num_train is None else num_train
+    num_val = default_val if num_val is None else num_val
+    epochs = default_epochs if epochs is None else epochs
+    work = Path(work_dir).resolve()
+    cfg_path = Path(config).resolve() if config is not None else find_demo_config()
+    paths = _dataset(work / "data", num_train, num_val, seed)
+
+    options = _data_options(paths)
+    if epochs is not None:
+        options.append(f"runner.max_epochs={epochs}")
+    if quick:
+        options += ["evaluation.interval=1", "log_config.interval=1",
+                    "checkpoint_config.interval=1", "lr_config.warmup_iters=2"]  # fmt: skip
+    train_dir = work / "train"
+    start = time.perf_counter()
+    code = main(["train", str(cfg_path), "--work-dir", str(train_dir), "--seed", str(seed),
+                 "--device", device, "--cfg-options", *options])  # fmt: skip
+    train_seconds = time.perf_counter() - start
+    if code:
+        raise RuntimeError(f"detforge train exited with code {code}")
+    logs = sorted(train_dir.glob("*.log.json"))
+    checkpoints = sorted(train_dir.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime)
+    if not logs or not checkpoints:
+        raise RuntimeError(f"detforge train wrote no log or checkpoint into {train_dir}")
+    checkpoint = checkpoints[-1]
+
+    show_dir = work / "predictions"
+    results = work / "results.pkl"
+    before = set(work.glob("eval_*.json"))
+    code = main(["test", str(cfg_path), str(checkpoint), "--eval", "bbox", "--out", str(results),
+                 "--show-dir", str(show_dir), "--work-dir", str(work), "--device", device,
+                 "--cfg-options", *_data_options(paths)])  # fmt: skip
+    if code:
+        raise RuntimeError(f"detforge test exited with code {code}")
+    evals = sorted(set(work.glob("eval_*.json")) - before) or sorted(work.glob("eval_*.json"))
+    metrics = json.loads(evals[-1].read_text())["metric"]
+
+    log = load_json_log(logs[-1])
+    curve = work / "curves.png"
+    figure = plot_curve([log], keys=_curve_keys(log), title=f"detforge demo: {cfg_path.name}")
+    figure.savefig(curve)
+    val_names = [img["file_name"] for img in json.loads(paths["val"].read_text())["images"]]
+    drawn = [show_dir / name for name in val_names if (show_dir / name).is_file()]
+    trained = max((int(r["epoch"]) for r in log.train()), default=0)
+    return DemoResult(
+        metrics=metrics, work_dir=work, config=cfg_path, checkpoint=checkpoint, results=results,
+        log=logs[-1], curve=curve, predictions=drawn, train_seconds=train_seconds,
+        epochs=trained, num_val=num_val,
+    )  # fmt: skip
 
 
-def demo_config_text(
-    data_root: str | Path,
-    max_epochs: int = 12,
-    samples_per_gpu: int = 4,
-    img_size: int = 128,
-    lr: float = 0.002,
-) -> str:
-    """A v2 config (Python text) for a tiny RetinaNet (ResNet-18, 16 base channels) trained
-    from scratch on :func:`make_synthetic_coco`'s dataset."""
-    root = str(Path(data_root).resolve())
-    return f"""\
-dataset_type = 'CocoDataset'
-data_root = {root + "/"!r}
-classes = {CLASSES!r}
-img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', img_scale=({img_size}, {img_size}), keep_ratio=True),
-    dict(type='RandomFlip', flip_ratio=0.5),
-    dict(type='Normalize', **img_norm_cfg),
-    dict(type='Pad', size_divisor=32),
-    dict(type='DefaultFormatBundle'),
-    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels']),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='MultiScaleFlipAug',
-        img_scale=({img_size}, {img_size}),
-        flip=False,
-        transforms=[
-            dict(type='Resize', keep_ratio=True),
-            dict(type='RandomFlip'),
-            dict(type='Normalize', **img_norm_cfg),
-            dict(type='Pad', size_divisor=32),
-            dict(type='ImageToTensor', keys=['img']),
-            dict(type='Collect', keys=['img']),
-        ]),
-]
-data = dict(
-    samples_per_gpu={samples_per_gpu},
-    workers_per_gpu=0,
-    train=dict(type=dataset_type, classes=classes, ann_file=data_root + 'train.json',
-               img_prefix=data_root + 'images/', pipeline=train_pipeline),
-    val=dict(type=dataset_type, classes=classes, ann_file=data_root + 'val.json',
-             img_prefix=data_root + 'images/', pipeline=test_pipeline),
-    test=dict(type=dataset_type, classes=classes, ann_file=data_root + 'val.json',
-              img_prefix=data_root + 'images/', pipeline=test_pipeline))
-evaluation = dict(interval={max_epochs}, metric='bbox')
-model = dict(
-    type='RetinaNet',
-    backbone=dict(type='ResNet', depth=18, base_channels=16, num_stages=4,
-                  out_indices=(0, 1, 2, 3), frozen_stages=-1,
-                  norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
-                  style='pytorch', init_cfg=None),
-    neck=dict(type='FPN', in_channels=[16, 32, 64, 128], out_channels=32, start_level=1,
-              add_extra_convs='on_input', num_outs=5),
-    bbox_head=dict(
-        type='RetinaHead', num_classes={len(CLASSES)}, in_channels=32, stacked_convs=2,
-        feat_channels=32,
-        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=2,
-                              scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
-                              strides=[8, 16, 32, 64, 128]),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],
-                        target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                      loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-    train_cfg=dict(
-        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
-                      ignore_iof_thr=-1),
-        sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False),
-    test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
-                  nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
-optimizer = dict(type='AdamW', lr={lr}, weight_decay=0.0001)
-optimizer_config = dict(grad_clip=dict(max_norm=35, norm_type=2))
-lr_config = dict(policy='step', warmup='linear', warmup_iters=10, warmup_ratio=0.1,
-                 step=[{max(1, int(max_epochs * 0.75))}])
-runner = dict(type='EpochBasedRunner', max_epochs={max_epochs})
-checkpoint_config = dict(interval=1, max_keep_ckpts=2)
-log_config = dict(interval=5, hooks=[dict(type='TextLoggerHook')])
-custom_hooks = [dict(type='NumClassCheckHook')]
-dist_params = dict(backend='gloo')
-log_level = 'INFO'
-load_from = None
-resume_from = None
-workflow = [('train', 1)]
-"""
+def _threads(requested: int | None) -> int:
+    cores = os.cpu_count() or 1
+    if requested is not None:
+        return max(1, requested)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load >= 1.0 and cores > 1:
+        print(f"detforge demo: the machine is busy (load {load:.1f} on {cores} cores): "
+              "training on 1 thread, which is much faster then (--threads to choose)")  # fmt: skip
+        return 1
+    return cores
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+def _report(result: DemoResult, device: str, threads: int) -> str:
+    m = result.metrics
+    first = result.predictions[0].name if result.predictions else "none"
+    lines = [
+        "",
+        f"detforge demo: bbox mAP = {m.get('bbox_mAP', float('nan')):.3f} "
+        f"(mAP@0.5 = {m.get('bbox_mAP_50', float('nan')):.3f}) on {result.num_val} validation "
+        f"images after {result.epochs} epochs; training took {_minutes(result.train_seconds)} "
+        f"on {device} ({threads} thread{'s' if threads > 1 else ''})",
+        f"  config:      {result.config}",
+        f"  checkpoint:  {result.checkpoint}",
+        f"  predictions: {result.predictions[0].parent if result.predictions else '-'} "
+        f"({len(result.predictions)} drawn images, e.g. {first})",
+        f"  curves:      {result.curve}",
+        f"  results:     {result.results} (v2 result pickle)",
+        f"  train log:   {result.log}",
+        "Next: detforge analyze-logs plot_curve LOG --keys loss bbox_mAP --out curves.png; "
+        "detforge test CONFIG CHECKPOINT --eval bbox --show-dir DIR",
+    ]
+    return "\n".join(lines)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -189,46 +235,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--work-dir", default="work_dirs/demo", help="where everything goes")
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
-    parser.add_argument("--num-train", type=int, default=48, help="generated training images")
-    parser.add_argument("--num-val", type=int, default=16, help="generated validation images")
+    parser.add_argument("--config", help=f"detector config (default {CONFIG})")
+    parser.add_argument("--quick", action="store_true", help="24 images, 2 epochs: a smoke test")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
+    parser.add_argument("--num-train", type=int, help="generated training images (480)")
+    parser.add_argument("--num-val", type=int, help="generated validation images (60)")
     parser.add_argument("--seed", type=int, default=0, help="dataset and training seed")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device")
+    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default: see above)")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.cli.main import main
+    import torch
 
-    work_dir = Path(args.work_dir)
-    data = make_synthetic_coco(
-        work_dir / "data", num_train=args.num_train, num_val=args.num_val, seed=args.seed
-    )
-    config = work_dir / "retinanet_tiny_demo.py"
-    config.write_text(demo_config_text(data["root"], max_epochs=args.epochs), encoding="utf-8")
-    train_dir = work_dir / "train"
-    common = ["--device", "cpu"]
-    code = main(["train", str(config), "--work-dir", str(train_dir), "--seed", str(args.seed),
-                 "--no-validate", *common])  # fmt: skip
-    if code:
-        return code
-    checkpoint = train_dir / f"epoch_{args.epochs}.pth"
-    show_dir = work_dir / "predictions"
-    code = main(["test", str(config), str(checkpoint), "--eval", "bbox", "--out",
-                 str(work_dir / "results.pkl"), "--show-dir", str(show_dir),
-                 "--work-dir", str(work_dir), *common])  # fmt: skip
-    if code:
-        return code
-    evals = sorted(work_dir.glob("eval_*.json"))
-    metric = json.loads(evals[-1].read_text())["metric"] if evals else {}
-    drawn = sorted(show_dir.glob("*.png"))
-    print(
-        f"\ndetforge demo: bbox mAP = {metric.get('bbox_mAP', float('nan')):.3f}, "
-        f"mAP@0.5 = {metric.get('bbox_mAP_50', float('nan')):.3f} "
-        f"on {args.num_val} generated validation images"
-    )
-    print(f"  work dir:   {work_dir.resolve()}")
-    print(f"  checkpoint: {checkpoint.resolve()}")
-    if drawn:
-        print(f"  drawn prediction: {drawn[0].resolve()} (all in {show_dir.resolve()})")
+    threads = _threads(args.threads)
+    torch.set_num_threads(threads)
+    try:
+        result = run_demo(
+            work_dir=args.work_dir, config=args.config, quick=args.quick,
+            num_train=args.num_train, num_val=args.num_val, epochs=args.epochs,
+            seed=args.seed, device=args.device,
+        )  # fmt: skip
+    except RuntimeError as exc:
+        print(f"detforge demo: error: {exc}", file=sys.stderr)
+        return 1
+    print(_report(result, args.device, threads))
     return 0

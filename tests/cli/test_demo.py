@@ -1,48 +1,121 @@
+import contextlib
+import io
 import json
+import pickle
+import re
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 
-from detforge.cli.demo import CLASSES, demo_config_text, make_synthetic_coco
-from detforge.config import Config
-
-
-def test_synthetic_coco_layout_and_boxes(tmp_path):
-    paths = make_synthetic_coco(tmp_path, num_train=6, num_val=3, size=96, seed=1)
-    train = json.loads(paths["train"].read_text())
-    val = json.loads(paths["val"].read_text())
-    assert [c["name"] for c in train["categories"]] == list(CLASSES)
-    assert len(train["images"]) == 6 and len(val["images"]) == 3
-    per_image = {}
-    for ann in train["annotations"]:
-        per_image[ann["image_id"]] = per_image.get(ann["image_id"], 0) + 1
-        x, y, w, h = ann["bbox"]
-        assert x >= 0 and y >= 0 and x + w <= 96 and y + h <= 96 and w > 0 and h > 0
-    assert sorted(per_image) == [1, 2, 3, 4, 5, 6]
-    assert all(1 <= n <= 3 for n in per_image.values())
-    # the centre of every shape is painted (shape colours are >= 90, backgrounds < 90)
-    for img_info in train["images"]:
-        img = cv2.imread(str(paths["images"] / img_info["file_name"]))
-        assert img.shape == (96, 96, 3)
-        for ann in train["annotations"]:
-            if ann["image_id"] == img_info["id"]:
-                x, y, w, h = ann["bbox"]
-                cx, cy = int(x + w / 2), int(y + h / 2)
-                assert img[cy, cx].max() >= 90
+from detforge.cli.demo import CONFIG, find_demo_config
+from detforge.cli.demo_tiny import TINY_CLASSES, demo_config_text, make_synthetic_coco
+from detforge.cli.main import main
+from detforge.config import Config, load_config
+from detforge.datasets import build_dataset
 
 
-def test_synthetic_coco_is_deterministic(tmp_path):
-    a = make_synthetic_coco(tmp_path / "a", num_train=3, num_val=1, seed=5)
-    b = make_synthetic_coco(tmp_path / "b", num_train=3, num_val=1, seed=5)
-    c = make_synthetic_coco(tmp_path / "c", num_train=3, num_val=1, seed=6)
-    assert a["train"].read_text() == b["train"].read_text()
-    img_a = cv2.imread(str(a["images"] / "train_0000.png"))
-    assert np.array_equal(img_a, cv2.imread(str(b["images"] / "train_0000.png")))
-    assert not np.array_equal(img_a, cv2.imread(str(c["images"] / "train_0000.png")))
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Any:
+    # Two PyTorch threads on a busy 2-core machine wait on each other (20x slower trainings).
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-def test_demo_config_is_loadable(tmp_path):
-    cfg = Config.fromstring(demo_config_text(tmp_path, max_epochs=3), ".py")
-    assert cfg.model.bbox_head.num_classes == len(CLASSES)
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory: Any) -> dict[str, Any]:
+    """``detforge demo --quick`` run once: its stdout and work dir."""
+    work = tmp_path_factory.mktemp("demo") / "work"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["demo", "--quick", "--work-dir", str(work), "--threads", "1"])
+    assert code == 0, out.getvalue()[-2000:]
+    return dict(work=work, out=out.getvalue())
+
+
+def _val_names(work: Path) -> list[str]:
+    return [img["file_name"] for img in json.loads((work / "data/val.json").read_text())["images"]]
+
+
+def test_quick_demo_prints_the_map_and_writes_curves_and_drawings(quick_demo):
+    work, out = quick_demo["work"], quick_demo["out"]
+    (evaluation,) = work.glob("eval_*.json")
+    metric = json.loads(evaluation.read_text())["metric"]
+    match = re.search(r"bbox mAP = (\d\.\d{3}) \(mAP@0\.5 = (\d\.\d{3})\) on 8 validation images "
+                      r"after 2 epochs", out)  # fmt: skip
+    assert match, out[-1500:]
+    assert float(match[1]) == pytest.approx(metric["bbox_mAP"], abs=5e-4)
+    assert float(match[2]) == pytest.approx(metric["bbox_mAP_50"], abs=5e-4)
+    curve = work / "curves.png"
+    assert f"curves:      {curve}" in out
+    png = cv2.imread(str(curve))
+    assert png is not None and png.shape[0] > 300 and png.std() > 5
+    names = _val_names(work)
+    assert len(names) == 8
+    assert sorted(p.name for p in (work / "predictions").iterdir()) == sorted(names)
+    assert "(8 drawn images" in out
+    assert (work / "train" / "epoch_2.pth").is_file()
+
+
+def test_test_cli_pickle_rescores_to_the_printed_numbers(quick_demo, tmp_path, capsys):
+    work = quick_demo["work"]
+    data = work / "data"
+    options = [f"data.test.ann_file={data / 'val.json'}", f"data.test.img_prefix={data}/images/",
+               "model.test_cfg.score_thr=0.0", "model.test_cfg.max_per_img=5"]  # fmt: skip
+    config = find_demo_config()
+    out, show = tmp_path / "r.pkl", tmp_path / "d"
+    capsys.readouterr()
+    code = main(["test", str(config), str(work / "train" / "epoch_2.pth"), "--eval", "bbox",
+                 "--out", str(out), "--show-dir", str(show), "--show-score-thr", "0.0",
+                 "--work-dir", str(tmp_path), "--device", "cpu",
+                 "--cfg-options", *options])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    (evaluation,) = tmp_path.glob("eval_*.json")
+    returned = json.loads(evaluation.read_text())["metric"]
+
+    cfg = load_config(str(config), cfg_options=dict(o.split("=", 1) for o in options[:2])).cfg
+    dataset = build_dataset(dict(cfg.data.test, test_mode=True))
+    with open(out, "rb") as f:
+        results = pickle.load(f)
+    assert len(results) == len(dataset) == 8
+    rescored = dataset.evaluate(results, metric="bbox")
+    assert set(rescored) == set(returned)
+    for key, value in returned.items():
+        assert rescored[key] == value, key
+        if key != "bbox_mAP_copypaste":
+            assert f"('{key}', {value})" in printed
+    assert rescored["bbox_mAP_50"] > 0  # the model did learn something in 2 epochs
+
+    drawn = sorted(show.iterdir())
+    assert [p.name for p in drawn] == sorted(_val_names(work))
+    for path in drawn:
+        original = cv2.imread(str(data / "images" / path.name))
+        picture = cv2.imread(str(path))
+        assert picture.shape == original.shape
+        assert np.count_nonzero(np.any(picture != original, axis=2)) > 50, path.name
+
+
+def test_shipped_demo_config(tmp_path):
+    assert find_demo_config().relative_to(Path(__file__).resolve().parents[2]) == Path(CONFIG)
+    cfg = load_config(find_demo_config()).cfg
+    assert cfg.model.type == "ATSS"
+    assert cfg.model.bbox_head.num_classes == len(cfg.classes) == 3
+    assert cfg.evaluation.metric == "bbox"
+
+
+def test_tiny_helpers_for_tests(tmp_path):
+    paths = make_synthetic_coco(tmp_path, num_train=3, num_val=1, size=64)
+    coco = json.loads(paths["train"].read_text())
+    assert [c["name"] for c in coco["categories"]] == list(TINY_CLASSES)
+    assert len(coco["images"]) == 3 and coco["annotations"]
+    cfg = Config.fromstring(demo_config_text(paths["root"], max_epochs=3), ".py")
+    assert cfg.model.bbox_head.num_classes == len(TINY_CLASSES)
     assert cfg.runner.max_epochs == 3
-    assert cfg.data.train.ann_file.endswith("train.json")
+    assert cfg.data.train.ann_file == str(paths["train"].resolve())
