@@ -1,12 +1,22 @@
-"""High-level entry points: train a detector from a config, run it over a test loader."""
+"""High-level entry points: train a detector, test it over a loader, run it on images."""
 
+from detforge.apis.inference import (
+    async_inference_detector,
+    inference_detector,
+    init_detector,
+    show_result_pyplot,
+)
 from detforge.apis.test import multi_gpu_test, single_gpu_test
 from detforge.apis.train import init_random_seed, set_random_seed, train_detector
 
 __all__ = [
+    "async_inference_detector",
+    "inference_detector",
+    "init_detector",
     "init_random_seed",
     "multi_gpu_test",
     "set_random_seed",
+    "show_result_pyplot",
     "single_gpu_test",
     "train_detector",
 ]

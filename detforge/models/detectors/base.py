@@ -19,7 +19,7 @@ from torch import nn
 
 from detforge.models.layers import apply_init_cfg
 from detforge.registry import MODELS, build_module
-from detforge.visualization import imshow_det_bboxes
+from detforge.visualization import draw_result
 
 __all__ = ["DetectorMixin", "build_child", "parse_losses"]
 
@@ -143,23 +143,10 @@ class DetectorMixin:
         Class names come from ``self.CLASSES`` (set from the checkpoint or dataset). Returns
         the drawn image unless it was shown or written to ``out_file``.
         """
-        bbox_result, segm_result = result if isinstance(result, tuple) else (result, None)
-        if isinstance(segm_result, tuple):
-            segm_result = segm_result[0]
-        bboxes = np.vstack(bbox_result) if len(bbox_result) else np.zeros((0, 5), np.float32)
-        labels = np.concatenate(
-            [np.full(len(b), i, dtype=np.int64) for i, b in enumerate(bbox_result)]
-        )
-        segms = None
-        if segm_result is not None and len(labels) > 0:
-            flat = [m for per_class in segm_result for m in per_class]
-            segms = np.stack(
-                [m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else m for m in flat]
-            )
-        drawn = imshow_det_bboxes(
-            img, bboxes, labels, segms, class_names=getattr(self, "CLASSES", None),
-            score_thr=score_thr, bbox_color=bbox_color, text_color=text_color,
-            mask_color=mask_color, thickness=thickness, font_size=font_size, win_name=win_name,
+        drawn = draw_result(
+            img, result, class_names=getattr(self, "CLASSES", None), score_thr=score_thr,
+            bbox_color=bbox_color, text_color=text_color, mask_color=mask_color,
+            thickness=thickness, font_size=font_size, win_name=win_name,
             show=show and out_file is None, wait_time=wait_time, out_file=out_file,
         )  # fmt: skip
         return None if show or out_file else drawn

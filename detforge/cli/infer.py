@@ -1,0 +1,367 @@
+"""``detforge infer INPUT CONFIG CHECKPOINT``: run a detector on images or a video.
+
+``INPUT`` is an image, a folder (searched recursively for images), a ``.txt`` file listing
+image paths (one per line; relative paths are relative to the list's folder; blank lines and
+``#`` comments are skipped) or a video. Images run in batches of ``--batch-size`` with a
+progress bar and produce, in ``--out-dir``:
+
+- ``results.jsonl``: one line per image, ``{"file", "width", "height", "detections": [{"bbox":
+  [x1, y1, x2, y2], "score", "label", "class"}]}`` (detections scoring above ``--score-thr``);
+- ``vis/<name>``: the image with the detections drawn (skip with ``--no-draw``);
+- ``errors.jsonl``: ``{"file", "error"}`` for every image that could not be read; it is
+  reported and skipped, and the run goes on.
+
+A re-run with the same ``--out-dir`` skips the images already in any ``results*.jsonl`` there.
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) rank ``r`` takes images ``i`` with
+``i % WORLD_SIZE == r`` and writes ``results.rank{r}.jsonl`` (no process group is needed), so
+a large folder spreads over many GPUs or machines. A video gives ``<stem>_det.mp4`` and
+``<stem>_det.jsonl`` with one line per frame (``{"frame", "width", "height", "detections"}``),
+both rewritten on each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "add_parser",
+    "done_files",
+    "list_images",
+    "result_to_detections",
+    "run",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jpe", ".pgm")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "infer",
+        help="run a detector on an image, a folder, a list of images or a video",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", help="image, folder, .txt list of images, or video")
+    parser.add_argument("config", help="config file")
+    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument(
+        "--out-dir", default="infer_out", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument("--score-thr", type=float, default=0.3, help="keep scores above this")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cuda:0, cpu, ... (default: cuda:LOCAL_RANK if any, else cpu)",
+    )
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument("--no-draw", action="store_true", help="write results only, no pictures")
+    parser.add_argument(
+        "--palette",
+        default=None,
+        help="coco, voc, citys, random or a colour name (default: coco, or random for models "
+        "with more than 80 classes)",
+    )
+    add_cfg_options_argument(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def list_images(source: str | os.PathLike[str]) -> list[Path]:
+    """The images ``source`` names: itself, the images under a folder (sorted), or a list file.
+
+    Raises:
+        FileNotFoundError: ``source``, or a file named in a list, does not exist.
+
+    Example:
+        >>> list_images('missing.jpg')
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: input not found: missing.jpg
+    """
+    path = Path(source)
+    if path.is_dir():
+        return sorted(
+            p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"input not found: {source}")
+    if path.suffix.lower() != ".txt":
+        return [path]
+    images = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        item = Path(name) if Path(name).is_absolute() else path.parent / name
+        if not item.exists():
+            raise FileNotFoundError(f"{path}:{number}: listed image not found: {item}")
+        images.append(item)
+    return images
+
+
+def result_to_detections(
+    result: Any, class_names: Sequence[str], score_thr: float = 0.0
+) -> list[dict[str, Any]]:
+    """One image's v2 result as ``[{bbox, score, label, class}]``, best score first.
+
+    Example:
+        >>> import numpy as np
+        >>> r = [np.zeros((0, 5), np.float32), np.array([[1, 2, 5, 6, 0.5]], np.float32)]
+        >>> result_to_detections(r, ['cat', 'dog'])
+        [{'bbox': [1.0, 2.0, 5.0, 6.0], 'score': 0.5, 'label': 1, 'class': 'dog'}]
+    """
+    from detforge.structures.det_result import DetResult
+
+    bbox_result = result[0] if isinstance(result, tuple) else result
+    dets = DetResult.from_v2(list(bbox_result)).above(score_thr).sorted()
+    return [
+        {
+            "bbox": [round(float(v), 2) for v in box],
+            "score": round(float(score), 5),
+            "label": int(label),
+            "class": class_names[label] if label < len(class_names) else f"class {label}",
+        }
+        for box, score, label in zip(dets.boxes, dets.scores, dets.labels, strict=True)
+    ]
+
+
+def done_files(out_dir: Path) -> set[str]:
+    """``file`` of every line of every ``results*.jsonl`` in ``out_dir`` (torn lines ignored)."""
+    done: set[str] = set()
+    for path in sorted(out_dir.glob("results*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                done.add(json.loads(line)["file"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
+class _JsonLines:
+    """Appends one JSON object per line, flushed at once; repairs a torn last line first."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        if torn:
+            self.handle.write("\n")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.handle.write(json.dumps(record) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _dist_env() -> tuple[int, int]:
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world < 1 or not 0 <= rank < world:
+        raise SystemExit(f"detforge infer: bad RANK={rank} / WORLD_SIZE={world}")
+    return rank, world
+
+
+def _device(requested: str | None) -> str:
+    import torch
+
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if requested in (None, "cuda"):
+        return f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def _vis_name(path: Path, root: Path) -> Path:
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return Path(path.name)
+
+
+def _batches(paths: list[Path], size: int) -> Iterator[list[tuple[Path, Any]]]:
+    """Batches of ``(path, image or the exception reading it)``, the next read ahead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from detforge.utils.image import imread
+
+    def read(path: Path) -> Any:
+        try:
+            return imread(path)
+        except Exception as exc:  # any unreadable file is reported, not fatal
+            return exc
+
+    def read_batch(chunk: list[Path]) -> list[tuple[Path, Any]]:
+        return list(zip(chunk, pool.map(read, chunk), strict=True))
+
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    with ThreadPoolExecutor(max_workers=4) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
+        future = ahead.submit(read_batch, chunks[0]) if chunks else None
+        for index in range(len(chunks)):
+            assert future is not None
+            batch = future.result()
+            if index + 1 < len(chunks):
+                future = ahead.submit(read_batch, chunks[index + 1])
+            yield batch
+
+
+def _infer_safely(model: Any, items: list[tuple[Path, Any]]) -> list[tuple[Path, Any, Any]]:
+    """``(path, image, result or exception)``; a failing batch is retried image by image."""
+    from detforge.apis.inference import inference_detector
+
+    images = [img for _, img in items]
+    try:
+        results = inference_detector(model, images)
+        return [(p, img, r) for (p, img), r in zip(items, results, strict=True)]
+    except Exception:
+        if len(items) == 1:
+            return [(items[0][0], items[0][1], sys.exc_info()[1])]
+    return [out for item in items for out in _infer_safely(model, [item])]
+
+
+def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
+    from tqdm import tqdm
+
+    from detforge.visualization import draw_result
+
+    out_dir = Path(args.out_dir)
+    rank, world = _dist_env()
+    suffix = f".rank{rank}" if world > 1 else ""
+    done = done_files(out_dir)
+    mine = [p for i, p in enumerate(paths) if i % world == rank]
+    todo = [p for p in mine if str(p) not in done]
+    root = Path(args.input) if Path(args.input).is_dir() else Path(args.input).parent
+    results_file = _JsonLines(out_dir / f"results{suffix}.jsonl")
+    errors_file: _JsonLines | None = None
+    classes = list(model.CLASSES)
+    counts = dict(images=0, detections=0, failed=0)
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=f"infer {rank}/{world}" if world > 1 else "infer",
+               unit="img", dynamic_ncols=True)  # fmt: skip
+    try:
+        for batch in _batches(todo, max(1, args.batch_size)):
+            readable = [(p, img) for p, img in batch if not isinstance(img, BaseException)]
+            outcomes = [(p, None, img) for p, img in batch if isinstance(img, BaseException)]
+            outcomes += _infer_safely(model, readable) if readable else []
+            for path, img, result in outcomes:
+                if isinstance(result, BaseException):
+                    counts["failed"] += 1
+                    tqdm.write(f"detforge infer: skipping {path}: {result}", file=sys.stderr)
+                    errors_file = errors_file or _JsonLines(out_dir / f"errors{suffix}.jsonl")
+                    errors_file.write({"file": str(path), "error": str(result)})
+                    continue
+                detections = result_to_detections(result, classes, args.score_thr)
+                if not args.no_draw:
+                    draw_result(img, result, classes, args.score_thr, palette=args.palette,
+                                out_file=out_dir / "vis" / _vis_name(path, root))  # fmt: skip
+                height, width = img.shape[:2]
+                results_file.write(dict(file=str(path), width=width, height=height,
+                                        detections=detections))  # fmt: skip
+                counts["images"] += 1
+                counts["detections"] += len(detections)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        results_file.close()
+        if errors_file is not None:
+            errors_file.close()
+    seconds = time.perf_counter() - start
+    print(
+        f"detforge infer: {counts['images']} images, {counts['detections']} detections "
+        f"(score > {args.score_thr}) in {seconds:.1f} s -> {out_dir / f'results{suffix}.jsonl'}; "
+        f"{len(mine) - len(todo)} already done, {counts['failed']} unreadable"
+        + (f" (see {out_dir / f'errors{suffix}.jsonl'})" if counts["failed"] else "")
+    )
+    return 0
+
+
+def _run_video(args: argparse.Namespace, model: Any) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from detforge.apis.inference import inference_detector
+    from detforge.visualization import draw_result
+
+    rank, _ = _dist_env()
+    if rank != 0:
+        print(f"detforge infer: a video runs on rank 0 only; rank {rank} has nothing to do")
+        return 0
+    capture = cv2.VideoCapture(str(args.input))
+    if not capture.isOpened():
+        raise SystemExit(f"detforge infer: cannot open video {args.input}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video_out = out_dir / f"{Path(args.input).stem}_det.mp4"
+    writer = None
+    if not args.no_draw:
+        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+        writer = cv2.VideoWriter(str(video_out), fourcc, fps, (width, height))
+        if not writer.isOpened():
+            raise SystemExit(f"detforge infer: cannot write video {video_out}")
+    jsonl = out_dir / f"{Path(args.input).stem}_det.jsonl"
+    jsonl.unlink(missing_ok=True)
+    results_file = _JsonLines(jsonl)
+    classes, frame_index = list(model.CLASSES), 0
+    try:
+        with tqdm(total=total, desc="infer video", unit="frame", dynamic_ncols=True) as bar:
+            while True:
+                frames: list[Any] = []
+                while len(frames) < max(1, args.batch_size):
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    frames.append(frame)
+                if not frames:
+                    break
+                for frame, result in zip(frames, inference_detector(model, frames), strict=True):
+                    detections = result_to_detections(result, classes, args.score_thr)
+                    height, width = frame.shape[:2]
+                    results_file.write(dict(frame=frame_index, width=width, height=height,
+                                            detections=detections))  # fmt: skip
+                    if writer is not None:
+                        writer.write(draw_result(frame, result, classes, args.score_thr,
+                                                 palette=args.palette))  # fmt: skip
+                    frame_index += 1
+                bar.update(len(frames))
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        results_file.close()
+    where = f"{video_out} and " if writer is not None else ""
+    print(f"detforge infer: {frame_index} frames -> {where}{jsonl}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from detforge.apis.inference import init_detector
+
+    if args.batch_size < 1:
+        raise SystemExit(f"detforge infer: --batch-size must be >= 1, got {args.batch_size}")
+    source = Path(args.input)
+    is_video = source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS
+    paths = [] if is_video else list_images(source)
+    if not is_video and not paths:
+        raise SystemExit(f"detforge infer: no images found in {source}")
+    model = init_detector(
+        args.config, args.checkpoint, device=_device(args.device),
+        cfg_options=resolve_cfg_options(args),
+    )  # fmt: skip
+    if args.palette is None:
+        args.palette = "coco" if len(getattr(model, "CLASSES", ())) <= 80 else "random"
+    return _run_video(args, model) if is_video else _run_images(args, model, paths)

@@ -1,0 +1,174 @@
+"""init_detector / inference_detector / async / show_result_pyplot on real tiny trained models."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from detforge.apis import (
+    async_inference_detector,
+    inference_detector,
+    init_detector,
+    show_result_pyplot,
+)
+from detforge.config import Config
+from detforge.evaluation.class_names import COCO_CLASSES
+from detforge.utils.image import ImageLoadError
+from tests.apis.tiny_detector import fixture_root, write_tiny_config
+
+
+@pytest.fixture(scope="module")
+def gfl(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    config, weights = write_tiny_config(tmp_path_factory.mktemp("gfl"), "gfl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return init_detector(str(config), str(weights), device="cpu")
+
+
+def _images(shared_data: Path) -> list[Any]:
+    """Four real images of four sizes (two upscaled, two downscaled), paths and arrays mixed.
+
+    After ``Resize`` to fit 320×320 they are 320×214, 320×213, 320×218, 320×216 with scale
+    factors 0.5 ... 0.8, and pad to 320×224 each.
+    """
+    demo = cv2.imread(str(shared_data / "mmdet_testdata/demo/demo.jpg"))
+    dog = cv2.imread(str(shared_data / "demo_images/yolox/assets/dog.jpg"))
+    return [
+        str(shared_data / "mmdet_testdata/demo/demo.jpg"),
+        shared_data / "demo_images/skimage/coffee.png",
+        dog[100:440, 50:550].copy(),
+        demo[50:320, 100:500].copy(),
+    ]
+
+
+def _count_forwards(model: torch.nn.Module) -> list[int]:
+    calls = [0]
+
+    def hook(*_: Any) -> None:
+        calls[0] += 1
+
+    model.backbone.register_forward_pre_hook(hook)
+    return calls
+
+
+def _rows(result: Any) -> np.ndarray:
+    bbox = result[0] if isinstance(result, tuple) else result
+    rows = [np.c_[arr, np.full(len(arr), label)] for label, arr in enumerate(bbox)]
+    return np.vstack(rows)
+
+
+def test_list_is_one_forward_and_equals_single_calls(gfl: Any, shared_data: Path) -> None:
+    images = _images(shared_data)
+    calls = _count_forwards(gfl)
+    singles = [inference_detector(gfl, img) for img in images]
+    assert calls[0] == 4
+    batch = inference_detector(gfl, images)
+    assert calls[0] == 5  # the whole list: one backbone pass
+    assert isinstance(batch, list) and len(batch) == 4
+    for single, batched, img in zip(singles, batch, images, strict=True):
+        a, b = _rows(single), _rows(batched)
+        assert len(a) == len(b) > 10
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+        h, w = (img.shape if isinstance(img, np.ndarray) else cv2.imread(str(img)).shape)[:2]
+        assert a[:, 2].max() <= w + 1e-3 and a[:, 3].max() <= h + 1e-3  # own size
+    assert max(_rows(r)[:, 4].max() for r in batch) > 0.25
+
+
+def test_batch_of_different_padded_shapes(gfl: Any, shared_data: Path) -> None:
+    """A smaller image is padded up to the largest; the largest is unaffected by batching."""
+    small = cv2.imread(str(shared_data / "mmdet_testdata/tests/data/color.jpg"))  # 512x288
+    large = str(shared_data / "demo_images/yolox/assets/dog.jpg")  # 768x576
+    calls = _count_forwards(gfl)
+    batch = inference_detector(gfl, (small, large))
+    assert calls[0] == 1
+    np.testing.assert_allclose(
+        _rows(batch[1]), _rows(inference_detector(gfl, large)), atol=1e-4, rtol=1e-6
+    )
+    rows = _rows(batch[0])
+    assert rows[:, 2].max() <= 512 + 1e-3 and rows[:, 3].max() <= 288 + 1e-3
+
+
+def test_array_equals_path_and_tuple_input(gfl: Any, shared_data: Path) -> None:
+    path = shared_data / "mmdet_testdata/demo/demo.jpg"
+    by_path = inference_detector(gfl, str(path))
+    by_array = inference_detector(gfl, cv2.imread(str(path)))
+    assert len(by_path) == 80
+    np.testing.assert_array_equal(_rows(by_path), _rows(by_array))
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert len(inference_detector(gfl, gray)) == 80
+    assert inference_detector(gfl, []) == []
+
+
+def test_bad_inputs_name_the_culprit(gfl: Any, tmp_path: Path) -> None:
+    with pytest.raises(ImageLoadError, match=r"missing\.jpg"):
+        inference_detector(gfl, str(tmp_path / "missing.jpg"))
+    with pytest.raises(TypeError, match="image 1"):
+        inference_detector(gfl, [np.zeros((8, 8, 3), np.uint8), 42])
+    with pytest.raises(ValueError, match=r"image 0.*\(8, 8, 5\)"):
+        inference_detector(gfl, np.zeros((8, 8, 5), np.uint8))
+    with pytest.warns(UserWarning, match="using COCO"):
+        bare = init_detector(Config(dict(model=gfl.cfg.model.to_dict())), device="cpu")
+    with pytest.raises(KeyError, match=r"data\.test\.pipeline"):
+        inference_detector(bare, np.zeros((8, 8, 3), np.uint8))
+
+
+def test_init_detector_classes_device_and_eval(tmp_path: Path) -> None:
+    config, weights = write_tiny_config(tmp_path, "retinanet")
+    state = torch.load(weights, weights_only=True)["state_dict"]
+    names = tuple(f"thing{i}" for i in range(80))
+    ckpt = tmp_path / "with_meta.pth"
+    torch.save(dict(meta=dict(CLASSES=names), state_dict=state), ckpt)
+    with (
+        pytest.warns(UserWarning, match="CUDA is not available")
+        if not (torch.cuda.is_available())
+        else warnings.catch_warnings()
+    ):
+        model = init_detector(config, ckpt, device="cuda:0")
+    assert names == model.CLASSES
+    assert not model.training and isinstance(model.cfg, Config)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(model.parameters()).device.type == expected
+    key = "bbox_head.retina_cls.weight"
+    assert torch.equal(model.state_dict()[key].cpu(), state[key])
+    # no meta: the config's dataset (CocoDataset) names the classes
+    assert init_detector(config, weights, device="cpu").CLASSES == COCO_CLASSES
+    custom = init_detector(
+        config, weights, device="cpu", cfg_options={"data.test.classes": ["a", "b"]}
+    )
+    assert custom.CLASSES == ("a", "b")
+    # nothing at all: COCO's names, with a warning
+    raw = Config.fromfile(fixture_root("retinanet") / "model.py")
+    with pytest.warns(UserWarning, match="using COCO"):
+        assert init_detector(raw, device="cpu").CLASSES == COCO_CLASSES
+    with pytest.raises(TypeError, match="config must be"):
+        init_detector(42, device="cpu")  # type: ignore[arg-type]
+
+
+def test_async_matches_sync(gfl: Any, shared_data: Path) -> None:
+    path = str(shared_data / "mmdet_testdata/demo/demo.jpg")
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(async_inference_detector(gfl, path) for _ in range(2))))
+
+    results = asyncio.run(main())
+    expected = _rows(inference_detector(gfl, path))
+    for result in results:
+        np.testing.assert_allclose(_rows(result), expected, atol=1e-5, rtol=0)
+
+
+def test_show_result_pyplot_writes_file(gfl: Any, shared_data: Path, tmp_path: Path) -> None:
+    path = str(shared_data / "mmdet_testdata/demo/demo.jpg")
+    result = inference_detector(gfl, path)
+    out = tmp_path / "vis" / "out.png"
+    drawn = show_result_pyplot(gfl, path, result, score_thr=0.3, palette="coco", out_file=out)
+    written = cv2.imread(str(out))
+    assert written.shape == (427, 640, 3)
+    np.testing.assert_array_equal(written, drawn)
+    assert (written != cv2.imread(path)).any(axis=2).sum() > 500

@@ -1,0 +1,46 @@
+"""Tiny real detectors for inference tests: the golden fixtures' trained weights plus a test
+pipeline (``Resize`` to fit 320×320, ``Normalize``, ``Pad`` to 32), written as a v2 config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import shared_data_dir
+
+FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
+
+TEST_PIPELINE = """
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='MultiScaleFlipAug',
+        img_scale=(320, 320),
+        flip=False,
+        transforms=[
+            dict(type='Resize', keep_ratio=True),
+            dict(type='RandomFlip'),
+            dict(type='Normalize', **img_norm_cfg),
+            dict(type='Pad', size_divisor=32),
+            dict(type='ImageToTensor', keys=['img']),
+            dict(type='Collect', keys=['img']),
+        ]),
+]
+data = dict(test=dict(type='CocoDataset', ann_file=None, pipeline=test_pipeline))
+"""
+
+
+def fixture_root(family: str) -> Path:
+    root = FIXTURES / family
+    if not (root / "weights.pth").is_file():
+        pytest.skip(f"golden fixture {root} not found")
+    return root
+
+
+def write_tiny_config(out_dir: Path, family: str = "gfl") -> tuple[Path, Path]:
+    """``(config path, checkpoint path)`` of the fixture ``family`` with a test pipeline."""
+    root = fixture_root(family)
+    config = Path(out_dir) / f"tiny_{family}.py"
+    config.write_text((root / "model.py").read_text() + TEST_PIPELINE)
+    return config, root / "weights.pth"
