@@ -1,0 +1,320 @@
+"""The FastAPI app behind ``detforge serve``.
+
+Endpoints: ``POST /predict`` (multipart upload or raw image bytes; ``?format=image`` returns
+the drawn PNG), ``GET /main?image=NAME`` (the old Tornado app's call, limited to
+``image_root``), ``GET /health``, ``GET /metadata``, ``GET /`` (the web page) and FastAPI's
+``/openapi.json`` and ``/docs``. Every error answers ``{"error": message}`` with a 4xx/5xx
+status. One worker thread runs the model in micro-batches (:mod:`detforge.serving.batching`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from detforge import __version__
+from detforge.serving.batching import BatcherBusy, MicroBatcher
+from detforge.serving.limits import BodySizeLimit
+from detforge.serving.results import draw_result, result_to_detections
+from detforge.serving.security import (
+    DEFAULT_MAX_PIXELS,
+    ServingError,
+    decode_image,
+    resolve_under_root,
+)
+
+__all__ = ["create_app"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_IMAGE_BODY = {"type": "string", "format": "binary"}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": _IMAGE_BODY},
+                    "required": ["file"],
+                }
+            },
+            "image/*": {"schema": _IMAGE_BODY},
+            "application/octet-stream": {"schema": _IMAGE_BODY},
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": why, "content": {"application/json": {"example": {"error": "..."}}}}
+    for code, why in [
+        (400, "bad request"),
+        (403, "path refused"),
+        (404, "not found / disabled"),
+        (413, "upload or image too large"),
+        (415, "not an image"),
+        (503, "queue full"),
+    ]
+}
+_IMAGE_OK = {"content": {"image/png": {}}, "description": "JSON, or the drawn PNG"}
+
+
+class Detection(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in pixels of the sent image")
+    score: float
+    label: int = Field(description="class index")
+    class_: str = Field(alias="class", description="class name")
+
+
+class PredictResponse(BaseModel):
+    detections: list[Detection]
+    width: int
+    height: int
+    time_ms: float
+
+
+def _model_device(model: Any) -> str:
+    try:
+        return str(next(model.parameters()).device)
+    except (AttributeError, StopIteration, TypeError):
+        return "unknown"
+
+
+def create_app(
+    model: Any,
+    *,
+    score_thr: float = 0.3,
+    max_batch: int = 8,
+    max_upload_mb: float = 20.0,
+    image_root: str | os.PathLike[str] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_wait_ms: float = 2.0,
+    max_queue: int = 1024,
+    config_name: str | None = None,
+    class_names: Sequence[str] | None = None,
+    predict_fn: Callable[[list[np.ndarray]], Sequence[Any]] | None = None,
+) -> FastAPI:
+    """Build the service app around a detector from ``init_detector``.
+
+    Args:
+        model: The detector (its ``CLASSES`` and ``cfg`` name classes and config).
+        score_thr: Default score threshold of ``/predict`` and ``/main`` (``?score_thr=``
+            overrides it per request).
+        max_batch: Most images per forward pass.
+        max_upload_mb: Larger request bodies get 413.
+        image_root: The folder ``GET /main?image=NAME`` may read; ``None`` disables it.
+        max_pixels: Images with more pixels get 413 before they are decoded.
+        max_wait_ms: How long the worker waits to fill a batch once it holds an image.
+        max_queue: Most images waiting for the model; more get 503.
+        config_name: Shown by ``/metadata`` (default: the model config's file name).
+        class_names: Default: ``model.CLASSES``.
+        predict_fn: Default: ``inference_detector(model, imgs)`` on a list of BGR arrays.
+
+    Example:
+        >>> import uvicorn
+        >>> from detforge.apis.inference import init_detector
+        >>> model = init_detector('cfg.py', 'epoch_12.pth', device='cpu')  # doctest: +SKIP
+        >>> uvicorn.run(create_app(model), port=8000)  # doctest: +SKIP
+    """
+    if predict_fn is None:
+        from detforge.apis.inference import inference_detector
+
+        def predict_fn(imgs: list[np.ndarray]) -> Sequence[Any]:
+            return inference_detector(model, imgs)
+
+    classes = tuple(class_names if class_names is not None else getattr(model, "CLASSES", ()))
+    if config_name is None:
+        filename = getattr(getattr(model, "cfg", None), "filename", None)
+        config_name = Path(filename).name if filename else None
+    root = Path(os.path.realpath(image_root)) if image_root is not None else None
+    if root is not None and not root.is_dir():
+        raise NotADirectoryError(f"--image-root {image_root} is not a directory")
+    batcher: MicroBatcher[np.ndarray, Any] = MicroBatcher(
+        predict_fn, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
+    )
+    counters = {"requests": 0, "refused": 0}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(batcher.stop)
+
+    app = FastAPI(
+        title="detforge serve",
+        version=__version__,
+        description='Object detection over HTTP. Errors answer `{"error": message}`.',
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 2**20))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    def error(request: Request, status: int, message: str) -> JSONResponse:
+        if status >= 400:
+            counters["refused"] += 1
+        body: dict[str, Any] = {"error": message}
+        if request.url.path == "/main":
+            body["status"] = 1  # the Tornado app's failure flag
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(ServingError)
+    async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
+        return error(request, exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        ]
+        return error(request, 422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return error(request, 500, f"internal error: {exc.__class__.__name__}: {exc}")
+
+    async def detect(data: bytes, thr: float, fmt: str, started: float) -> tuple[Any, ...]:
+        counters["requests"] += 1
+        decoded = await run_in_threadpool(decode_image, data, max_pixels)
+        try:
+            future = batcher.submit(decoded.img)
+        except BatcherBusy as exc:
+            raise ServingError(503, str(exc)) from None
+        try:
+            result = await asyncio.wrap_future(future)
+        except Exception as exc:
+            raise ServingError(500, f"inference failed: {exc.__class__.__name__}: {exc}") from exc
+        if fmt == "image":
+            png = await run_in_threadpool(draw_result, decoded.img, result, classes, thr)
+            return decoded, result, png
+        payload = {
+            "detections": result_to_detections(result, classes, thr),
+            "width": decoded.width,
+            "height": decoded.height,
+            "time_ms": round((time.perf_counter() - started) * 1000.0, 3),
+        }
+        return decoded, result, payload
+
+    def answer(payload: Any) -> Response:
+        if isinstance(payload, bytes):
+            return Response(payload, media_type="image/png")
+        return JSONResponse(payload)
+
+    ThrQuery = Query(None, alias="score_thr", ge=0.0, le=1.0, description=f"default {score_thr}")
+    FormatQuery = Query("json", alias="format", description="json, or image for a drawn PNG")
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={**_ERRORS, 200: _IMAGE_OK},
+        openapi_extra=_PREDICT_BODY,
+        summary="Detect objects in an uploaded image",
+    )
+    async def predict(
+        request: Request,
+        thr_q: float | None = ThrQuery,
+        fmt: Literal["json", "image"] = FormatQuery,
+    ) -> Response:
+        """Multipart upload (field ``file``) or raw image bytes as the body."""
+        started = time.perf_counter()
+        thr = score_thr if thr_q is None else thr_q
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form(max_files=1, max_fields=16)
+            uploads = [v for v in form.values() if isinstance(v, UploadFile)]
+            if not uploads:
+                raise ServingError(400, "multipart body has no file; send it as field 'file'")
+            data = await uploads[0].read()
+        else:
+            data = await request.body()
+        _, _, payload = await detect(data, thr, fmt, started)
+        return answer(payload)
+
+    @app.get(
+        "/main",
+        responses={**_ERRORS, 200: _IMAGE_OK},
+        summary="Detect objects in a file under --image-root (the Tornado app's call)",
+    )
+    async def main(
+        request: Request,
+        image: str | None = Query(None, description="path relative to --image-root"),
+        thr_q: float | None = ThrQuery,
+        fmt: Literal["json", "image"] = FormatQuery,
+    ) -> Response:
+        """``{"status": 0, "data": [detections], ...}`` like the old app; errors add
+        ``"status": 1``."""
+        started = time.perf_counter()
+        if root is None:
+            raise ServingError(
+                404, "GET /main is disabled: start the server with --image-root DIR to let "
+                "clients name images under DIR",
+            )  # fmt: skip
+        if image is None and request.method == "POST":
+            form = await request.form(max_files=0, max_fields=16)
+            value = form.get("image")
+            image = value if isinstance(value, str) else None
+        path = resolve_under_root(root, image or "")
+        size = path.stat().st_size
+        if size > max_upload_mb * 2**20:
+            raise ServingError(413, f"image {image!r} is {size / 2**20:.1f} MB, over the limit")
+        data = await run_in_threadpool(path.read_bytes)
+        thr = score_thr if thr_q is None else thr_q
+        _, _, payload = await detect(data, thr, fmt, started)
+        if isinstance(payload, bytes):
+            return answer(payload)
+        return JSONResponse(dict(status=0, image=image, data=payload["detections"], **payload))
+
+    app.add_api_route(
+        "/main", main, methods=["POST"], operation_id="main_post", include_in_schema=False
+    )
+
+    @app.get("/health", summary="Liveness: the worker runs")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok" if batcher.running else "stopped",
+            "queued": batcher.stats()["queued"],
+        }
+
+    @app.get("/metadata", summary="Classes, config, device, limits and batching counters")
+    async def metadata() -> dict[str, Any]:
+        return {
+            "classes": list(classes),
+            "num_classes": len(classes),
+            "config": config_name,
+            "device": _model_device(model),
+            "score_thr": score_thr,
+            "max_batch": max_batch,
+            "max_upload_mb": max_upload_mb,
+            "max_pixels": max_pixels,
+            "image_root_enabled": root is not None,
+            "version": __version__,
+            "stats": {**batcher.stats(), **counters},
+        }
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    return app
