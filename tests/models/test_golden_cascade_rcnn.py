@@ -124,7 +124,7 @@ def test_detections(golden: Any, golden_results: Any, rescale: bool) -> None:
         _match_dets(result, want)
         boxes, scores, labels = _rows(result)  # and, stricter, row by row in score order
         np.testing.assert_array_equal(labels, want["labels"].numpy())
-        np.testing.assert_allclose(boxes, want["bboxes"].numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(boxes, want["bboxes"].numpy(), atol=1e-4, rtol=1e-6)
         np.testing.assert_allclose(scores, want["scores"].numpy(), atol=1e-4, rtol=0)
 
 
