@@ -12,12 +12,60 @@ import sys
 from collections.abc import Sequence
 
 from detforge import __version__
-from detforge.cli import convert, demo, print_config, test, train
-from detforge.errors import ConfigError
+from detforge.cli import (
+    analyze_anchors,
+    analyze_logs,
+    analyze_results,
+    benchmark,
+    browse_dataset,
+    coco_error_analysis,
+    confusion_matrix,
+    convert,
+    data,
+    demo,
+    eval_metric,
+    export,
+    get_flops,
+    hard_examples,
+    infer,
+    optimize_anchors,
+    print_config,
+    publish_model,
+    robustness_eval,
+    serve,
+    test,
+    test_robustness,
+    train,
+)
+from detforge.errors import ConfigError, InvalidLossError
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (print_config, train, test, demo, convert)
+_SUBCOMMANDS = (
+    print_config,
+    train,
+    test,
+    demo,
+    infer,
+    convert,
+    serve,
+    get_flops,
+    benchmark,
+    publish_model,
+    eval_metric,
+    browse_dataset,
+    analyze_results,
+    confusion_matrix,
+    hard_examples,
+    coco_error_analysis,
+    analyze_anchors,
+    optimize_anchors,
+    test_robustness,
+    robustness_eval,
+    analyze_logs,
+    data,
+    export,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,10 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (not when created), so
+    repeated ``main()`` calls in one process (tests, notebooks) log where stderr points now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("detforge")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("detforge %(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -51,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         code: int = args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, InvalidLossError) as exc:
         print(f"detforge {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return code

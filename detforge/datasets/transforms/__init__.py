@@ -5,6 +5,8 @@ the keys are those of MMDetection v2 (see :mod:`detforge.structures` for the dat
 Importing this package registers every transform.
 """
 
+# v2's ``Corrupt`` (robustness benchmark) lives with the corruptions; importing registers it.
+import detforge.analysis.corruptions  # noqa: F401
 from detforge.datasets.transforms import (
     albu,
     augment,
