@@ -25,16 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detforge.cli.demo_tiny import TINY_CLASSES, demo_config_text, make_synthetic_coco
-
 __all__ = [
     "CONFIG",
-    "TINY_CLASSES",
     "DemoResult",
     "add_parser",
-    "demo_config_text",
     "find_demo_config",
-    "make_synthetic_coco",
     "run",
     "run_demo",
 ]

@@ -14,8 +14,8 @@ from detforge.analysis.logs import (
     load_json_logs,
     plot_curve,
 )
-from detforge.cli.demo_tiny import demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
+from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from detforge.cli.demo import demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
 from detforge.config import load_config
 from detforge.engine.checkpoint_save import save_checkpoint
 from detforge.models import build_detector
 from tests.conftest import shared_data_dir
 from tests.models.golden import dets_from_v2
+from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.cli.demo import demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
+from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from detforge.cli.demo import CONFIG, find_demo_config
-from detforge.cli.demo_tiny import TINY_CLASSES, demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
 from detforge.config import Config, load_config
 from detforge.datasets import build_dataset
+from tests.tiny_demo import TINY_CLASSES, demo_config_text, make_synthetic_coco
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detforge.cli.demo import demo_config_text
 from detforge.cli.main import main
+from tests.tiny_demo import demo_config_text
 
 httpx = pytest.importorskip("httpx", reason="the dev extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import torch
 
-from detforge.cli.demo import demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
 from detforge.engine.hooks import Hook
 from detforge.registry import HOOKS
+from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
 EXTRA = """
 log_config = dict(interval=1, hooks=[dict(type='TextLoggerHook'),

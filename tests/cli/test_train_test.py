@@ -3,8 +3,8 @@ import pickle
 
 import pytest
 
-from detforge.cli.demo import demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
+from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
 
 @pytest.fixture

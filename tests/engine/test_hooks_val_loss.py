@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.cli.demo import make_synthetic_coco
 from detforge.datasets.builder import build_dataset
 from detforge.datasets.wrappers import RepeatDataset
 from detforge.engine.hooks.val_loss import build_val_loss_loader, has_annotations
 from detforge.errors import ConfigError
+from tests.tiny_demo import make_synthetic_coco
 
 NORM = dict(mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0], to_rgb=False)
 TRAIN = [

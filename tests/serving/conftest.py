@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from detforge.cli.demo import demo_config_text, make_synthetic_coco
 from detforge.cli.main import main
+from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed")

@@ -1,10 +1,10 @@
-"""A tiny two-class dataset and RetinaNet config for fast tests and experiments.
+"""A tiny two-class dataset and RetinaNet config for fast tests (test-only helpers).
 
 :func:`make_synthetic_coco` writes axis-aligned rectangles and ellipses on plain backgrounds
 (:mod:`detforge.datasets.synthetic` without clutter) and :func:`demo_config_text` a matching
 RetinaNet (ResNet-18 at 16 base channels) config as Python text, so a test can train a real
-detector for one epoch in seconds. ``make demo`` itself uses the shipped
-``configs/demo/`` config and the cluttered three-class dataset.
+detector for one epoch in seconds. ``make demo`` itself (:mod:`detforge.cli.demo`) uses the
+shipped ``configs/demo/`` config and the cluttered three-class dataset.
 """
 
 from __future__ import annotations
