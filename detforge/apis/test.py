@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from detforge.engine.dist import get_dist_info
 from detforge.structures.masks import encode_mask_results
+from detforge.utils.device import model_device, to_device
 from detforge.utils.image import imread
 
 __all__ = [
@@ -31,28 +32,13 @@ __all__ = [
 ]
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, list):
-        return [_to_device(v, device) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_to_device(v, device) for v in value)
-    return value
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 def _first_aug(value: Any) -> Any:
     """Test-time-augmented batches are lists over augmentations; take the first."""
     return value[0] if isinstance(value, list) and isinstance(value[0], list) else value
 
 
 def _run_batch(model: nn.Module, data: Mapping[str, Any], device: torch.device) -> list[Any]:
-    batch = {k: _to_device(v, device) for k, v in data.items()}
+    batch = {k: to_device(v, device) for k, v in data.items()}
     if isinstance(batch.get("img"), torch.Tensor):  # a training-style batch: one augmentation
         batch = {k: [v] for k, v in batch.items()}
     with torch.no_grad():
@@ -106,7 +92,7 @@ def single_gpu_test(
         One v2 result per image (masks RLE-encoded).
     """
     model.eval()
-    device = _model_device(model)
+    device = model_device(model)
     results: list[Any] = []
     for data in tqdm(data_loader, desc="test", unit="batch", dynamic_ncols=True):
         result = _run_batch(model, data, device)
@@ -141,7 +127,7 @@ def multi_gpu_test(
         On rank 0 the ``len(dataset)`` results; ``None`` elsewhere.
     """
     model.eval()
-    device = _model_device(model)
+    device = model_device(model)
     rank, world_size = get_dist_info()
     part: list[Any] = []
     iterator = tqdm(data_loader, desc="test", unit="batch", disable=rank != 0)

@@ -9,14 +9,12 @@ import os
 import random
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from detforge.apis.test import multi_gpu_test, single_gpu_test
 from detforge.datasets.builder import build_dataloader, build_dataset
 from detforge.engine.checkpoint_save import find_latest_checkpoint
 from detforge.engine.dist import get_dist_info
@@ -127,17 +125,11 @@ def _register_eval_hook(runner: Any, cfg: Any, distributed: bool, runner_type: s
     val_loader = build_dataloader(val_dataset, **loader_args)
     eval_cfg = dict(cfg.get("evaluation") or {})
     eval_cfg["by_epoch"] = runner_type != "IterBasedRunner"
+    if not distributed:  # how ranks' results are gathered: no meaning for one process
+        for key in ("tmpdir", "gpu_collect", "broadcast_bn_buffer"):
+            eval_cfg.pop(key, None)
     hook_type = "DistEvalHook" if distributed else "EvalHook"
-    test_fn: Any = single_gpu_test
-    if distributed:
-        test_fn = partial(
-            multi_gpu_test,
-            tmpdir=eval_cfg.get("tmpdir"),
-            gpu_collect=bool(eval_cfg.get("gpu_collect", False)),
-        )
-    hook = build_module(
-        dict(type=hook_type, dataloader=val_loader, test_fn=test_fn, **eval_cfg), HOOKS
-    )
+    hook = build_module(dict(type=hook_type, dataloader=val_loader, **eval_cfg), HOOKS)
     runner.register_hook(hook, priority="LOW")
 
 

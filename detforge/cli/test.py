@@ -82,36 +82,16 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"detforge test: --out must be a .pkl or .pickle file, got {args.out}")
 
 
-def _replace_image_to_tensor(pipeline: list[Any]) -> list[Any]:
-    """Batch testing: ``ImageToTensor`` → ``DefaultFormatBundle`` (as v2 does)."""
-    out = []
-    for step in pipeline:
-        step = dict(step)
-        if step.get("type") == "MultiScaleFlipAug":
-            step["transforms"] = _replace_image_to_tensor(list(step["transforms"]))
-        elif step.get("type") == "ImageToTensor":
-            step = dict(type="DefaultFormatBundle")
-        out.append(step)
-    return out
-
-
-def run(args: argparse.Namespace) -> int:
-    import torch
-
+def _predict(
+    args: argparse.Namespace, cfg: Any, device: str, distributed: bool
+) -> tuple[Any, list[Any] | None]:
+    """Build the test set and the detector, run it; ``(dataset, results)`` (``None`` results
+    on ranks other than 0)."""
+    from detforge.apis.inference import replace_image_to_tensor
     from detforge.apis.test import multi_gpu_test, single_gpu_test
-    from detforge.cli.train import init_dist
     from detforge.datasets.builder import build_dataloader, build_dataset
     from detforge.engine.checkpoint import load_checkpoint
-    from detforge.engine.dist import get_dist_info, leave_process_group
     from detforge.models.builder import build_detector
-
-    _check_args(args)
-    cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
-    device = args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    distributed = args.launcher != "none"
-    if distributed:
-        init_dist(args.launcher, device=device, **dict(cfg.get("dist_params") or {}))
-    rank, _ = get_dist_info()
 
     test_cfg = dict(cfg.data.test)
     test_cfg["test_mode"] = True
@@ -119,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     loader_cfg = dict(cfg.data.get("test_dataloader") or {})
     samples_per_gpu = int(loader_cfg.pop("samples_per_gpu", samples_per_gpu))
     if samples_per_gpu > 1:
-        test_cfg["pipeline"] = _replace_image_to_tensor(list(test_cfg["pipeline"]))
+        test_cfg["pipeline"] = replace_image_to_tensor(list(test_cfg["pipeline"]))
     dataset = build_dataset(test_cfg)
     loader = build_dataloader(
         dataset,
@@ -140,10 +120,27 @@ def run(args: argparse.Namespace) -> int:
     model = model.to(device)
 
     if distributed:
-        outputs = multi_gpu_test(model, loader, args.tmpdir, args.gpu_collect)
-        leave_process_group()
-    else:
-        outputs = single_gpu_test(model, loader, args.show, args.show_dir, args.show_score_thr)
+        return dataset, multi_gpu_test(model, loader, args.tmpdir, args.gpu_collect)
+    return dataset, single_gpu_test(model, loader, args.show, args.show_dir, args.show_score_thr)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from detforge.engine.dist import get_dist_info, init_dist, leave_process_group
+
+    _check_args(args)
+    cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
+    device = args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    distributed = args.launcher != "none"
+    if distributed:
+        init_dist(args.launcher, device=device, **dict(cfg.get("dist_params") or {}))
+    try:
+        rank, _ = get_dist_info()
+        dataset, outputs = _predict(args, cfg, device, distributed)
+    finally:
+        if distributed:  # also when testing failed; rank 0 evaluates alone
+            leave_process_group()
     if rank != 0 or outputs is None:
         return 0
 

@@ -23,7 +23,7 @@ from detforge import __version__
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import Config, load_config
 
-__all__ = ["add_parser", "init_dist", "run", "setup_file_logger"]
+__all__ = ["add_parser", "run", "setup_file_logger"]
 
 _LOG = logging.getLogger("detforge")
 
@@ -65,14 +65,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cuda if any)")
     parser.set_defaults(func=run)
     return parser
-
-
-def init_dist(launcher: str, backend: str | None = None, **kwargs: Any) -> None:
-    """Join the process group that ``torchrun`` (``pytorch``) or SLURM (``slurm``) set up
-    (see :func:`detforge.engine.dist.init_dist`; ``kwargs``: ``device``, ``port``)."""
-    from detforge.engine.dist import init_dist as _init_dist
-
-    _init_dist(launcher, backend=backend, **kwargs)
 
 
 def setup_file_logger(log_file: str | os.PathLike[str]) -> logging.Handler:
@@ -136,7 +128,7 @@ def _configure(args: argparse.Namespace) -> Config:
 def run(args: argparse.Namespace) -> int:
     from detforge.apis.train import init_random_seed, set_random_seed, train_detector
     from detforge.datasets.builder import build_dataset
-    from detforge.engine.dist import get_dist_info
+    from detforge.engine.dist import get_dist_info, init_dist, leave_process_group
     from detforge.models.builder import build_detector
 
     cfg = _configure(args)
@@ -198,7 +190,5 @@ def run(args: argparse.Namespace) -> int:
             _LOG.removeHandler(handler)
             handler.close()
         if distributed:
-            from detforge.engine.dist import leave_process_group
-
             leave_process_group()
     return 0

@@ -22,6 +22,7 @@ import io
 import os
 import random
 import re
+import shutil
 import time
 import warnings
 from collections import OrderedDict
@@ -39,6 +40,7 @@ from detforge.utils.fileio import atomic_write
 __all__ = [
     "capture_rng_state",
     "find_latest_checkpoint",
+    "point_latest",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -160,6 +162,29 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     atomic_write(filename, buffer.getvalue())
+
+
+def point_latest(out_dir: str | os.PathLike[str], filename: str, path: str) -> None:
+    """Make ``out_dir/latest.pth`` a link to ``filename`` (a copy of ``path`` where links fail),
+    replacing the old one in one rename so that it never goes missing.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> save_checkpoint(nn.Linear(2, 1), folder / 'epoch_1.pth')
+        >>> point_latest(folder, 'epoch_1.pth', str(folder / 'epoch_1.pth'))
+        >>> os.readlink(folder / 'latest.pth')
+        'epoch_1.pth'
+    """
+    latest = os.path.join(out_dir, "latest.pth")
+    tmp = os.path.join(out_dir, f".latest.pth.{os.getpid()}.tmp")
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    try:
+        os.symlink(filename, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, latest)
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import warnings
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -158,9 +158,11 @@ def init_dist(
     backend: str | None = None,
     device: str | None = None,
     port: int | None = None,
-    environ: MutableMapping[str, str] | None = None,
 ) -> None:
     """Join the process group of a ``torchrun`` (``pytorch``) or ``srun`` (``slurm``) job.
+
+    With ``slurm`` the derived ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+    ``MASTER_PORT`` are written into ``os.environ``, where ``torch.distributed`` reads them.
 
     Args:
         launcher: ``'pytorch'`` or ``'slurm'``.
@@ -168,21 +170,19 @@ def init_dist(
             ``nccl`` on a CPU run becomes ``gloo`` (with a warning).
         device: ``'cuda'`` or ``'cpu'`` (default: CUDA when available).
         port: ``dist_params.port`` for SLURM.
-        environ: The environment to read and update (default ``os.environ``).
 
     Raises:
         ValueError: unknown launcher.
         RuntimeError: a variable the launcher should have set is missing.
     """
-    env = os.environ if environ is None else environ
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if launcher == "slurm":
         num_gpus = max(torch.cuda.device_count(), 1) if device == "cuda" else 1
-        env.update(slurm_environ(env, port=port, num_gpus=num_gpus))
+        os.environ.update(slurm_environ(os.environ, port=port, num_gpus=num_gpus))
     elif launcher != "pytorch":
         raise ValueError(f"--launcher must be none, pytorch or slurm, got {launcher!r}")
-    missing = [key for key in _REQUIRED if key not in env]
+    missing = [key for key in _REQUIRED if key not in os.environ]
     if missing:
         raise RuntimeError(
             f"--launcher {launcher}: environment variable(s) {', '.join(missing)} not set; "
@@ -194,9 +194,7 @@ def init_dist(
         warnings.warn("dist_params.backend='nccl' needs CUDA; using 'gloo' on CPU", stacklevel=2)
         backend = "gloo"
     if device == "cuda":
-        torch.cuda.set_device(int(env.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-    if environ is not None and environ is not os.environ:
-        os.environ.update({k: str(environ[k]) for k in (*_REQUIRED, "LOCAL_RANK") if k in environ})
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     dist.init_process_group(backend=backend)
 
 

@@ -4,49 +4,34 @@ A runner loops over the workflow phases, calls ``model.train_step`` per batch an
 at each stage (``before_run``, ``before_train_epoch``, ``before_train_iter``,
 ``after_backward``, ``after_train_iter``, ... ``after_run``), sorted by priority.
 
-Exact resume. A checkpoint holds the weights, the optimizer state (with each group's
-``initial_lr``, from which the LR and momentum hooks recompute the schedule at the restored
-``epoch``/``iter``), ``meta['epoch']``/``meta['iter']``, ``hook_msgs``, the fp16 loss-scaler
-state and ``meta['rng']`` (Python, numpy, torch CPU and CUDA generators). Training batches
-are drawn from the same random streams whether or not a run was interrupted, because
-
-* the hooks of ``after_train_iter`` and ``after_train_epoch`` (checkpointing, evaluation,
-  logging) and validation phases leave the random generators as they found them, and a
-  checkpoint written by those hooks stores that state;
-* on resume the state is applied after the ``before_run`` hooks, exactly where the
-  uninterrupted run was when it wrote the checkpoint; single-process shuffling
-  (``GroupSampler``) draws from numpy's restored generator, distributed samplers are seeded
-  with ``seed + epoch`` by ``DistSamplerSeedHook``;
-* ``IterBasedRunner`` stores how many batches of the current pass over the data were used
-  (``meta['data_position']``) and skips them at the sampler level on resume, without loading
-  them (its infinite samplers are seeded generators).
-
-Distributed epoch runs store every rank's generators (``meta['rng_ranks']``) and each rank
-gets its own back; otherwise every rank restores rank 0's state. Not restorable: random state
-inside persistent loader workers (``persistent_workers=True``, or any worker of an
-``IterBasedRunner`` pass that was cut); workers created per epoch are seeded again.
+Checkpoints store what an exact resume needs (see :mod:`detforge.engine.resume`): a resumed
+run draws the same batches and random numbers as one that was never interrupted.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, IterableDataset, Sampler
 
+from detforge.engine import resume as _resume
 from detforge.engine.checkpoint import load_checkpoint as _load_checkpoint
 from detforge.engine.checkpoint_save import capture_rng_state, restore_rng_state
-from detforge.engine.checkpoint_save import save_checkpoint as _save_checkpoint
-from detforge.engine.dist import get_dist_info
-from detforge.engine.hooks import STAGES, Hook, LogBuffer, get_priority, lr_hook_name
+from detforge.engine.hooks import (
+    STAGES,
+    Hook,
+    LogBuffer,
+    get_priority,
+    optimizers_of,
+)
 from detforge.engine.hooks.priority import Priority
+from detforge.engine.hooks.training import register_training_hooks
+from detforge.engine.iter_loader import IterLoader
 from detforge.errors import ConfigError
 from detforge.registry import HOOKS, build_module
 
@@ -56,6 +41,8 @@ _LOG = logging.getLogger("detforge")
 
 
 class _BaseRunner:
+    filename_tmpl = "epoch_{}.pth"  # save_checkpoint's default name
+
     def __init__(
         self,
         model: nn.Module,
@@ -174,57 +161,28 @@ class _BaseRunner:
         timer_config: Mapping[str, Any] | None = None,
         custom_hooks_config: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
     ) -> None:
-        """Register the default hooks from the v2 config sections (MMCV's priorities)."""
-        if timer_config is None:
-            timer_config = dict(type="IterTimerHook")
-        if lr_config is not None:
-            cfg = dict(lr_config)
-            if "policy" not in cfg:
-                raise ConfigError("lr_config: missing key 'policy'")
-            policy = cfg.pop("policy")
-            cfg["type"] = lr_hook_name(policy) if isinstance(policy, str) else policy
-            self.register_hook(build_module(cfg, HOOKS, path="lr_config"), "VERY_HIGH")
-        if momentum_config is not None:
-            cfg = dict(momentum_config)
-            policy = cfg.pop("policy", None)
-            if policy is not None:
-                name = policy.title() if policy == policy.lower() else policy
-                cfg["type"] = f"{name}MomentumUpdaterHook"
-            self.register_hook(build_module(cfg, HOOKS, path="momentum_config"), "HIGH")
-        if optimizer_config is not None:
-            cfg = dict(optimizer_config)
-            cfg.setdefault("type", "OptimizerHook")
-            self.register_hook(build_module(cfg, HOOKS, path="optimizer_config"), "ABOVE_NORMAL")
-        if checkpoint_config is not None:
-            cfg = dict(checkpoint_config)
-            cfg.setdefault("type", "CheckpointHook")
-            cfg.pop("meta", None)  # tools/train.py's extra meta; kept in runner.meta
-            self.register_hook(build_module(cfg, HOOKS, path="checkpoint_config"), "NORMAL")
-        self.register_hook(build_module(dict(timer_config), HOOKS, path="timer_config"), "LOW")
-        if log_config is not None:
-            interval = log_config.get("interval", 10)
-            for i, info in enumerate(log_config.get("hooks", [])):
-                cfg = dict(info)
-                cfg.setdefault("interval", interval)
-                hook = build_module(cfg, HOOKS, path=f"log_config.hooks[{i}]")
-                self.register_hook(hook, "VERY_LOW")
-        if custom_hooks_config is not None:
-            items = (
-                [custom_hooks_config]
-                if isinstance(custom_hooks_config, Mapping)
-                else list(custom_hooks_config)
-            )
-            for item in items:
-                self.register_hook_from_cfg(item)
+        """Register the default hooks from the v2 config sections (MMCV's priorities); see
+        :func:`detforge.engine.hooks.training.register_training_hooks`."""
+        register_training_hooks(
+            self,
+            lr_config,
+            optimizer_config,
+            checkpoint_config,
+            log_config,
+            momentum_config,
+            timer_config,
+            custom_hooks_config,
+        )
 
     # --- lr -------------------------------------------------------------------------------
     def current_lr(self) -> list[float] | dict[str, list[float]]:
         """Each param group's lr (a dict of lists for several optimizers)."""
-        if isinstance(self.optimizer, torch.optim.Optimizer):
-            return [g["lr"] for g in self.optimizer.param_groups]
-        if isinstance(self.optimizer, dict):
-            return {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizer.items()}
-        raise RuntimeError("current_lr() needs an optimizer")
+        if self.optimizer is None:
+            raise RuntimeError("current_lr() needs an optimizer")
+        lrs = {
+            k: [g["lr"] for g in o.param_groups] for k, o in optimizers_of(self.optimizer).items()
+        }
+        return lrs[""] if isinstance(self.optimizer, torch.optim.Optimizer) else lrs
 
     # --- checkpoints ----------------------------------------------------------------------
     def _checkpoint_meta(self) -> dict[str, Any]:
@@ -233,35 +191,20 @@ class _BaseRunner:
     def save_checkpoint(
         self,
         out_dir: str,
-        filename_tmpl: str = "epoch_{}.pth",
+        filename_tmpl: str | None = None,
         save_optimizer: bool = True,
         meta: Mapping[str, Any] | None = None,
         create_symlink: bool = True,
     ) -> str:
-        """Save ``out_dir/filename_tmpl.format(n)`` (and ``latest.pth``); return the path."""
-        if meta is not None and not isinstance(meta, Mapping):
-            raise TypeError(f"save_checkpoint: meta must be a dict, got {type(meta).__name__}")
-        full = dict(self.meta or {})
-        full.update(meta or {})
-        numbered = self._checkpoint_meta()
-        full.update(numbered)
-        number = numbered["epoch"] if "epoch_" in filename_tmpl else numbered["iter"]
-        filename = filename_tmpl.format(number)
-        path = os.path.join(out_dir, filename)
-        rank, world_size = get_dist_info()
-        if rank != 0:  # one writer; the other ranks hold the same weights
-            return path
-        full["rng"] = self._rng_snapshot or capture_rng_state()
-        if self._rng_ranks is not None and self._rng_snapshot is not None:
-            full["rng_ranks"] = self._rng_ranks
-        full["world_size"] = world_size
-        if self.scaler is not None and hasattr(self.scaler, "state_dict"):
-            full["fp16"] = dict(loss_scaler=self.scaler.state_dict())
-        optimizer = self.optimizer if save_optimizer else None
-        _save_checkpoint(self.model, path, optimizer=optimizer, meta=full)
-        if create_symlink:
-            _point_latest(out_dir, filename, path)
-        return path
+        """Save ``out_dir/filename_tmpl.format(n)`` (and ``latest.pth``); return the path.
+
+        ``filename_tmpl`` defaults to the runner's :attr:`filename_tmpl` (``epoch_{}.pth``,
+        ``iter_{}.pth``); see :func:`detforge.engine.resume.save_runner_checkpoint`.
+        """
+        tmpl = self.filename_tmpl if filename_tmpl is None else filename_tmpl
+        return _resume.save_runner_checkpoint(
+            self, out_dir, tmpl, save_optimizer, meta, create_symlink
+        )
 
     def load_checkpoint(
         self, filename: str, map_location: Any = "cpu", strict: bool = False
@@ -271,80 +214,12 @@ class _BaseRunner:
         return _load_checkpoint(self.model, filename, map_location, strict, self.logger)
 
     def resume(self, checkpoint: str, resume_optimizer: bool = True) -> None:
-        """Restore weights, ``epoch``, ``iter``, optimizer, RNG and hook state (``meta``).
-
-        The RNG state is applied when :meth:`run` starts (after the ``before_run`` hooks).
-        As in MMCV, ``iter`` is rescaled by ``old_world_size / world_size`` when the number
-        of processes changed. The log line names everything that was restored.
-        """
-        ckpt = self.load_checkpoint(checkpoint)
-        meta = dict(ckpt.get("meta") or {})
-        if "epoch" not in meta or "iter" not in meta:
-            raise ConfigError(f"resume: {checkpoint} has no meta epoch/iter to resume from")
-        self._epoch = int(meta["epoch"])
-        self._iter = int(meta["iter"])
-        rank, world_size = get_dist_info()
-        old_world = int(meta.get("world_size", world_size))
-        if old_world != world_size:
-            new_iter = self._iter * old_world // world_size
-            self.logger.warning(
-                "resume: %s was saved by %d processes, this run has %d: iter %d -> %d",
-                checkpoint, old_world, world_size, self._iter, new_iter,
-            )  # fmt: skip
-            self._iter = new_iter
-            meta.pop("data_position", None)
-        self._restore_inner(meta)
-        restored = ["weights", f"epoch={self._epoch}", f"iter={self._iter}"]
-        if meta.get("data_position"):
-            restored.append(f"data position={meta['data_position']} batches")
-        if resume_optimizer and "optimizer" in ckpt and self.optimizer is not None:
-            if isinstance(self.optimizer, torch.optim.Optimizer):
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-            else:
-                for name, opt in self.optimizer.items():
-                    opt.load_state_dict(ckpt["optimizer"][name])
-            restored.append("optimizer")
-        rng = meta.pop("rng", None)
-        ranks = meta.pop("rng_ranks", None)
-        if isinstance(ranks, list | tuple) and len(ranks) == world_size:
-            rng = ranks[rank]
-        if isinstance(rng, dict):
-            self._resumed_rng = rng
-            names = [k for k in ("torch", "cuda", "numpy", "python") if rng.get(k) is not None]
-            restored.append(f"rng ({', '.join(names)})")
-        if meta.get("hook_msgs"):
-            restored.append("hook_msgs")
-        if meta.get("fp16"):
-            restored.append("fp16 loss scaler")
-        self.meta = {**(self.meta or {}), **meta}
-        self.logger.info("resumed from %s: %s", checkpoint, ", ".join(restored))
+        """Restore weights, ``epoch``, ``iter``, optimizer, RNG and hook state (``meta``);
+        see :func:`detforge.engine.resume.resume`."""
+        _resume.resume(self, checkpoint, resume_optimizer)
 
     def _restore_inner(self, meta: Mapping[str, Any]) -> None:
-        pass
-
-    def _apply_resumed_rng(self) -> None:
-        if self._resumed_rng is not None:
-            restore_rng_state(self._resumed_rng)
-            self._resumed_rng = None
-
-    def _call_rng_neutral(self, stage: str, gather: bool = False) -> None:
-        """Call ``stage``'s hooks and put the random generators back as they were before.
-
-        A checkpoint written by these hooks stores that state (with ``gather``, every rank's).
-        """
-        self._rng_snapshot = capture_rng_state()
-        _, world_size = get_dist_info()
-        if gather and world_size > 1:
-            import torch.distributed as dist
-
-            self._rng_ranks = [None] * world_size
-            dist.all_gather_object(self._rng_ranks, self._rng_snapshot)
-        try:
-            self.call_hook(stage)
-        finally:
-            restore_rng_state(self._rng_snapshot)
-            self._rng_snapshot = None
-            self._rng_ranks = None
+        """Runner-specific position state from a checkpoint's ``meta`` (called by resume)."""
 
     # --- loop -----------------------------------------------------------------------------
     def _step(self, data_batch: Any, train: bool) -> None:
@@ -389,15 +264,14 @@ class EpochBasedRunner(_BaseRunner):
         self.data_loader = data_loader
         self._max_iters = (self._max_epochs or 0) * len(data_loader)
         self.call_hook("before_train_epoch")
-        time.sleep(0)
         for i, data_batch in enumerate(data_loader):
             self._inner_iter = i
             self.call_hook("before_train_iter")
             self._step(data_batch, train=True)
-            self._call_rng_neutral("after_train_iter")
+            _resume.call_rng_neutral(self, "after_train_iter")
             self.outputs = {}
             self._iter += 1
-        self._call_rng_neutral("after_train_epoch", gather=True)
+        _resume.call_rng_neutral(self, "after_train_epoch", gather=True)
         self._epoch += 1
 
     @torch.no_grad()
@@ -435,94 +309,14 @@ class EpochBasedRunner(_BaseRunner):
         self.logger.info("Hooks will be executed in the following order:\n%s", self.get_hook_info())
         self.logger.info("workflow: %s, max: %d epochs", list(workflow), self._max_epochs)
         self.call_hook("before_run")
-        self._apply_resumed_rng()
+        _resume.apply_resumed_rng(self)
         while self._epoch < self._max_epochs:
             for (mode, epochs), loader in zip(workflow, data_loaders, strict=True):
                 for _ in range(int(epochs)):
                     if mode == "train" and self._epoch >= self._max_epochs:
                         break
                     getattr(self, mode)(loader)
-        time.sleep(0)
         self.call_hook("after_run")
-
-
-class _SkipBatches(Sampler[Any]):
-    """A batch sampler without the first ``skip`` batches of ``batch_sampler``."""
-
-    def __init__(self, batch_sampler: Any, skip: int) -> None:
-        self.batch_sampler = batch_sampler
-        self.skip = skip
-
-    def __iter__(self) -> Any:
-        return itertools.islice(iter(self.batch_sampler), self.skip, None)
-
-    def __len__(self) -> int:
-        return max(len(self.batch_sampler) - self.skip, 0)
-
-
-def _skipping_iterator(loader: Any, skip: int) -> Any:
-    """An iterator over ``loader`` that starts after ``skip`` batches.
-
-    For a map-style ``DataLoader`` the batches are skipped in its batch sampler, so their
-    images are neither loaded nor transformed (which would also draw random numbers).
-    """
-    if (
-        isinstance(loader, DataLoader)
-        and loader.batch_sampler is not None
-        and not isinstance(loader.dataset, IterableDataset)
-    ):
-        workers = loader.num_workers
-        skipping: DataLoader[Any] = DataLoader(
-            loader.dataset,
-            batch_sampler=_SkipBatches(loader.batch_sampler, skip),
-            num_workers=workers,
-            collate_fn=loader.collate_fn,
-            pin_memory=loader.pin_memory,
-            timeout=loader.timeout,
-            worker_init_fn=loader.worker_init_fn,
-            multiprocessing_context=loader.multiprocessing_context if workers else None,
-            generator=loader.generator,
-            prefetch_factor=loader.prefetch_factor if workers else None,
-            persistent_workers=loader.persistent_workers if workers else False,
-        )
-        return iter(skipping)
-    it = iter(loader)
-    for _ in range(skip):
-        next(it)
-    return it
-
-
-class _IterLoader:
-    """Endless iteration over a loader; counts passes as epochs and the batches of the
-    current pass (``position``)."""
-
-    def __init__(self, loader: Any, runner: IterBasedRunner, skip: int = 0) -> None:
-        self._loader = loader
-        self._runner = runner
-        self._it = _skipping_iterator(loader, skip) if skip else iter(loader)
-        self.position = skip
-
-    def __len__(self) -> int:
-        return len(self._loader)
-
-    def __getattr__(self, name: str) -> Any:  # dataset, sampler, ... of the wrapped loader
-        if name == "_loader":
-            raise AttributeError(name)
-        return getattr(self._loader, name)
-
-    def __next__(self) -> Any:
-        try:
-            batch = next(self._it)
-        except StopIteration:
-            self._runner._epoch += 1
-            sampler: Any = getattr(self._loader, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(self._runner._epoch)
-            self._it = iter(self._loader)
-            self.position = 0
-            batch = next(self._it)
-        self.position += 1
-        return batch
 
 
 class IterBasedRunner(_BaseRunner):
@@ -540,7 +334,9 @@ class IterBasedRunner(_BaseRunner):
         (0, 100)
     """
 
-    _train_loader: _IterLoader | None = None
+    filename_tmpl = "iter_{}.pth"
+    _train_loader: IterLoader | None = None
+    _data_position: int | None = None
 
     def _checkpoint_meta(self) -> dict[str, Any]:
         meta = dict(epoch=self._epoch + 1, iter=self._iter + 1)
@@ -552,18 +348,8 @@ class IterBasedRunner(_BaseRunner):
         # IterBased checkpoints store epoch + 1; the pass in progress is epoch - 1 (0-based).
         self._epoch = max(int(meta["epoch"]) - 1, 0)
         self._inner_iter = self._iter
-        self._data_position = meta.get("data_position")
-
-    def save_checkpoint(
-        self,
-        out_dir: str,
-        filename_tmpl: str = "iter_{}.pth",
-        save_optimizer: bool = True,
-        meta: Mapping[str, Any] | None = None,
-        create_symlink: bool = True,
-    ) -> str:
-        """As the epoch runner, named by iteration."""
-        return super().save_checkpoint(out_dir, filename_tmpl, save_optimizer, meta, create_symlink)
+        position = meta.get("data_position")
+        self._data_position = int(position) if position is not None else None
 
     def train(self, data_loader: Any) -> None:
         """One training iteration."""
@@ -573,7 +359,7 @@ class IterBasedRunner(_BaseRunner):
         data_batch = next(data_loader)
         self.call_hook("before_train_iter")
         self._step(data_batch, train=True)
-        self._call_rng_neutral("after_train_iter")
+        _resume.call_rng_neutral(self, "after_train_iter")
         self.outputs = {}
         self._inner_iter += 1
         self._iter += 1
@@ -590,15 +376,6 @@ class IterBasedRunner(_BaseRunner):
         self.call_hook("after_val_iter")
         self._inner_iter += 1
 
-    def _resume_skip(self, loader: Any) -> int:
-        position = getattr(self, "_data_position", None)
-        if position is not None:
-            return int(position)
-        if self._iter == 0:
-            return 0
-        skip = self._iter - self._epoch * len(loader)  # a checkpoint without data_position
-        return skip if 0 < skip < len(loader) else 0
-
     def run(self, data_loaders: Sequence[Any], workflow: Sequence[tuple[str, int]]) -> None:
         """Run the workflow phases (``n`` iterations each) until ``max_iters``."""
         if self._max_iters is None:
@@ -606,8 +383,8 @@ class IterBasedRunner(_BaseRunner):
         self._check_workflow(data_loaders, workflow)
         loaders = []
         for (mode, _), loader in zip(workflow, data_loaders, strict=True):
-            skip = self._resume_skip(loader) if mode == "train" else 0
-            loaders.append(_IterLoader(loader, self, skip))
+            skip = _resume.resume_skip(self, loader) if mode == "train" else 0
+            loaders.append(IterLoader(loader, self, skip))
             if mode == "train" and self._train_loader is None:
                 self._train_loader = loaders[-1]
         self._data_position = None
@@ -618,7 +395,7 @@ class IterBasedRunner(_BaseRunner):
         self.logger.info("workflow: %s, max: %d iters", list(workflow), self._max_iters)
         self.call_hook("before_run")
         self.call_hook("before_train_epoch")
-        self._apply_resumed_rng()
+        _resume.apply_resumed_rng(self)
         while self._iter < self._max_iters:
             for (mode, iters), loader in zip(workflow, loaders, strict=True):
                 self._inner_iter = 0
@@ -633,24 +410,9 @@ class IterBasedRunner(_BaseRunner):
                     self.call_hook("after_val_epoch")
                 if snapshot is not None:
                     restore_rng_state(snapshot)
-        time.sleep(0)
         self.call_hook("after_train_epoch")
         self.call_hook("after_run")
         self._train_loader = None
-
-
-def _point_latest(out_dir: str, filename: str, path: str) -> None:
-    """Make ``out_dir/latest.pth`` a link to ``filename`` (a copy where links fail), replacing
-    the old one in one rename so that it never goes missing."""
-    latest = os.path.join(out_dir, "latest.pth")
-    tmp = os.path.join(out_dir, f".latest.pth.{os.getpid()}.tmp")
-    if os.path.lexists(tmp):
-        os.remove(tmp)
-    try:
-        os.symlink(filename, tmp)
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
 
 
 _RUNNERS: dict[str, type[_BaseRunner]] = {

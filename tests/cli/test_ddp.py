@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "PORT"):
+    for key in ("MASTER_ADDR", "MASTER_PORT", "PORT"):  # dist_train.sh reads these
         env.pop(key, None)
     env.update(extra)
     return env

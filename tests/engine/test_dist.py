@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch.distributed as dist
 from detforge.engine.dist import get_dist_info, init_dist, slurm_environ, slurm_first_host
 
 KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+SLURM_KEYS = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST", "SLURM_LOCALID", "PORT")
 
 
 @pytest.mark.parametrize(
@@ -52,27 +54,46 @@ def test_slurm_environ() -> None:
         slurm_environ(dict(SLURM_PROCID="0"))
 
 
-def test_init_dist_checks_the_launcher_environment() -> None:
+def _unset(mp: pytest.MonkeyPatch, *keys: str) -> None:
+    """Remove ``keys`` from ``os.environ`` so that undoing ``mp`` restores them (or their
+    absence): ``delenv`` of an absent key records nothing, ``setenv`` always does."""
+    for key in keys:
+        mp.setenv(key, "placeholder")
+        mp.delenv(key)
+
+
+def test_init_dist_checks_the_launcher_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="mpi"):
-        init_dist("mpi", device="cpu", environ={})
+        init_dist("mpi", device="cpu")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    _unset(monkeypatch, "MASTER_ADDR", "MASTER_PORT")
     with pytest.raises(RuntimeError, match="MASTER_ADDR, MASTER_PORT not set"):
-        init_dist("pytorch", device="cpu", environ=dict(RANK="0", WORLD_SIZE="1"))
+        init_dist("pytorch", device="cpu")
 
 
-def test_init_dist_slurm_joins_a_one_process_group(monkeypatch: Any) -> None:
-    for key in KEYS:
-        monkeypatch.delenv(key, raising=False)
+def test_init_dist_slurm_joins_a_one_process_group() -> None:
+    before = {key: os.environ.get(key) for key in (*KEYS, *SLURM_KEYS)}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(SLURM_PROCID="0", SLURM_NTASKS="1", SLURM_NODELIST="localhost",
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
-    with pytest.warns(UserWarning, match="gloo"):
-        init_dist("slurm", backend="nccl", device="cpu", environ=env)
-    try:
-        assert get_dist_info() == (0, 1)
-        assert dist.get_backend() == "gloo"
-        assert env["RANK"] == "0" and env["LOCAL_RANK"] == "0"
-    finally:
-        dist.destroy_process_group()
+    with pytest.MonkeyPatch.context() as mp:
+        _unset(mp, "SLURM_LOCALID", "PORT")
+        for key, value in dict(RANK="7", WORLD_SIZE="9", LOCAL_RANK="3").items():
+            mp.setenv(key, value)  # stale values: init_dist must replace them
+        for key, value in dict(SLURM_PROCID="0", SLURM_NTASKS="1", SLURM_NODELIST="localhost",
+                               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():  # fmt: skip
+            mp.setenv(key, value)
+        with pytest.warns(UserWarning, match="gloo"):
+            init_dist("slurm", backend="nccl", device="cpu")
+        try:
+            assert get_dist_info() == (0, 1)
+            assert dist.get_backend() == "gloo"
+            got = {key: os.environ[key] for key in KEYS}
+            assert got == dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+                               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+        finally:
+            dist.destroy_process_group()
     assert get_dist_info() == (0, 1)
+    # nothing init_dist wrote outlives the test
+    assert {key: os.environ.get(key) for key in (*KEYS, *SLURM_KEYS)} == before

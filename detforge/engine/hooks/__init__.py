@@ -1,10 +1,10 @@
 """Runner hooks with MMCV 1.x / MMDetection v2 names, registered in ``HOOKS``."""
 
-from detforge.engine.hooks.base import STAGES, Hook
+from detforge.engine.hooks.base import STAGES, Hook, optimizers_of, policy_hook_name
 from detforge.engine.hooks.checkpoint import CheckpointHook
 from detforge.engine.hooks.eval_hook import DistEvalHook, EvalHook
 from detforge.engine.hooks.logger import IterTimerHook, LogBuffer, LoggerHook, TextLoggerHook
-from detforge.engine.hooks.lr_updater import LrUpdaterHook, lr_hook_name
+from detforge.engine.hooks.lr_updater import LrUpdaterHook
 from detforge.engine.hooks.misc import (
     CheckInvalidLossHook,
     DistSamplerSeedHook,
@@ -61,6 +61,7 @@ __all__ = [
     "TextLoggerHook",
     "current_momentum",
     "get_priority",
-    "lr_hook_name",
+    "optimizers_of",
+    "policy_hook_name",
     "register_default_checks",
 ]

@@ -1,10 +1,15 @@
-"""The :class:`Hook` base class: one no-op method per runner stage."""
+"""The :class:`Hook` base class (one no-op method per runner stage) and helpers shared by
+the lr and momentum hooks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["STAGES", "Hook"]
+from torch.optim import Optimizer
+
+__all__ = ["STAGES", "Hook", "optimizers_of", "policy_hook_name"]
+
+_POLICY_KINDS = ("Lr", "Momentum")
 
 STAGES = (
     "before_run",
@@ -129,3 +134,39 @@ class Hook:
             if mine or via:
                 out.append(stage)
         return out
+
+
+def policy_hook_name(policy: str, kind: str) -> str:
+    """The hook name MMCV registers an ``lr_config`` (``kind='Lr'``) or ``momentum_config``
+    (``kind='Momentum'``) ``policy`` under: a lower-case policy is title-cased.
+
+    Example:
+        >>> policy_hook_name('step', 'Lr'), policy_hook_name('CosineAnnealing', 'Momentum')
+        ('StepLrUpdaterHook', 'CosineAnnealingMomentumUpdaterHook')
+    """
+    if kind not in _POLICY_KINDS:
+        raise ValueError(f"policy_hook_name: kind must be one of {_POLICY_KINDS}, got {kind!r}")
+    name = policy.title() if policy == policy.lower() else policy
+    return f"{name}{kind}UpdaterHook"
+
+
+def optimizers_of(optimizer: Any) -> dict[str, Optimizer]:
+    """The runner's optimizers by name: ``{'': optimizer}`` for one, a copy of the dict for
+    several (MMCV's ``optimizer=dict(generator=..., discriminator=...)``).
+
+    Raises:
+        TypeError: ``optimizer`` is neither an ``Optimizer`` nor a dict.
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        >>> list(optimizers_of(opt)), list(optimizers_of(dict(a=opt, b=opt)))
+        ([''], ['a', 'b'])
+    """
+    if isinstance(optimizer, Optimizer):
+        return {"": optimizer}
+    if isinstance(optimizer, dict):
+        return dict(optimizer)
+    raise TypeError(
+        f"runner.optimizer must be a torch Optimizer or a dict of them, got {optimizer!r}"
+    )

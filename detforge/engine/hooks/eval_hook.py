@@ -5,28 +5,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.engine.hooks.base import Hook
 from detforge.registry import HOOKS
 
-__all__ = ["DistEvalHook", "EvalHook", "single_gpu_test_simple"]
+__all__ = ["DistEvalHook", "EvalHook"]
 
 _GREATER = ("acc", "top", "ar@", "auc", "precision", "map", "mdice", "miou", "macc", "aacc")
 _LESS = ("loss",)
-
-
-def single_gpu_test_simple(model: torch.nn.Module, dataloader: Any) -> list[Any]:
-    """Results of ``model(return_loss=False, rescale=True, **batch)`` for every batch."""
-    model.eval()
-    results: list[Any] = []
-    with torch.no_grad():
-        for data in dataloader:
-            out = model(return_loss=False, rescale=True, **data)
-            results.extend(out)
-    return results
 
 
 @HOOKS.register_module()
@@ -41,7 +32,8 @@ class EvalHook(Hook):
         save_best: Metric key whose best value keeps ``best_<key>_epoch_N.pth``; ``'auto'``
             picks the first key the evaluation returns.
         rule: ``'greater'`` or ``'less'``; inferred from the key when None.
-        test_fn: ``(model, dataloader) -> results``; a plain loop by default.
+        test_fn: ``(model, dataloader) -> results``; default
+            :func:`detforge.apis.test.single_gpu_test`.
         dynamic_intervals: ``[(milestone, interval), ...]``: from epoch ``milestone`` on,
             evaluate every ``interval``.
         metric: Passed to ``evaluate``.
@@ -84,7 +76,11 @@ class EvalHook(Hook):
         self.by_epoch = by_epoch
         self.save_best = save_best
         self.rule = rule
-        self.test_fn = test_fn or single_gpu_test_simple
+        if test_fn is None:
+            from detforge.apis.test import single_gpu_test
+
+            test_fn = single_gpu_test
+        self.test_fn: Callable[..., Any] = test_fn
         self.dynamic_intervals = sorted(dynamic_intervals or [])
         self.eval_kwargs = dict(eval_kwargs or {}, metric=metric, **extra_eval_kwargs)
         self.key_indicator = save_best if save_best != "auto" else None
@@ -151,8 +147,7 @@ class EvalHook(Hook):
             return {}
         if self._loss_loader is not None:
             return compute_val_losses(runner.model, self._loss_loader)
-        loader: Any = runner.data_loader
-        train_set = getattr(getattr(loader, "_loader", loader), "dataset", None)
+        train_set = getattr(runner.data_loader, "dataset", None)
         try:
             self._loss_loader = build_val_loss_loader(self.dataloader, train_set)
             return compute_val_losses(runner.model, self._loss_loader)
@@ -214,9 +209,21 @@ class EvalHook(Hook):
 
 @HOOKS.register_module()
 class DistEvalHook(EvalHook):
-    """:class:`EvalHook` for distributed runs: every rank tests, rank 0 evaluates.
+    """:class:`EvalHook` for distributed runs: every rank tests its shard, rank 0 evaluates.
 
-    ``test_fn`` must gather the results on rank 0 (``tmpdir``/``gpu_collect`` are kept for it).
+    Args (besides :class:`EvalHook`'s):
+        tmpdir: Gather the ranks' results through pickles in this shared folder (see
+            :func:`detforge.apis.test.multi_gpu_test`).
+        gpu_collect: Gather them with ``all_gather`` (also the default without ``tmpdir``).
+        broadcast_bn_buffer: Before testing, copy rank 0's BatchNorm ``running_mean`` and
+            ``running_var`` to the other ranks (DDP does not synchronise them), so every rank
+            tests the same model.
+
+    ``test_fn`` defaults to ``multi_gpu_test`` with ``tmpdir`` and ``gpu_collect``; one given
+    instead must gather the results on rank 0 itself.
+
+    Example:
+        >>> evaluation = dict(interval=1, metric='bbox', gpu_collect=True)
     """
 
     def __init__(
@@ -251,13 +258,17 @@ class DistEvalHook(EvalHook):
             eval_kwargs=eval_kwargs,
             **extra_eval_kwargs,
         )
-        self.tmpdir = tmpdir
-        self.gpu_collect = gpu_collect
+        if test_fn is None:
+            from detforge.apis.test import multi_gpu_test
+
+            self.test_fn = partial(multi_gpu_test, tmpdir=tmpdir, gpu_collect=gpu_collect)
         self.broadcast_bn_buffer = broadcast_bn_buffer
 
     def _do_evaluate(self, runner: Any) -> None:
         from detforge.engine.dist import get_dist_info
 
+        if self.broadcast_bn_buffer and get_dist_info()[1] > 1:
+            _broadcast_bn_buffers(runner.model)
         results = self.test_fn(runner.model, self.dataloader)
         runner.model.train()
         losses = self.val_losses(runner)  # every rank: the losses are all-reduced
@@ -267,3 +278,14 @@ class DistEvalHook(EvalHook):
         runner.log_buffer.output.update(losses)
         if self.save_best and score is not None:
             self._save_best(runner, score)
+
+
+def _broadcast_bn_buffers(model: torch.nn.Module) -> None:
+    """Overwrite every BatchNorm's running statistics with rank 0's."""
+    import torch.distributed as dist
+
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) and module.track_running_stats:
+            assert module.running_var is not None and module.running_mean is not None
+            dist.broadcast(module.running_var, 0)
+            dist.broadcast(module.running_mean, 0)

@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from torch.optim import Optimizer
-
-from detforge.engine.hooks.base import Hook
+from detforge.engine.hooks.base import Hook, optimizers_of, policy_hook_name
 from detforge.engine.lr import (
     POLICIES,
     LrSchedule,
@@ -23,27 +21,7 @@ from detforge.engine.lr import (
 )
 from detforge.registry import HOOKS
 
-__all__ = ["LrUpdaterHook", "lr_hook_name"]
-
-
-def lr_hook_name(policy: str) -> str:
-    """The hook name MMCV registers an ``lr_config.policy`` under.
-
-    Example:
-        >>> lr_hook_name('step'), lr_hook_name('CosineAnnealing')
-        ('StepLrUpdaterHook', 'CosineAnnealingLrUpdaterHook')
-    """
-    name = policy.title() if policy == policy.lower() else policy
-    return f"{name}LrUpdaterHook"
-
-
-def _optimizers(runner: Any) -> dict[str, Optimizer]:
-    opt = runner.optimizer
-    if isinstance(opt, Optimizer):
-        return {"": opt}
-    if isinstance(opt, dict):
-        return dict(opt)
-    raise TypeError(f"LrUpdaterHook: runner.optimizer must be an Optimizer or a dict, got {opt!r}")
+__all__ = ["LrUpdaterHook"]
 
 
 class LrUpdaterHook(Hook):
@@ -63,7 +41,7 @@ class LrUpdaterHook(Hook):
         self.base_lr: dict[str, list[float]] = {}
 
     def before_run(self, runner: Any) -> None:
-        for name, opt in _optimizers(runner).items():
+        for name, opt in optimizers_of(runner.optimizer).items():
             self.base_lr[name] = init_base_lrs(opt, self.schedule)
 
     def current_lrs(self, runner: Any) -> dict[str, list[float]]:
@@ -88,7 +66,7 @@ class LrUpdaterHook(Hook):
     def before_train_iter(self, runner: Any) -> None:
         if not self.base_lr:
             self.before_run(runner)
-        opts = _optimizers(runner)
+        opts = optimizers_of(runner.optimizer)
         for name, lrs in self.current_lrs(runner).items():
             apply_lr(opts[name], lrs)
 
@@ -96,13 +74,13 @@ class LrUpdaterHook(Hook):
 def _factory(policy: str) -> Callable[..., LrUpdaterHook]:
     def build(**kwargs: Any) -> LrUpdaterHook:
         hook = LrUpdaterHook(build_lr_schedule(dict(policy=policy, **kwargs)))
-        hook.display_name = lr_hook_name(policy)  # the hook table shows MMCV's class name
+        hook.display_name = policy_hook_name(policy, "Lr")  # the hook table shows MMCV's class name
         return hook
 
-    build.__name__ = lr_hook_name(policy)
+    build.__name__ = policy_hook_name(policy, "Lr")
     build.__doc__ = f"``LrUpdaterHook`` with the {policy!r} lr policy (MMCV's name)."
     return build
 
 
 for _policy in POLICIES:
-    HOOKS.register_module(name=lr_hook_name(_policy), module=_factory(_policy))
+    HOOKS.register_module(name=policy_hook_name(_policy, "Lr"), module=_factory(_policy))

@@ -31,33 +31,18 @@ def _bare(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model  # type: ignore[return-value]
 
 
-def _loader_dataset(loader: Any) -> Any:
-    """The dataset behind a DataLoader or the IterBasedRunner's endless wrapper of one."""
-    if loader is None:
-        return None
-    return getattr(loader, "dataset", None) or getattr(
-        getattr(loader, "_loader", None), "dataset", None
-    )
-
-
 @HOOKS.register_module()
 class NumClassCheckHook(Hook):
     """Before each epoch: every module's ``num_classes`` equals ``len(dataset.CLASSES)``.
 
     Modules named ``RPNHead``, ``VGG``, ``FusedSemanticHead`` and ``GARPNHead`` are skipped
-    (v2). The error names the config path of the module and both numbers. When the loader is
-    not known yet at the epoch start (``IterBasedRunner``), the check runs before the first
-    iteration's forward instead.
+    (v2). The error names the config path of the module and both numbers.
     """
 
-    def __init__(self) -> None:
-        self._done = False
-
     def _check(self, runner: Any) -> None:
-        dataset = _loader_dataset(runner.data_loader)
+        dataset = getattr(runner.data_loader, "dataset", None)
         if dataset is None:
             return
-        self._done = True
         classes = getattr(dataset, "CLASSES", None)
         if classes is None:
             warnings.warn(
@@ -83,12 +68,7 @@ class NumClassCheckHook(Hook):
                 )
 
     def before_train_epoch(self, runner: Any) -> None:
-        self._done = False
         self._check(runner)
-
-    def before_train_iter(self, runner: Any) -> None:
-        if not self._done:
-            self._check(runner)
 
     def before_val_epoch(self, runner: Any) -> None:
         self._check(runner)

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from detforge.engine.hooks.base import Hook
+from detforge.engine.hooks.base import Hook, optimizers_of
 from detforge.engine.lr import CyclicLr
 from detforge.engine.lr_policies import (
     CosineAnnealingLr,
@@ -44,14 +44,6 @@ __all__ = [
 ]
 
 _WARMUPS = ("constant", "linear", "exp")
-
-
-def _optimizers(optimizer: Any) -> dict[str, Optimizer]:
-    if isinstance(optimizer, Optimizer):
-        return {"": optimizer}
-    if isinstance(optimizer, dict):
-        return dict(optimizer)
-    raise TypeError(f"momentum hooks need an Optimizer or a dict of them, got {optimizer!r}")
 
 
 def _group_momentum(group: Mapping[str, Any]) -> float | None:
@@ -82,7 +74,7 @@ def current_momentum(optimizer: Any) -> list[float] | dict[str, list[float]]:
     """
     out = {
         name: [_group_momentum(g) or 0.0 for g in opt.param_groups]
-        for name, opt in _optimizers(optimizer).items()
+        for name, opt in optimizers_of(optimizer).items()
     }
     return out[""] if isinstance(optimizer, Optimizer) else out
 
@@ -142,7 +134,7 @@ class MomentumUpdaterHook(Hook):
     # --- shared machinery -------------------------------------------------------------------
     def before_run(self, runner: Any) -> None:
         self.base_momentum = {}
-        for name, opt in _optimizers(runner.optimizer).items():
+        for name, opt in optimizers_of(runner.optimizer).items():
             for index, group in enumerate(opt.param_groups):
                 value = _group_momentum(group)
                 if value is None:
@@ -172,7 +164,7 @@ class MomentumUpdaterHook(Hook):
         return {k: [m / factor for m in v] for k, v in self.regular_momentum.items()}
 
     def _apply(self, runner: Any, values: Mapping[str, Sequence[float]]) -> None:
-        opts = _optimizers(runner.optimizer)
+        opts = optimizers_of(runner.optimizer)
         for name, moms in values.items():
             for group, mom in zip(opts[name].param_groups, moms, strict=True):
                 _set_group_momentum(group, mom)
@@ -196,8 +188,6 @@ class MomentumUpdaterHook(Hook):
             else:
                 self._apply(runner, self.get_warmup_momentum(cur))
         elif self.warmup is not None and cur <= self.warmup_iters:
-            if not self.regular_momentum:
-                self.regular_momentum = self.get_regular_momentum(runner)
             if cur == self.warmup_iters:
                 self._apply(runner, self.regular_momentum)
             else:
@@ -382,7 +372,7 @@ class OneCycleMomentumUpdaterHook(MomentumUpdaterHook):
         self.bounds: dict[str, list[tuple[float, float]]] = {}
 
     def before_run(self, runner: Any) -> None:
-        for name, opt in _optimizers(runner.optimizer).items():
+        for name, opt in optimizers_of(runner.optimizer).items():
             if "momentum" not in opt.defaults and "betas" not in opt.defaults:
                 raise ConfigError(
                     f"momentum_config: policy 'OneCycle' needs an optimizer with momentum or "

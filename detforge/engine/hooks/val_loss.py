@@ -18,17 +18,17 @@ pass runs after the metrics are computed, so they are unchanged.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from detforge.datasets.transforms.compose import Compose
 from detforge.datasets.transforms.formatting import Collect, DefaultFormatBundle
+from detforge.engine.checkpoint_save import capture_rng_state, restore_rng_state
 from detforge.errors import ConfigError
+from detforge.utils.device import model_device, to_device
 
 __all__ = [
     "build_val_loss_loader",
@@ -207,16 +207,6 @@ def build_val_loss_loader(val_loader: Any, train_dataset: Any) -> Any:
     )
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, list | tuple):
-        return type(value)(_to_device(v, device) for v in value)
-    if isinstance(value, Mapping):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value
-
-
 def compute_val_losses(model: torch.nn.Module, loader: Iterable[Any]) -> dict[str, float]:
     """Image-weighted means of the ``log_vars`` of ``train_step`` over ``loader``, as
     ``{'val/<name>': value}``; eval mode, no gradients, random state restored.
@@ -226,26 +216,20 @@ def compute_val_losses(model: torch.nn.Module, loader: Iterable[Any]) -> dict[st
     """
     bare: Any = model.module if hasattr(model, "module") else model
     was_training = bare.training
-    param = next(bare.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    state = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    device = model_device(bare)
+    state = capture_rng_state()
     totals: dict[str, float] = {}
     count = 0
     bare.eval()
     try:
         with torch.no_grad():
             for batch in loader:
-                out = bare.train_step(_to_device(batch, device), None)
+                out = bare.train_step(to_device(batch, device), None)
                 num = int(out["num_samples"])
                 for key, value in out["log_vars"].items():
                     totals[key] = totals.get(key, 0.0) + float(value) * num
                 count += num
     finally:
         bare.train(was_training)
-        random.setstate(state[0])
-        np.random.set_state(state[1])
-        torch.set_rng_state(state[2])
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
+        restore_rng_state(state)
     return {f"val/{k}": v / max(count, 1) for k, v in totals.items()}
