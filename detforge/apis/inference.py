@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from detforge.config import Config, ConfigDict, load_config, normalize_config
+from detforge.utils.device import model_device, to_device
 
 __all__ = [
     "async_inference_detector",
@@ -38,12 +38,17 @@ ImageInput = str | os.PathLike[str] | np.ndarray
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``device`` as a ``torch.device``; CUDA falls back to CPU with a warning when absent.
 
+    ``None`` picks the GPU of this process, ``cuda:LOCAL_RANK`` (``cuda:0`` outside
+    ``torchrun``), when CUDA is available and the CPU otherwise, without a warning; so does
+    ``'cuda'`` without an index when CUDA is available.
+
     Example:
         >>> resolve_device('cpu')
         device(type='cpu')
     """
+    local_gpu = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     if device is None:
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+        return torch.device(local_gpu if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         warnings.warn(
@@ -51,7 +56,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             stacklevel=3,
         )
         return torch.device("cpu")
-    return dev
+    return torch.device(local_gpu) if dev.type == "cuda" and dev.index is None else dev
 
 
 def _load_cfg(config: Any, cfg_options: Mapping[str, Any] | None) -> Config:
@@ -92,7 +97,7 @@ def _config_classes(cfg: Config) -> tuple[str, ...] | None:
 def init_detector(
     config: str | os.PathLike[str] | Config | ConfigDict,
     checkpoint: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "cuda:0",
+    device: str | torch.device | None = "cuda:0",
     cfg_options: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Build a detector from a config, load a checkpoint, and put it in eval mode on ``device``.
@@ -100,13 +105,15 @@ def init_detector(
     ``model.cfg`` keeps the (normalised) config, whose ``data.test.pipeline`` is what
     :func:`inference_detector` runs. ``model.CLASSES`` comes from the checkpoint's
     ``meta['CLASSES']`` (v2) or ``meta['dataset_meta']['classes']`` (v3), else from the
-    config's test dataset, else COCO's 80 names (with a warning).
+    config's test dataset, else COCO's 80 names (with a warning); ``model.PALETTE`` is
+    ``meta['PALETTE']`` (None when absent), as v2.
 
     Args:
         config: A config file path or a ``Config``.
         checkpoint: A checkpoint path (v2/v3 ``.pth`` or a plain state_dict); ``None`` keeps
             the freshly initialised weights.
-        device: ``'cuda:0'``, ``'cpu'``...; CUDA falls back to the CPU with a warning.
+        device: ``'cuda:0'``, ``'cpu'``...; CUDA falls back to the CPU with a warning;
+            ``None``: see :func:`resolve_device`.
         cfg_options: Dotted overrides (``--cfg-options``).
 
     Example:
@@ -129,6 +136,7 @@ def init_detector(
     model_cfg["train_cfg"] = None
     model = build_detector(model_cfg)
     classes: Any = None
+    meta: Mapping[str, Any] = {}
     if checkpoint is not None:
         ckpt = load_checkpoint(model, checkpoint, map_location="cpu")
         meta = ckpt.get("meta") or {}
@@ -145,6 +153,7 @@ def init_detector(
         )
         classes = COCO_CLASSES
     model.CLASSES = tuple(classes)
+    model.PALETTE = meta.get("PALETTE")
     model.cfg = cfg
     model.to(resolve_device(device))
     model.eval()
@@ -208,23 +217,13 @@ def _prepare(index: int, img: Any, from_file: Any, from_array: Any) -> dict[str,
     return data
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, list):
-        return [_to_device(v, device) for v in value]
-    return value
-
-
 def _forward(model: nn.Module, datas: list[dict[str, Any]]) -> list[Any]:
     from detforge.datasets.collate import collate
 
     batch = collate(datas, samples_per_gpu=len(datas))
     if isinstance(batch.get("img"), torch.Tensor):  # a pipeline without MultiScaleFlipAug
         batch = {k: [v] for k, v in batch.items()}
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    batch = {k: _to_device(v, device) for k, v in batch.items()}
+    batch = to_device(batch, model_device(model))
     with torch.no_grad():
         return list(model(return_loss=False, rescale=True, **batch))
 
@@ -264,44 +263,19 @@ def inference_detector(model: nn.Module, imgs: ImageInput | Sequence[ImageInput]
     return results if is_batch else results[0]
 
 
-_STREAMS: dict[tuple[int, torch.device], Any] = {}
-_STREAMS_LOCK = threading.Lock()
-
-
-def _cuda_stream(model: nn.Module, device: torch.device) -> Any:
-    key = (id(model), device)
-    with _STREAMS_LOCK:
-        if key not in _STREAMS:
-            _STREAMS[key] = torch.cuda.Stream(device=device)
-        return _STREAMS[key]
-
-
-def _run_on_stream(model: nn.Module, imgs: Any) -> Any:
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    if device.type != "cuda":
-        return inference_detector(model, imgs)
-    stream = _cuda_stream(model, device)
-    stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):
-        result = inference_detector(model, imgs)
-    stream.synchronize()
-    return result
-
-
 async def async_inference_detector(
     model: nn.Module, imgs: ImageInput | Sequence[ImageInput]
 ) -> Any:
     """:func:`inference_detector` without blocking the event loop.
 
-    The work runs in the loop's default thread pool; on a GPU it runs on a CUDA stream of its
-    own (one per model and device), so concurrent calls overlap host and device work.
+    The work runs in the loop's default thread pool, so the loop keeps serving other tasks
+    meanwhile.
 
     Example:
         >>> result = asyncio.run(async_inference_detector(model, 'demo.jpg'))  # doctest: +SKIP
     """
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, _run_on_stream, model, imgs)
+    return await loop.run_in_executor(None, inference_detector, model, imgs)
 
 
 def show_result_pyplot(

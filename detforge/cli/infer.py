@@ -7,9 +7,12 @@ progress bar and produce, in ``--out-dir``:
 
 - ``results.jsonl``: one line per image, ``{"file", "width", "height", "detections": [{"bbox":
   [x1, y1, x2, y2], "score", "label", "class"}]}`` (detections scoring above ``--score-thr``);
-- ``vis/<name>``: the image with the detections drawn (skip with ``--no-draw``);
-- ``errors.jsonl``: ``{"file", "error"}`` for every image that could not be read; it is
-  reported and skipped, and the run goes on.
+- ``vis/<name>``: the image with the detections drawn (skip with ``--no-draw``), at its path
+  relative to the input folder (for a list naming images elsewhere: relative to the deepest
+  folder holding them all); a folder input never picks up ``--out-dir``'s own ``vis/``;
+- ``errors.jsonl``: ``{"file", "error"}`` for every image that could not be read or that the
+  model refused as input (a bad shape...); it is reported and skipped, the run goes on and
+  exits with status 1. Any other error (out of memory, a broken config) stops the run.
 
 A re-run with the same ``--out-dir`` skips the images already in any ``results*.jsonl`` there.
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) rank ``r`` takes images ``i`` with
@@ -38,7 +41,6 @@ __all__ = [
     "add_parser",
     "done_files",
     "list_images",
-    "result_to_detections",
     "run",
 ]
 
@@ -78,8 +80,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def list_images(source: str | os.PathLike[str]) -> list[Path]:
+def list_images(
+    source: str | os.PathLike[str], exclude: str | os.PathLike[str] | None = None
+) -> list[Path]:
     """The images ``source`` names: itself, the images under a folder (sorted), or a list file.
+
+    ``exclude`` is a folder whose images a folder search skips (``detforge infer`` passes its
+    own ``vis/`` output folder, which may lie inside ``source``).
 
     Raises:
         FileNotFoundError: ``source``, or a file named in a list, does not exist.
@@ -92,8 +99,13 @@ def list_images(source: str | os.PathLike[str]) -> list[Path]:
     """
     path = Path(source)
     if path.is_dir():
+        skip = Path(os.path.abspath(exclude)) if exclude is not None else None
         return sorted(
-            p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS
+            and p.is_file()
+            and (skip is None or not Path(os.path.abspath(p)).is_relative_to(skip))
         )
     if not path.is_file():
         raise FileNotFoundError(f"input not found: {source}")
@@ -109,32 +121,6 @@ def list_images(source: str | os.PathLike[str]) -> list[Path]:
             raise FileNotFoundError(f"{path}:{number}: listed image not found: {item}")
         images.append(item)
     return images
-
-
-def result_to_detections(
-    result: Any, class_names: Sequence[str], score_thr: float = 0.0
-) -> list[dict[str, Any]]:
-    """One image's v2 result as ``[{bbox, score, label, class}]``, best score first.
-
-    Example:
-        >>> import numpy as np
-        >>> r = [np.zeros((0, 5), np.float32), np.array([[1, 2, 5, 6, 0.5]], np.float32)]
-        >>> result_to_detections(r, ['cat', 'dog'])
-        [{'bbox': [1.0, 2.0, 5.0, 6.0], 'score': 0.5, 'label': 1, 'class': 'dog'}]
-    """
-    from detforge.structures.det_result import DetResult
-
-    bbox_result = result[0] if isinstance(result, tuple) else result
-    dets = DetResult.from_v2(list(bbox_result)).above(score_thr).sorted()
-    return [
-        {
-            "bbox": [round(float(v), 2) for v in box],
-            "score": round(float(score), 5),
-            "label": int(label),
-            "class": class_names[label] if label < len(class_names) else f"class {label}",
-        }
-        for box, score, label in zip(dets.boxes, dets.scores, dets.labels, strict=True)
-    ]
 
 
 def done_files(out_dir: Path) -> set[str]:
@@ -174,20 +160,14 @@ def _dist_env() -> tuple[int, int]:
     return rank, world
 
 
-def _device(requested: str | None) -> str:
-    import torch
-
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if requested in (None, "cuda"):
-        return f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    return requested
+def _vis_base(root: Path, paths: Sequence[Path]) -> Path:
+    """The folder ``vis/`` mirrors: ``root``, or the deepest folder holding ``root`` and every
+    image (a list may name images elsewhere), so two images never share a drawing's name."""
+    return Path(os.path.commonpath([os.path.abspath(root), *map(os.path.abspath, paths)]))
 
 
-def _vis_name(path: Path, root: Path) -> Path:
-    try:
-        return path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return Path(path.name)
+def _vis_name(path: Path, base: Path) -> Path:
+    return Path(os.path.abspath(path)).relative_to(base)
 
 
 def _batches(paths: list[Path], size: int) -> Iterator[list[tuple[Path, Any]]]:
@@ -217,22 +197,28 @@ def _batches(paths: list[Path], size: int) -> Iterator[list[tuple[Path, Any]]]:
 
 
 def _infer_safely(model: Any, items: list[tuple[Path, Any]]) -> list[tuple[Path, Any, Any]]:
-    """``(path, image, result or exception)``; a failing batch is retried image by image."""
-    from detforge.apis.inference import inference_detector
+    """``(path, image, result or exception)``.
 
-    images = [img for _, img in items]
+    A batch that fails on its input (:class:`ImageLoadError`, ``ValueError``, ``TypeError``:
+    what :func:`inference_detector` raises for a bad image) is retried image by image, so only
+    the bad image fails; any other error (out of memory, a config bug) propagates.
+    """
+    from detforge.apis.inference import inference_detector
+    from detforge.utils.image import ImageLoadError
+
     try:
-        results = inference_detector(model, images)
-        return [(p, img, r) for (p, img), r in zip(items, results, strict=True)]
-    except Exception:
+        results = inference_detector(model, [img for _, img in items])
+    except (ImageLoadError, ValueError, TypeError) as exc:
         if len(items) == 1:
-            return [(items[0][0], items[0][1], sys.exc_info()[1])]
-    return [out for item in items for out in _infer_safely(model, [item])]
+            return [(items[0][0], items[0][1], exc)]
+        return [out for item in items for out in _infer_safely(model, [item])]
+    return [(p, img, r) for (p, img), r in zip(items, results, strict=True)]
 
 
 def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
     from tqdm import tqdm
 
+    from detforge.structures.det_result import result_to_detections
     from detforge.visualization import draw_result
 
     out_dir = Path(args.out_dir)
@@ -242,6 +228,7 @@ def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
     mine = [p for i, p in enumerate(paths) if i % world == rank]
     todo = [p for p in mine if str(p) not in done]
     root = Path(args.input) if Path(args.input).is_dir() else Path(args.input).parent
+    vis_base = _vis_base(root, paths)
     results_file = _JsonLines(out_dir / f"results{suffix}.jsonl")
     errors_file: _JsonLines | None = None
     classes = list(model.CLASSES)
@@ -264,7 +251,7 @@ def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
                 detections = result_to_detections(result, classes, args.score_thr)
                 if not args.no_draw:
                     draw_result(img, result, classes, args.score_thr, palette=args.palette,
-                                out_file=out_dir / "vis" / _vis_name(path, root))  # fmt: skip
+                                out_file=out_dir / "vis" / _vis_name(path, vis_base))  # fmt: skip
                 height, width = img.shape[:2]
                 results_file.write(dict(file=str(path), width=width, height=height,
                                         detections=detections))  # fmt: skip
@@ -280,10 +267,10 @@ def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
     print(
         f"detforge infer: {counts['images']} images, {counts['detections']} detections "
         f"(score > {args.score_thr}) in {seconds:.1f} s -> {out_dir / f'results{suffix}.jsonl'}; "
-        f"{len(mine) - len(todo)} already done, {counts['failed']} unreadable"
+        f"{len(mine) - len(todo)} already done, {counts['failed']} failed"
         + (f" (see {out_dir / f'errors{suffix}.jsonl'})" if counts["failed"] else "")
     )
-    return 0
+    return 1 if counts["failed"] else 0
 
 
 def _run_video(args: argparse.Namespace, model: Any) -> int:
@@ -291,6 +278,7 @@ def _run_video(args: argparse.Namespace, model: Any) -> int:
     from tqdm import tqdm
 
     from detforge.apis.inference import inference_detector
+    from detforge.structures.det_result import result_to_detections
     from detforge.visualization import draw_result
 
     rank, _ = _dist_env()
@@ -350,18 +338,19 @@ def _run_video(args: argparse.Namespace, model: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.apis.inference import init_detector
+    from detforge.visualization import default_palette
 
     if args.batch_size < 1:
         raise SystemExit(f"detforge infer: --batch-size must be >= 1, got {args.batch_size}")
     source = Path(args.input)
     is_video = source.is_file() and source.suffix.lower() in VIDEO_EXTENSIONS
-    paths = [] if is_video else list_images(source)
+    paths = [] if is_video else list_images(source, exclude=Path(args.out_dir) / "vis")
     if not is_video and not paths:
         raise SystemExit(f"detforge infer: no images found in {source}")
     model = init_detector(
-        args.config, args.checkpoint, device=_device(args.device),
+        args.config, args.checkpoint, device=args.device,
         cfg_options=resolve_cfg_options(args),
     )  # fmt: skip
     if args.palette is None:
-        args.palette = "coco" if len(getattr(model, "CLASSES", ())) <= 80 else "random"
+        args.palette = default_palette(len(getattr(model, "CLASSES", ())))
     return _run_video(args, model) if is_video else _run_images(args, model, paths)

@@ -107,12 +107,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    import torch
-
     from detforge.apis.inference import init_detector
+    from detforge.utils.device import model_device
 
-    device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-    model = init_detector(args.config, args.checkpoint, device=device, cfg_options=cfg_options)
+    model = init_detector(args.config, args.checkpoint, device=args.device, cfg_options=cfg_options)
     app = create_app(
         model,
         score_thr=args.score_thr,
@@ -126,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     classes = len(getattr(model, "CLASSES", ()))
     print(
         f"detforge serve: {Path(args.config).name} ({classes} classes) on "
-        f"{next(model.parameters()).device}; page http://{args.host}:{args.port}/ , "
+        f"{model_device(model)}; page http://{args.host}:{args.port}/ , "
         f"API docs http://{args.host}:{args.port}/docs",
         file=sys.stderr,
     )

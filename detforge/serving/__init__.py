@@ -10,7 +10,6 @@ the micro-batching worker. The app itself needs the ``serve`` extra
 from typing import Any
 
 from detforge.serving.batching import BatcherBusy, MicroBatcher
-from detforge.serving.results import draw_result, result_to_arrays, result_to_detections
 from detforge.serving.security import ServingError, decode_image, resolve_under_root
 
 __all__ = [
@@ -19,10 +18,7 @@ __all__ = [
     "ServingError",
     "create_app",
     "decode_image",
-    "draw_result",
     "resolve_under_root",
-    "result_to_arrays",
-    "result_to_detections",
 ]
 
 

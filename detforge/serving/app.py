@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,15 +29,18 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detforge import __version__
+from detforge.apis.inference import inference_detector
 from detforge.serving.batching import BatcherBusy, MicroBatcher
 from detforge.serving.limits import BodySizeLimit
-from detforge.serving.results import draw_result, result_to_detections
 from detforge.serving.security import (
     DEFAULT_MAX_PIXELS,
     ServingError,
     decode_image,
     resolve_under_root,
 )
+from detforge.structures.det_result import result_to_detections
+from detforge.utils.device import model_device
+from detforge.visualization import default_palette, draw_result
 
 __all__ = ["create_app"]
 
@@ -88,11 +92,13 @@ class PredictResponse(BaseModel):
     time_ms: float
 
 
-def _model_device(model: Any) -> str:
-    try:
-        return str(next(model.parameters()).device)
-    except (AttributeError, StopIteration, TypeError):
-        return "unknown"
+def _png(img: np.ndarray, result: Any, classes: Sequence[str], score_thr: float) -> bytes:
+    """PNG bytes of ``img`` with ``result`` drawn as ``detforge infer`` draws it."""
+    drawn = draw_result(img, result, classes, score_thr, palette=default_palette(len(classes)))
+    ok, buf = cv2.imencode(".png", drawn)
+    if not ok:
+        raise RuntimeError(f"could not encode a {drawn.shape} image as PNG")
+    return buf.tobytes()
 
 
 def create_app(
@@ -106,13 +112,12 @@ def create_app(
     max_wait_ms: float = 2.0,
     max_queue: int = 1024,
     config_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-    predict_fn: Callable[[list[np.ndarray]], Sequence[Any]] | None = None,
 ) -> FastAPI:
     """Build the service app around a detector from ``init_detector``.
 
     Args:
-        model: The detector (its ``CLASSES`` and ``cfg`` name classes and config).
+        model: The detector (its ``CLASSES`` and ``cfg`` name classes and config); it runs
+            as ``inference_detector(model, imgs)`` on lists of BGR arrays.
         score_thr: Default score threshold of ``/predict`` and ``/main`` (``?score_thr=``
             overrides it per request).
         max_batch: Most images per forward pass.
@@ -122,8 +127,6 @@ def create_app(
         max_wait_ms: How long the worker waits to fill a batch once it holds an image.
         max_queue: Most images waiting for the model; more get 503.
         config_name: Shown by ``/metadata`` (default: the model config's file name).
-        class_names: Default: ``model.CLASSES``.
-        predict_fn: Default: ``inference_detector(model, imgs)`` on a list of BGR arrays.
 
     Example:
         >>> import uvicorn
@@ -131,13 +134,11 @@ def create_app(
         >>> model = init_detector('cfg.py', 'epoch_12.pth', device='cpu')  # doctest: +SKIP
         >>> uvicorn.run(create_app(model), port=8000)  # doctest: +SKIP
     """
-    if predict_fn is None:
-        from detforge.apis.inference import inference_detector
 
-        def predict_fn(imgs: list[np.ndarray]) -> Sequence[Any]:
-            return inference_detector(model, imgs)
+    def run_model(imgs: list[np.ndarray]) -> Sequence[Any]:
+        return list(inference_detector(model, imgs))
 
-    classes = tuple(class_names if class_names is not None else getattr(model, "CLASSES", ()))
+    classes = tuple(model.CLASSES)
     if config_name is None:
         filename = getattr(getattr(model, "cfg", None), "filename", None)
         config_name = Path(filename).name if filename else None
@@ -145,7 +146,7 @@ def create_app(
     if root is not None and not root.is_dir():
         raise NotADirectoryError(f"--image-root {image_root} is not a directory")
     batcher: MicroBatcher[np.ndarray, Any] = MicroBatcher(
-        predict_fn, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
+        run_model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
     )
     counters = {"requests": 0, "refused": 0}
 
@@ -168,8 +169,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def error(request: Request, status: int, message: str) -> JSONResponse:
-        if status >= 400:
-            counters["refused"] += 1
+        counters["refused"] += 1
         body: dict[str, Any] = {"error": message}
         if request.url.path == "/main":
             body["status"] = 1  # the Tornado app's failure flag
@@ -195,7 +195,8 @@ def create_app(
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
         return error(request, 500, f"internal error: {exc.__class__.__name__}: {exc}")
 
-    async def detect(data: bytes, thr: float, fmt: str, started: float) -> tuple[Any, ...]:
+    async def detect(data: bytes, thr: float, fmt: str, started: float) -> bytes | dict[str, Any]:
+        """The PNG bytes (``fmt == 'image'``) or the JSON payload for one image's bytes."""
         counters["requests"] += 1
         decoded = await run_in_threadpool(decode_image, data, max_pixels)
         try:
@@ -207,15 +208,13 @@ def create_app(
         except Exception as exc:
             raise ServingError(500, f"inference failed: {exc.__class__.__name__}: {exc}") from exc
         if fmt == "image":
-            png = await run_in_threadpool(draw_result, decoded.img, result, classes, thr)
-            return decoded, result, png
-        payload = {
+            return await run_in_threadpool(_png, decoded.img, result, classes, thr)
+        return {
             "detections": result_to_detections(result, classes, thr),
             "width": decoded.width,
             "height": decoded.height,
             "time_ms": round((time.perf_counter() - started) * 1000.0, 3),
         }
-        return decoded, result, payload
 
     def answer(payload: Any) -> Response:
         if isinstance(payload, bytes):
@@ -249,8 +248,7 @@ def create_app(
             data = await uploads[0].read()
         else:
             data = await request.body()
-        _, _, payload = await detect(data, thr, fmt, started)
-        return answer(payload)
+        return answer(await detect(data, thr, fmt, started))
 
     @app.get(
         "/main",
@@ -281,7 +279,7 @@ def create_app(
             raise ServingError(413, f"image {image!r} is {size / 2**20:.1f} MB, over the limit")
         data = await run_in_threadpool(path.read_bytes)
         thr = score_thr if thr_q is None else thr_q
-        _, _, payload = await detect(data, thr, fmt, started)
+        payload = await detect(data, thr, fmt, started)
         if isinstance(payload, bytes):
             return answer(payload)
         return JSONResponse(dict(status=0, image=image, data=payload["detections"], **payload))
@@ -303,7 +301,7 @@ def create_app(
             "classes": list(classes),
             "num_classes": len(classes),
             "config": config_name,
-            "device": _model_device(model),
+            "device": str(model_device(model)),
             "score_thr": score_thr,
             "max_batch": max_batch,
             "max_upload_mb": max_upload_mb,

@@ -73,11 +73,9 @@ class MicroBatcher(Generic[T, R]):
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._active = 0
         self._stats: dict[str, Any] = dict(
-            batches=0, images=0, errors=0, max_batch_seen=0, max_concurrent_forwards=0,
-            batch_sizes={}, forward_ms=0.0,
-        )  # fmt: skip
+            batches=0, images=0, errors=0, max_batch_seen=0, batch_sizes={}, forward_ms=0.0
+        )
 
     def start(self) -> None:
         """Start the worker thread (no-op when it runs already)."""
@@ -160,22 +158,13 @@ class MicroBatcher(Generic[T, R]):
             item.future.set_result(result)
 
     def _forward(self, payloads: list[T]) -> Sequence[R]:
-        with self._lock:
-            self._active += 1
-            self._stats["max_concurrent_forwards"] = max(
-                self._stats["max_concurrent_forwards"], self._active
-            )
         start = time.perf_counter()
-        try:
-            results = self.predict_fn(payloads)
-            if len(results) != len(payloads):
-                raise RuntimeError(
-                    f"predict_fn returned {len(results)} results for {len(payloads)} inputs"
-                )
-        finally:
-            elapsed = (time.perf_counter() - start) * 1000.0
-            with self._lock:
-                self._active -= 1
+        results = self.predict_fn(payloads)
+        if len(results) != len(payloads):
+            raise RuntimeError(
+                f"predict_fn returned {len(results)} results for {len(payloads)} inputs"
+            )
+        elapsed = (time.perf_counter() - start) * 1000.0
         with self._lock:
             size = len(payloads)
             self._stats["batches"] += 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from detforge.structures.masks_polygon import rle_decode
 
-__all__ = ["DetResult"]
+__all__ = ["DetResult", "json_float", "result_to_detections"]
 
 V2BoxResult = list[np.ndarray]
 V2Result = V2BoxResult | tuple[V2BoxResult, list[list[Any]]]
@@ -91,7 +91,7 @@ class DetResult:
         Detections come out class by class, in the order of the v2 lists, so
         ``DetResult.from_v2(r).to_v2(len(r))`` gives ``r`` back. RLE masks are decoded; the
         mask-scoring form ``(bbox_results, (segm_results, mask_scores))`` is accepted and the
-        mask scores dropped.
+        mask scores dropped; torch tensor masks (CPU or CUDA) are converted to arrays.
 
         Raises:
             TypeError: ``result`` has none of the v2 shapes.
@@ -163,10 +163,73 @@ def _collect_masks(segm: Sequence[Sequence[Any]], counts: list[int]) -> np.ndarr
         if len(per_cls) != n:
             raise ValueError(f"DetResult.from_v2: class {c} has {n} boxes but {len(per_cls)} masks")
         for m in per_cls:
-            decoded.append(rle_decode(m) if isinstance(m, dict) else np.asarray(m))
+            if isinstance(m, dict):
+                m = rle_decode(m)
+            elif hasattr(m, "detach"):  # a torch.Tensor, possibly on a GPU
+                m = m.detach().cpu().numpy()
+            decoded.append(np.asarray(m))
     if not decoded:
         return np.zeros((0, 0, 0), dtype=bool)
     shapes = {m.shape for m in decoded}
     if len(shapes) != 1:
         raise ValueError(f"DetResult.from_v2: masks have different shapes {sorted(shapes)}")
     return np.stack(decoded).astype(bool)
+
+
+def json_float(value: Any) -> float:
+    """The shortest decimal that is the same float32: what a float32 holds, for JSON output.
+
+    ``float(np.float32(0.9))`` is ``0.8999999761581421``; this is ``0.9``. Nothing the model
+    computed is lost (``np.float32(json_float(v)) == np.float32(v)``), however small.
+
+    Example:
+        >>> json_float(np.float32(0.9)), json_float(np.float32(0.010068834)), json_float(12)
+        (0.9, 0.010068834, 12.0)
+    """
+    return float(np.format_float_positional(np.float32(value), unique=True))
+
+
+def result_to_detections(
+    result: V2Result | Sequence[Any],
+    class_names: Sequence[str],
+    score_thr: float = 0.0,
+    *,
+    strict: bool = True,
+    by_score: bool = True,
+) -> list[dict[str, Any]]:
+    """One image's v2 result as JSON-ready ``[{"bbox", "score", "label", "class"}]``.
+
+    This is the one conversion behind ``detforge infer``'s ``results.jsonl``, ``detforge
+    serve``'s answers and the TorchServe handler. ``bbox`` (``x1, y1, x2, y2`` pixels) and
+    ``score`` go through :func:`json_float` (the model's float32 values, without float64
+    noise); masks are not included.
+
+    Args:
+        result: A v2 per-image result (boxes, or ``(bbox_results, segm_results)``).
+        class_names: Names by label; a label beyond them is named ``class <label>``.
+        score_thr: Keep detections scoring above this (``>=`` when ``strict`` is False).
+        strict: ``score > score_thr`` (v2's ``show_result``) or ``>=`` (v2's TorchServe
+            handler).
+        by_score: Best score first (ties keep class order); else in class order, as v2's
+            per-class lists.
+
+    Example:
+        >>> r = [np.zeros((0, 5), np.float32), np.array([[1, 2, 5, 6, 0.9]], np.float32)]
+        >>> result_to_detections(r, ['cat', 'dog'])
+        [{'bbox': [1.0, 2.0, 5.0, 6.0], 'score': 0.9, 'label': 1, 'class': 'dog'}]
+    """
+    bbox_result = result[0] if isinstance(result, tuple) else result  # masks: not decoded
+    dets = DetResult.from_v2(list(bbox_result))
+    keep = dets.scores > score_thr if strict else dets.scores >= score_thr
+    dets = dets[keep]
+    if by_score:
+        dets = dets.sorted()
+    return [
+        {
+            "bbox": [json_float(v) for v in box],
+            "score": json_float(score),
+            "label": int(label),
+            "class": class_names[label] if label < len(class_names) else f"class {label}",
+        }
+        for box, score, label in zip(dets.boxes, dets.scores, dets.labels, strict=True)
+    ]

@@ -14,6 +14,7 @@ from detforge.visualization.palettes import (
     COCO_PALETTE,
     PALETTE_NAMES,
     VOC_PALETTE,
+    default_palette,
     get_palette,
     palette_val,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "PALETTE_NAMES",
     "VOC_PALETTE",
     "color_for",
+    "default_palette",
     "draw_det_bboxes",
     "draw_result",
     "get_palette",

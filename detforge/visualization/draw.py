@@ -288,22 +288,12 @@ def draw_result(
     """
     from detforge.structures.det_result import DetResult
 
-    if isinstance(result, tuple) and len(result) == 2:
-        bbox_part, segm_part = result
-        if isinstance(segm_part, tuple):
-            segm_part = segm_part[0]
-        segm_part = [
-            [m.detach().cpu().numpy() if hasattr(m, "detach") else m for m in per_class]
-            for per_class in segm_part
-        ]
-        result = (bbox_part, segm_part)
     dets = DetResult.from_v2(result)
     bboxes = np.concatenate([dets.boxes, dets.scores[:, None]], axis=1)
-    image = imread(img) if not isinstance(img, np.ndarray) else img
     kwargs.setdefault("bbox_color", palette)
     kwargs.setdefault("mask_color", palette)
     segms = dets.masks if dets.masks is not None and len(dets.masks) else None
     return imshow_det_bboxes(
-        image, bboxes, dets.labels, segms, class_names=class_names, score_thr=score_thr,
+        img, bboxes, dets.labels, segms, class_names=class_names, score_thr=score_thr,
         out_file=out_file, **kwargs,
     )  # fmt: skip

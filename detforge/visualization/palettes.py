@@ -23,6 +23,7 @@ __all__ = [
     "COLOR_NAMES",
     "PALETTE_NAMES",
     "VOC_PALETTE",
+    "default_palette",
     "get_palette",
     "palette_val",
 ]
@@ -144,6 +145,18 @@ def get_palette(palette: Any, num_classes: int) -> list[RGB]:
             "use 'random' or give a longer list"
         )
     return colours
+
+
+def default_palette(num_classes: int) -> str:
+    """The palette ``detforge infer`` and ``detforge serve`` draw with unless told otherwise.
+
+    ``'coco'`` (distinct, familiar colours) while it has a colour per class, else ``'random'``.
+
+    Example:
+        >>> default_palette(20), default_palette(80), default_palette(81)
+        ('coco', 'coco', 'random')
+    """
+    return "coco" if num_classes <= len(COCO_PALETTE) else "random"
 
 
 def palette_val(palette: Sequence[RGB]) -> list[tuple[float, float, float]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from detforge.apis import (
     init_detector,
     show_result_pyplot,
 )
+from detforge.apis.inference import resolve_device
 from detforge.config import Config
 from detforge.evaluation.class_names import COCO_CLASSES
 from detforge.utils.image import ImageLoadError
@@ -48,14 +51,19 @@ def _images(shared_data: Path) -> list[Any]:
     ]
 
 
-def _count_forwards(model: torch.nn.Module) -> list[int]:
+@contextmanager
+def _count_forwards(model: torch.nn.Module) -> Iterator[list[int]]:
+    """Counts backbone passes while the block runs; the hook goes with it (the model is shared)."""
     calls = [0]
 
     def hook(*_: Any) -> None:
         calls[0] += 1
 
-    model.backbone.register_forward_pre_hook(hook)
-    return calls
+    handle = model.backbone.register_forward_pre_hook(hook)
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 def _rows(result: Any) -> np.ndarray:
@@ -66,11 +74,12 @@ def _rows(result: Any) -> np.ndarray:
 
 def test_list_is_one_forward_and_equals_single_calls(gfl: Any, shared_data: Path) -> None:
     images = _images(shared_data)
-    calls = _count_forwards(gfl)
-    singles = [inference_detector(gfl, img) for img in images]
-    assert calls[0] == 4
-    batch = inference_detector(gfl, images)
-    assert calls[0] == 5  # the whole list: one backbone pass
+    with _count_forwards(gfl) as calls:
+        singles = [inference_detector(gfl, img) for img in images]
+        assert calls[0] == 4
+        batch = inference_detector(gfl, images)
+        assert calls[0] == 5  # the whole list: one backbone pass
+    assert not gfl.backbone._forward_pre_hooks
     assert isinstance(batch, list) and len(batch) == 4
     for single, batched, img in zip(singles, batch, images, strict=True):
         a, b = _rows(single), _rows(batched)
@@ -85,9 +94,9 @@ def test_batch_of_different_padded_shapes(gfl: Any, shared_data: Path) -> None:
     """A smaller image is padded up to the largest; the largest is unaffected by batching."""
     small = cv2.imread(str(shared_data / "mmdet_testdata/tests/data/color.jpg"))  # 512x288
     large = str(shared_data / "demo_images/yolox/assets/dog.jpg")  # 768x576
-    calls = _count_forwards(gfl)
-    batch = inference_detector(gfl, (small, large))
-    assert calls[0] == 1
+    with _count_forwards(gfl) as calls:
+        batch = inference_detector(gfl, (small, large))
+        assert calls[0] == 1
     np.testing.assert_allclose(
         _rows(batch[1]), _rows(inference_detector(gfl, large)), atol=1e-4, rtol=1e-6
     )
@@ -131,12 +140,16 @@ def test_init_detector_classes_device_and_eval(tmp_path: Path) -> None:
         else warnings.catch_warnings()
     ):
         model = init_detector(config, ckpt, device="cuda:0")
-    assert names == model.CLASSES
+    assert names == model.CLASSES and model.PALETTE is None
     assert not model.training and isinstance(model.cfg, Config)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert next(model.parameters()).device.type == expected
     key = "bbox_head.retina_cls.weight"
     assert torch.equal(model.state_dict()[key].cpu(), state[key])
+    palette = [(i, 2 * i, 3 * i) for i in range(80)]
+    torch.save(dict(meta=dict(CLASSES=names, PALETTE=palette), state_dict=state), ckpt)
+    with_palette = init_detector(config, ckpt, device="cpu")
+    assert palette == with_palette.PALETTE  # as v2
     # no meta: the config's dataset (CocoDataset) names the classes
     assert init_detector(config, weights, device="cpu").CLASSES == COCO_CLASSES
     custom = init_detector(
@@ -149,6 +162,24 @@ def test_init_detector_classes_device_and_eval(tmp_path: Path) -> None:
         assert init_detector(raw, device="cpu").CLASSES == COCO_CLASSES
     with pytest.raises(TypeError, match="config must be"):
         init_detector(42, device="cpu")  # type: ignore[arg-type]
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # None never warns
+        assert resolve_device(None) == torch.device("cpu")
+        assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(None) == torch.device("cuda:1")  # this process's GPU under torchrun
+    assert resolve_device("cuda") == torch.device("cuda:1")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert resolve_device(None) == torch.device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="CUDA is not available"):
+        assert resolve_device("cuda:1") == torch.device("cpu")
 
 
 def test_async_matches_sync(gfl: Any, shared_data: Path) -> None:

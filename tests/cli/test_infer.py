@@ -67,9 +67,10 @@ def test_folder_results_drawings_errors_and_resume(
 
     out = tmp_path / "out"
     args = (str(folder), *tiny, "--out-dir", str(out), "--batch-size", "2", "--score-thr", "0.2")
-    assert _infer(*args) == 0
+    assert _infer(*args) == 1  # broken.jpg failed
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.err and "3 images" in captured.out
+    assert "1 failed" in captured.out
     lines = _lines(out / "results.jsonl")
     assert [Path(x["file"]).name for x in lines] == ["a_dog.jpg", "b_demo.png", "c_crop.jpg"]
     assert [(x["width"], x["height"]) for x in lines] == [(192, 144), (160, 107), (200, 150)]
@@ -92,10 +93,86 @@ def test_folder_results_drawings_errors_and_resume(
     assert drawn.shape == (150, 200, 3)
     # a re-run only does what is new
     cv2.imwrite(str(folder / "d_new.png"), np.full((90, 120, 3), 80, np.uint8))
-    assert _infer(*args) == 0
+    assert _infer(*args) == 1  # broken.jpg again
     assert "1 images" in capsys.readouterr().out
     names = [Path(x["file"]).name for x in _lines(out / "results.jsonl")]
     assert names == ["a_dog.jpg", "b_demo.png", "c_crop.jpg", "d_new.png"]
+
+
+def test_only_input_errors_are_skipped(
+    tiny: tuple[str, str], folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad input fails alone (its batch is retried image by image); anything else stops."""
+    import detforge.apis.inference as inference
+
+    (folder / "broken.jpg").unlink()
+    real = inference.inference_detector
+    calls: list[int] = []
+
+    def refuses_b_demo(model: Any, imgs: Any) -> Any:
+        calls.append(len(imgs))
+        if any(img.shape[:2] == (107, 160) for img in imgs):
+            raise ValueError("image 0: this shape is refused")
+        return real(model, imgs)
+
+    monkeypatch.setattr(inference, "inference_detector", refuses_b_demo)
+    out = tmp_path / "out"
+    assert _infer(str(folder), *tiny, "--out-dir", str(out), "--batch-size", "2") == 1
+    assert calls == [2, 1, 1, 1]  # [a, b] fails, then a and b alone, then [c]
+    assert [Path(x["file"]).name for x in _lines(out / "results.jsonl")] == [
+        "a_dog.jpg",
+        "c_crop.jpg",
+    ]
+    errors = _lines(out / "errors.jsonl")
+    assert [(Path(e["file"]).name, e["error"]) for e in errors] == [
+        ("b_demo.png", "image 0: this shape is refused")
+    ]
+
+    def out_of_memory(model: Any, imgs: Any) -> Any:
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(inference, "inference_detector", out_of_memory)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        _infer(str(folder), *tiny, "--out-dir", str(tmp_path / "oom"))
+    assert not (tmp_path / "oom" / "errors.jsonl").exists()
+
+
+def test_out_dir_inside_the_input_folder_is_not_read_back(
+    tiny: tuple[str, str], folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = folder / "out"
+    args = (str(folder), *tiny, "--out-dir", str(out))
+    assert _infer(*args) == 1  # broken.jpg
+    assert sorted(p.name for p in (out / "vis").rglob("*.*")) == [
+        "a_dog.jpg",
+        "b_demo.png",
+        "c_crop.jpg",
+    ]
+    capsys.readouterr()
+    assert _infer(*args) == 1
+    assert "0 images" in capsys.readouterr().out  # its own drawings are not new inputs
+    assert not (out / "vis" / "out").exists()
+    assert len(_lines(out / "results.jsonl")) == 3
+
+
+def test_list_naming_images_in_other_folders_keeps_drawings_apart(
+    tiny: tuple[str, str], tmp_path: Path, shared_data: Path
+) -> None:
+    demo = cv2.imread(str(shared_data / "mmdet_testdata/demo/demo.jpg"))
+    for name, size in (("a", (96, 64)), ("b", (80, 120))):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "x.jpg"), cv2.resize(demo, size))
+    (tmp_path / "lists").mkdir()
+    listing = tmp_path / "lists" / "list.txt"
+    listing.write_text(f"{tmp_path / 'a' / 'x.jpg'}\n../b/x.jpg\n")
+    out = tmp_path / "out"
+    assert _infer(str(listing), *tiny, "--out-dir", str(out)) == 0
+    assert cv2.imread(str(out / "vis" / "a" / "x.jpg")).shape == (64, 96, 3)
+    assert cv2.imread(str(out / "vis" / "b" / "x.jpg")).shape == (120, 80, 3)
+    assert sorted(p.relative_to(out / "vis").as_posix() for p in (out / "vis").rglob("*.jpg")) == [
+        "a/x.jpg",
+        "b/x.jpg",
+    ]
 
 
 def test_shards_under_torchrun_env_and_list_file(

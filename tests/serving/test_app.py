@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from detforge.apis.inference import inference_detector
+from detforge.structures.det_result import json_float
+from detforge.visualization import draw_result
 
 
 def _png(width: int, height: int) -> bytes:
@@ -66,6 +68,9 @@ def test_predict_equals_inference_detector(server):
         assert (body["width"], body["height"]) == (96, 96) and body["time_ms"] > 0
         got = _as_rows(body["detections"])
         np.testing.assert_allclose(got, expected, atol=1e-4)
+        # boxes and scores are float32's shortest decimals, as detforge infer writes them
+        assert all(json_float(v) == v for v in got[:, :5].ravel())
+        np.testing.assert_array_equal(got[:, :5].astype(np.float32), expected[:, :5])
         names = ("rectangle", "ellipse")
         assert [d["class"] for d in body["detections"]] == [names[int(i)] for i in got[:, 5]]
         # raw bytes, as curl --data-binary sends them; a threshold keeps the better half
@@ -88,7 +93,12 @@ def test_predict_format_image_draws_boxes(server):
     drawn = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
     plain = cv2.imread(str(path))
     assert drawn.shape == plain.shape
-    best = _expected(server["model"], plain)[0]
+    # exactly the shared drawer's picture, in detforge infer's default palette (2 classes: coco)
+    model = server["model"]
+    expected = draw_result(plain, inference_detector(model, plain), model.CLASSES, 0.0,
+                           palette="coco")  # fmt: skip
+    np.testing.assert_array_equal(drawn, expected)
+    best = _expected(model, plain)[0]
     x1, _, x2, y2 = (round(float(v)) for v in best[:4])
     x1, x2 = np.clip([x1, x2], 0, 95)
     y2 = int(np.clip(y2, 0, 95))
@@ -150,7 +160,6 @@ def test_concurrent_clients_are_batched(server):
     batches = stats["batches"] - before["batches"]
     assert batches < 200, "no request was batched with another"
     assert stats["max_batch_seen"] > 1 and stats["max_batch_seen"] <= 8
-    assert stats["max_concurrent_forwards"] == 1
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from detforge.structures import DetResult, encode_mask_results
+from detforge.structures.det_result import json_float, result_to_detections
 
 
 def _v2_boxes(seed: int = 0, counts: tuple[int, ...] = (2, 0, 3)) -> list[np.ndarray]:
@@ -81,6 +82,16 @@ def test_rle_and_mask_scoring_inputs() -> None:
     assert scored.masks is not None and np.array_equal(scored.masks, res.masks)
 
 
+def test_tensor_masks_are_converted() -> None:
+    torch = pytest.importorskip("torch")
+    counts = (2, 1)
+    masks = _v2_masks(counts, 9, 11)
+    tensors = [[torch.from_numpy(m) for m in per_cls] for per_cls in masks]
+    res = DetResult.from_v2((_v2_boxes(3, counts), tensors))
+    assert res.masks is not None and res.masks.dtype == bool
+    assert np.array_equal(res.masks, np.stack([m for c in masks for m in c]))
+
+
 def test_empty_results() -> None:
     v2 = [np.zeros((0, 5), np.float32) for _ in range(4)]
     res = DetResult.from_v2(v2)
@@ -128,3 +139,53 @@ def test_validation_errors() -> None:
     counts = (1, 2)
     with pytest.raises(ValueError, match="class 1 has 2 boxes but 1 masks"):
         DetResult.from_v2((_v2_boxes(0, counts), _v2_masks((1, 1))))
+
+
+def _three_classes() -> list[np.ndarray]:
+    return [
+        np.array([[10, 10, 40, 30, 0.9], [0, 0, 5, 5, 0.1]], np.float32),
+        np.zeros((0, 5), np.float32),
+        np.array([[20.3, 5, 60, 50, 0.5]], np.float32),
+    ]
+
+
+def test_json_float_is_float32_shortest_decimal() -> None:
+    values = np.random.default_rng(0).uniform(-1e4, 1e4, 1000).astype(np.float32)
+    values = np.concatenate([values, values * 1e-6, np.float32([0, 1, 0.9, 1e-30])])
+    back = np.array([json_float(v) for v in values])
+    assert np.array_equal(back.astype(np.float32), values)  # nothing lost
+    assert json_float(np.float32(0.9)) == 0.9 != float(np.float32(0.9))
+    assert json_float(np.float32(0.1)) == 0.1 and json_float(np.float32(12.5)) == 12.5
+
+
+def test_result_to_detections_sorted_thresholded_and_rounded() -> None:
+    dets = result_to_detections(_three_classes(), ["a", "b", "c"], score_thr=0.1)
+    assert dets == [
+        {"bbox": [10.0, 10.0, 40.0, 30.0], "score": 0.9, "label": 0, "class": "a"},
+        {"bbox": [20.3, 5.0, 60.0, 50.0], "score": 0.5, "label": 2, "class": "c"},
+    ]  # 0.1 is not above 0.1; 0.9 and 20.3, not float32 noise (0.8999999761581421)
+    assert [d["score"] for d in result_to_detections(_three_classes(), ["a"])] == [0.9, 0.5, 0.1]
+    assert result_to_detections(_three_classes(), ["a"])[1]["class"] == "class 2"
+    assert result_to_detections([np.zeros((0, 5), np.float32)], ["a"]) == []
+
+
+def test_result_to_detections_inclusive_and_in_class_order() -> None:
+    """v2's TorchServe handler: ``score >= thr``, class by class."""
+    dets = result_to_detections(
+        _three_classes(), ["a", "b", "c"], score_thr=0.1, strict=False, by_score=False
+    )
+    assert [(d["label"], d["score"]) for d in dets] == [(0, 0.9), (0, 0.1), (2, 0.5)]
+    ordered = result_to_detections(_three_classes(), ["a", "b", "c"], score_thr=0.5)
+    assert [d["score"] for d in ordered] == [0.9]
+
+
+def test_result_to_detections_of_mask_results() -> None:
+    """Masks are not decoded (nor needed): RLE, arrays and mask scoring give the same."""
+    counts = (2, 0, 1)
+    masks = _v2_masks(counts, 9, 11)
+    boxes = _three_classes()
+    plain = result_to_detections(boxes, ["a", "b", "c"])
+    assert result_to_detections((boxes, masks), ["a", "b", "c"]) == plain
+    assert result_to_detections((boxes, encode_mask_results(masks)), ["a", "b", "c"]) == plain
+    scored = (boxes, (masks, [[0.1, 0.2], [], [0.3]]))
+    assert result_to_detections(scored, ["a", "b", "c"]) == plain

@@ -9,6 +9,7 @@ from detforge.visualization import (
     CITYSCAPES_PALETTE,
     COCO_PALETTE,
     VOC_PALETTE,
+    default_palette,
     get_palette,
     palette_val,
 )
@@ -52,3 +53,8 @@ def test_single_colours_and_lists() -> None:
 def test_bad_palettes_are_named(spec: object, n: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         get_palette(spec, n)
+
+
+def test_default_palette_is_coco_while_it_has_a_colour_per_class() -> None:
+    assert [default_palette(n) for n in (1, 80, 81, 1203)] == ["coco", "coco", "random", "random"]
+    assert len(get_palette(default_palette(1203), 1203)) == 1203
