@@ -26,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from detforge.analysis.corruptions import BENCHMARK_CORRUPTIONS, CORRUPTION_GROUPS, CORRUPTIONS
+from detforge.utils.image.corruptions import (
+    BENCHMARK_CORRUPTIONS,
+    CORRUPTION_GROUPS,
+    CORRUPTIONS,
+)
 
 __all__ = [
     "COCO_METRICS",

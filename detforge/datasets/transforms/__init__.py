@@ -5,13 +5,12 @@ the keys are those of MMDetection v2 (see :mod:`detforge.structures` for the dat
 Importing this package registers every transform.
 """
 
-# v2's ``Corrupt`` (robustness benchmark) lives with the corruptions; importing registers it.
-import detforge.analysis.corruptions  # noqa: F401
 from detforge.datasets.transforms import (
     albu,
     augment,
     auto_augment,
     auto_augment_geometric,
+    corrupt,
     crop,
     formatting,
     geometric,
@@ -28,6 +27,7 @@ __all__ = [
     "augment",
     "auto_augment",
     "auto_augment_geometric",
+    "corrupt",
     "crop",
     "formatting",
     "geometric",

@@ -5,8 +5,9 @@ Images are ``ndarray[H, W, C]`` or ``ndarray[H, W]``, BGR unless said otherwise.
 
 Submodules: :mod:`~detforge.utils.image.io` (reading and writing),
 :mod:`~detforge.utils.image.geometry` (resize, flip, crop, pad),
-:mod:`~detforge.utils.image.warp` (rotate, shear, translate) and
-:mod:`~detforge.utils.image.colour` (normalisation, colour spaces, enhancements).
+:mod:`~detforge.utils.image.warp` (rotate, shear, translate),
+:mod:`~detforge.utils.image.colour` (normalisation, colour spaces, enhancements) and
+:mod:`~detforge.utils.image.corruptions` (the robustness benchmark's corruptions).
 """
 
 from detforge.utils.image.colour import (
@@ -23,6 +24,7 @@ from detforge.utils.image.colour import (
     imnormalize,
     rgb2bgr,
 )
+from detforge.utils.image.corruptions import corrupt
 from detforge.utils.image.geometry import INTERPOLATION_CODES as INTERPOLATION_CODES
 from detforge.utils.image.geometry import (
     imcrop,
@@ -44,6 +46,7 @@ __all__ = [
     "bgr2gray",
     "bgr2hsv",
     "bgr2rgb",
+    "corrupt",
     "gray2bgr",
     "hsv2bgr",
     "imcrop",

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detforge.analysis.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, Corrupt, corrupt
-from detforge.datasets.transforms import Compose
 from detforge.utils.image import imread
+from detforge.utils.image.corruptions import CORRUPTION_GROUPS, CORRUPTIONS, corrupt
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +61,3 @@ def test_grey_and_bad_input() -> None:
         corrupt(grey, "fogg", 1)
     with pytest.raises(ValueError, match=r"0\.\.5"):
         corrupt(grey, "fog", 6)
-
-
-def test_corrupt_step_in_a_pipeline(demo: np.ndarray) -> None:
-    pipeline = Compose([dict(type="Corrupt", corruption="jpeg_compression", severity=5)])
-    out = pipeline(dict(img=demo.copy()))
-    np.testing.assert_array_equal(out["img"], corrupt(demo, "jpeg_compression", 5))
-    assert "jpeg_compression" in repr(pipeline)
-    assert Corrupt(corruption="fog", severity=0)(dict(img=demo))["img"] is demo
-    with pytest.raises(KeyError, match="LoadImageFromFile"):
-        Corrupt(corruption="fog")(dict())
-    with pytest.raises(KeyError, match="'smoke'"):
-        Corrupt(corruption="smoke")

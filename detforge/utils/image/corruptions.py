@@ -1,4 +1,4 @@
-"""Image corruptions of the robustness benchmark (Michaelis et al., 2019) and v2's ``Corrupt``.
+"""Image corruptions of the robustness benchmark (Michaelis et al., 2019).
 
 The 15 benchmark corruptions (``gaussian_noise`` ... ``jpeg_compression``) and the 4 held-out
 ones (``speckle_noise``, ``gaussian_blur``, ``spatter``, ``saturate``) at severities 1-5,
@@ -8,26 +8,25 @@ procedural ice texture instead of the package's photos. Severity 0 returns the i
 
 Randomness is reproducible: without an explicit ``seed`` each call seeds its generator from the
 image bytes, the corruption name and the severity, so the same image is always corrupted the
-same way (results of ``detforge test-robustness`` do not depend on the run).
+same way (results of ``detforge test-robustness`` do not depend on the run). The pipeline step
+v2 calls ``Corrupt`` is :class:`detforge.datasets.transforms.corrupt.Corrupt`.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Any
 
 import cv2
 import numpy as np
 
-from detforge.registry import TRANSFORMS
+from detforge.utils.image.colour import bgr2gray, bgr2hsv, hsv2bgr
 
 __all__ = [
     "BENCHMARK_CORRUPTIONS",
     "CORRUPTIONS",
     "CORRUPTION_GROUPS",
     "HOLDOUT_CORRUPTIONS",
-    "Corrupt",
     "corrupt",
 ]
 
@@ -172,7 +171,7 @@ def snow(x: np.ndarray, s: int, rng: Rng) -> np.ndarray:
     flakes[flakes < threshold] = 0
     kernel = _line_kernel(radius, sigma, float(rng.uniform(-135, -45)))
     flakes = np.clip(cv2.filter2D(flakes, -1, kernel), 0, 1)[..., None]
-    gray = cv2.cvtColor(x, cv2.COLOR_BGR2GRAY)[..., None] * 1.5 + 0.5
+    gray = bgr2gray(x)[..., None] * 1.5 + 0.5
     out = keep * x + (1 - keep) * np.maximum(x, gray)
     return out + flakes + np.rot90(flakes, 2)
 
@@ -194,20 +193,20 @@ def fog(x: np.ndarray, s: int, rng: Rng) -> np.ndarray:
 
 
 def _hsv(x: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.clip(x, 0, 1).astype(np.float32), cv2.COLOR_BGR2HSV)
+    return bgr2hsv(np.clip(x, 0, 1).astype(np.float32))
 
 
 def brightness(x: np.ndarray, s: int, rng: Rng) -> np.ndarray:
     hsv = _hsv(x)
     hsv[..., 2] = np.clip(hsv[..., 2] + (0.1, 0.2, 0.3, 0.4, 0.5)[s - 1], 0, 1)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return hsv2bgr(hsv)
 
 
 def saturate(x: np.ndarray, s: int, rng: Rng) -> np.ndarray:
     factor, shift = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))[s - 1]
     hsv = _hsv(x)
     hsv[..., 1] = np.clip(hsv[..., 1] * factor + shift, 0, 1)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return hsv2bgr(hsv)
 
 
 # --------------------------------------------------------------------------- digital
@@ -331,42 +330,3 @@ def corrupt(
             f"{corruption_name} changed the image shape {color.shape} to {result.shape}"
         )
     return result if color is image else result[..., :1].reshape(shape)
-
-
-@TRANSFORMS.register_module()
-class Corrupt:
-    """Pipeline step: corrupt ``results['img']`` (v2's ``Corrupt``; put it after loading).
-
-    Args:
-        corruption: One of :data:`CORRUPTIONS`.
-        severity: 0 (nothing) to 5.
-        seed: Seed of the random parts; default derived from each image.
-
-    Example:
-        >>> step = Corrupt(corruption='pixelate', severity=3)
-        >>> step(dict(img=np.zeros((8, 8, 3), np.uint8)))['img'].shape
-        (8, 8, 3)
-    """
-
-    def __init__(self, corruption: str, severity: int = 1, seed: int | None = None) -> None:
-        if corruption not in _FUNCTIONS:
-            raise KeyError(
-                f"Corrupt: unknown corruption {corruption!r}; choose from {', '.join(CORRUPTIONS)}"
-            )
-        if not 0 <= int(severity) <= 5:
-            raise ValueError(f"Corrupt: severity must be in 0..5, got {severity}")
-        self.corruption = corruption
-        self.severity = int(severity)
-        self.seed = seed
-
-    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
-        if "img" not in results:
-            raise KeyError("Corrupt needs results['img']; put it after LoadImageFromFile")
-        img = np.asarray(results["img"])
-        if img.dtype != np.uint8:
-            img = np.clip(img, 0, 255).astype(np.uint8)
-        results["img"] = corrupt(img, self.corruption, self.severity, seed=self.seed)
-        return results
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(corruption={self.corruption}, severity={self.severity})"
