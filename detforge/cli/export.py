@@ -10,13 +10,14 @@ graph; ``--skip-postprocess`` exports the raw head outputs instead (single-stage
 ``--input-img`` is traced with after the config's test pipeline (``--shape H W`` resizes it to
 exactly that size instead, as v2's ``pytorch2onnx.py`` does). ``--verify`` compares ONNX
 Runtime (or the TorchScript module) with the PyTorch model's ``simple_test`` on that image
-(and on ``--test-img``) and prints the largest differences.
+(and on ``--test-img``) and prints the largest differences. v2's ``--dataset``, ``--mean`` and
+``--std`` are accepted and ignored with a warning: the config's ``img_norm_cfg`` and classes
+are used.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -80,6 +81,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     onnx.add_argument("--dynamic-export", action="store_true", help="dynamic input height/width")
     onnx.add_argument("--simplify", action="store_true", help="simplify with onnxsim (optional)")
     onnx.add_argument("--show", action="store_true", help="print the exported graph")
+    # v2's normalisation flags: accepted, ignored with a warning (the config's values are used)
+    onnx.add_argument("--dataset", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for flag in ("--mean", "--std"):
+        onnx.add_argument(
+            flag, type=float, nargs="+", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     ts = formats.add_parser(
         "torchscript", help="traced TorchScript module (torch.jit.load)", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -111,12 +118,30 @@ def _metadata(model: Any, meta: dict[str, Any], config: str) -> dict[str, Any]:
     }
 
 
-def _verify(
-    model: Any, runner: Any, image: str, shape: Any, cfg: Any, args: argparse.Namespace
-) -> bool:
-    from detforge.export import compare_outputs, prepare_input, pytorch_outputs
+def _warn_v2_normalisation(args: argparse.Namespace, model: Any, meta: dict[str, Any]) -> None:
+    """v2's ``--dataset/--mean/--std`` are ignored: say so, with the values used instead."""
+    given = [f"--{name}" for name in ("dataset", "mean", "std") if name in vars(args)]
+    if not given:
+        return
+    used = _metadata(model, meta, args.config)
 
-    img, meta = prepare_input(cfg, image, shape)
+    def values(key: str) -> str:  # float32 in the pipeline: print the config's short values
+        return "[" + ", ".join(f"{v:.6g}" for v in used["img_norm_cfg"].get(key, [])) + "]"
+
+    print(
+        f"detforge export: warning: {', '.join(given)} ignored (deprecated in v2): the config's "
+        f"img_norm_cfg (mean {values('mean')}, std {values('std')}) and classes "
+        f"{used['classes']} are used",
+        file=sys.stderr,
+    )
+
+
+def _verify(
+    model: Any, runner: Any, image: str, img: Any, meta: dict[str, Any], args: argparse.Namespace
+) -> bool:
+    """Compare ``runner`` on the prepared ``img`` (from ``image``) with PyTorch."""
+    from detforge.export import compare_outputs, pytorch_outputs
+
     reference = pytorch_outputs(model, img, meta, postprocess=not args.skip_postprocess)
     rcnn_cfg = dict(getattr(getattr(model, "roi_head", None), "test_cfg", None) or {})
     thr = float(rcnn_cfg.get("mask_thr_binary", 0.5))
@@ -149,17 +174,15 @@ def _run(args: argparse.Namespace) -> int:
         onnx_session,
         parse_shape,
         prepare_input,
+        require_onnxsim,
         run_onnx,
         run_torchscript,
         simplify_onnx,
     )
 
     out = _output_path(args)
-    if getattr(args, "simplify", False) and importlib.util.find_spec("onnxsim") is None:
-        raise ImportError(
-            "--simplify needs onnxsim, which is not installed: `pip install onnxsim` "
-            "(or export without --simplify)"
-        )
+    if getattr(args, "simplify", False):
+        require_onnxsim()  # before loading the model
     try:
         shape = parse_shape(args.shape)
     except ValueError as exc:
@@ -168,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         args.config, args.checkpoint, device="cpu", cfg_options=resolve_cfg_options(args)
     )
     img, meta = prepare_input(model.cfg, args.input_img, shape)
+    _warn_v2_normalisation(args, model, meta)
     postprocess = not args.skip_postprocess
     start = time.perf_counter()
     runner: Any
@@ -204,11 +228,12 @@ def _run(args: argparse.Namespace) -> int:
         dynamic = True
     if not args.verify:
         return 0
-    ok = _verify(model, runner, args.input_img, shape, model.cfg, args)
+    ok = _verify(model, runner, args.input_img, img, meta, args)
     if args.test_img:
         # a static graph only takes its traced size: resize the test image to it
         test_shape = shape if dynamic else (int(img.shape[-2]), int(img.shape[-1]))
-        ok = _verify(model, runner, args.test_img, test_shape, model.cfg, args) and ok
+        test_img, test_meta = prepare_input(model.cfg, args.test_img, test_shape)
+        ok = _verify(model, runner, args.test_img, test_img, test_meta, args) and ok
     if not ok:
         print("detforge export: the exported model does not match PyTorch (see above)")
     return 0 if ok else 1

@@ -15,7 +15,13 @@ Example:
 
 from detforge.export.graph import DetectorGraph, detector_kind, output_names
 from detforge.export.inputs import input_meta_for_graph, parse_shape, prepare_input
-from detforge.export.onnx import export_onnx, onnx_session, run_onnx, simplify_onnx
+from detforge.export.onnx import (
+    export_onnx,
+    onnx_session,
+    require_onnxsim,
+    run_onnx,
+    simplify_onnx,
+)
 from detforge.export.torchscript import export_torchscript, run_torchscript
 from detforge.export.verify import VerifyReport, compare_outputs, pytorch_outputs
 
@@ -32,6 +38,7 @@ __all__ = [
     "parse_shape",
     "prepare_input",
     "pytorch_outputs",
+    "require_onnxsim",
     "run_onnx",
     "run_torchscript",
     "simplify_onnx",

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torchvision
 
+from detforge.ops.nms import nms, nms_op_and_args
+
 __all__ = [
     "NmsSettings",
     "anchors_of_level",
@@ -142,36 +144,35 @@ class NmsSettings:
 
 
 def nms_settings(nms_cfg: Mapping[str, Any], where: str) -> NmsSettings:
-    """Read a v2 ``nms=dict(type='nms', iou_threshold=...)`` config; what cannot be put in a
-    graph (soft-NMS, a score threshold inside NMS) is a clear error naming ``where``.
+    """Read a v2 ``nms=dict(type='nms', iou_threshold=...)`` config (parsed by
+    :func:`detforge.ops.nms.nms_op_and_args`, as :func:`detforge.ops.batched_nms` does); what
+    cannot be put in a graph (soft-NMS, a score threshold inside NMS) is a clear error naming
+    ``where``.
 
     Example:
         >>> nms_settings(dict(type='nms', iou_threshold=0.5), 'test_cfg.nms')
         NmsSettings(iou_threshold=0.5, class_agnostic=False, offset=0, max_num=-1)
     """
-    cfg = dict(nms_cfg)
-    kind = cfg.pop("type", "nms")
-    if kind != "nms":
+    try:
+        op, args, class_agnostic, _split_thr, max_num = nms_op_and_args(nms_cfg)
+    except ValueError as exc:  # unknown type or key
+        raise KeyError(f"{where}: {exc}") from None
+    # split_thr is ignored: per-class NMS above split_thr gives the same boxes
+    if op is not nms:
         raise NotImplementedError(
-            f"{where}: type={kind!r} cannot be exported; only type='nms' maps to ONNX "
-            "NonMaxSuppression"
+            f"{where}: type={nms_cfg.get('type')!r} cannot be exported; only type='nms' maps "
+            "to ONNX NonMaxSuppression"
         )
-    if "iou_thr" in cfg:
-        cfg.setdefault("iou_threshold", cfg.pop("iou_thr"))
-    if "iou_threshold" not in cfg:
+    if "iou_threshold" not in args:
         raise KeyError(f"{where}: no 'iou_threshold'")
-    cfg.pop("split_thr", None)  # per-class NMS above split_thr gives the same boxes
-    if float(cfg.pop("score_threshold", 0) or 0) > 0:
+    if float(args.get("score_threshold", 0) or 0) > 0:
         raise NotImplementedError(f"{where}: score_threshold inside NMS cannot be exported")
-    settings = NmsSettings(
-        iou_threshold=cfg.pop("iou_threshold"),
-        class_agnostic=bool(cfg.pop("class_agnostic", False)),
-        offset=int(cfg.pop("offset", 0)),
-        max_num=int(cfg.pop("max_num", -1)),
+    return NmsSettings(
+        iou_threshold=args["iou_threshold"],
+        class_agnostic=class_agnostic,
+        offset=int(args.get("offset", 0)),
+        max_num=int(args.get("max_num", max_num)),
     )
-    if cfg:
-        raise KeyError(f"{where}: unexpected keys {sorted(cfg)} for export")
-    return settings
 
 
 def batched_nms_graph(

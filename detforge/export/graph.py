@@ -68,7 +68,11 @@ class DetectorGraph(nn.Module):
         model: A detforge detector (single-stage, Faster R-CNN or Mask R-CNN).
         postprocess: Decode, threshold and NMS inside the graph; ``False`` returns the raw
             head outputs (single-stage detectors only).
-        legacy_roi_align: Emulate ``RoIAlign(aligned=True)`` for ONNX opsets below 16.
+        legacy_roi_align: Emulate ``RoIAlign(aligned=True)`` for ONNX opsets below 16 (an
+            attribute that may be set after construction, once the opset is known).
+
+    Attributes:
+        output_names: The names of the graph outputs (see :func:`output_names`).
 
     Example:
         >>> graph = DetectorGraph(model)  # doctest: +SKIP
@@ -80,8 +84,8 @@ class DetectorGraph(nn.Module):
     ) -> None:
         super().__init__()
         self.kind = detector_kind(model)
-        if not postprocess:
-            output_names(model, postprocess=False)  # raises for two-stage detectors
+        # computed once (raw outputs need a dummy forward); raises for two-stage raw outputs
+        self.output_names: list[str] = output_names(model, postprocess)
         self.model = model.eval()
         self.postprocess = postprocess
         self.legacy_roi_align = legacy_roi_align

@@ -9,6 +9,8 @@ exact from opset 16, so two-stage detectors default to 16 and everything else to
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import warnings
@@ -19,13 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from detforge.export.graph import DetectorGraph, output_names
+from detforge.export.graph import DetectorGraph
 from detforge.export.symbolics import DEFORM_CONV_OPSET, register_symbolics
 
 __all__ = [
     "DEFAULT_OPSET",
     "export_onnx",
     "onnx_session",
+    "require_onnxsim",
     "resolve_opset",
     "run_onnx",
     "simplify_onnx",
@@ -37,8 +40,6 @@ _ALIGNED_OPSET = 16
 
 
 def _require(module: str, extra: str = "export") -> Any:
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -120,12 +121,10 @@ def export_onnx(
     register_symbolics()
     if img.dim() != 4 or img.shape[0] != 1 or img.shape[1] != 3:
         raise ValueError(f"export needs one image [1, 3, H, W], got {tuple(img.shape)}")
-    probe = DetectorGraph(model, postprocess=postprocess)
-    opset = resolve_opset(probe, opset_version)
-    graph = DetectorGraph(
-        model, postprocess=postprocess, legacy_roi_align=opset < _ALIGNED_OPSET
-    ).eval()
-    names = output_names(model, postprocess)
+    graph = DetectorGraph(model, postprocess=postprocess).eval()
+    opset = resolve_opset(graph, opset_version)
+    graph.legacy_roi_align = opset < _ALIGNED_OPSET
+    names = graph.output_names
     out_path = os.fspath(out_file)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with warnings.catch_warnings():
@@ -169,16 +168,22 @@ def export_onnx(
     )
 
 
-def simplify_onnx(path: str | os.PathLike[str]) -> None:
-    """Simplify the ONNX file in place with onnxsim (optional; a clear error without it)."""
-    onnx = _require("onnx")
-    try:
-        import onnxsim
-    except ImportError:
+def require_onnxsim() -> None:
+    """Raise an ``ImportError`` saying how to install onnxsim when it is missing (checked
+    without importing it, so that the CLI can fail before loading a model)."""
+    if importlib.util.find_spec("onnxsim") is None:
         raise ImportError(
             "--simplify needs onnxsim, which is not installed: `pip install onnxsim` "
             "(or export without --simplify)"
-        ) from None
+        )
+
+
+def simplify_onnx(path: str | os.PathLike[str]) -> None:
+    """Simplify the ONNX file in place with onnxsim (optional; a clear error without it)."""
+    onnx = _require("onnx")
+    require_onnxsim()
+    import onnxsim
+
     model = onnx.load(os.fspath(path))
     simplified, ok = onnxsim.simplify(model)
     if not ok:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchvision
 
-__all__ = ["batched_nms", "multiclass_nms", "nms", "soft_nms"]
+__all__ = ["batched_nms", "multiclass_nms", "nms", "nms_op_and_args", "soft_nms"]
 
 _SOFT_NMS_METHODS = {"naive": 0, "linear": 1, "gaussian": 2}
 
@@ -281,10 +281,21 @@ _NMS_OPS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
 }
 
 
-def _nms_op_and_args(
-    nms_cfg: Mapping[str, Any], class_agnostic: bool
+def nms_op_and_args(
+    nms_cfg: Mapping[str, Any], class_agnostic: bool = False
 ) -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], dict[str, Any], bool, int, int]:
-    """Split an ``nms_cfg`` into (op, op kwargs, class_agnostic, split_thr, max_num)."""
+    """Split a v2 ``nms_cfg`` into ``(op, op kwargs, class_agnostic, split_thr, max_num)``.
+
+    ``op`` is :func:`nms` or :func:`soft_nms`; the deprecated ``iou_thr`` becomes
+    ``iou_threshold``; ``max_num`` is returned separately only for ops without that argument
+    (otherwise it stays in the kwargs). Unknown types or keys are a ``ValueError``.
+
+    Example:
+        >>> op, kwargs, agnostic, split_thr, max_num = nms_op_and_args(
+        ...     dict(type='nms', iou_threshold=0.5, class_agnostic=True))
+        >>> op is nms, kwargs, agnostic, split_thr, max_num
+        (True, {'iou_threshold': 0.5}, True, 10000, -1)
+    """
     cfg = dict(nms_cfg)
     class_agnostic = bool(cfg.pop("class_agnostic", class_agnostic))
     nms_type = cfg.pop("type", "nms")
@@ -349,7 +360,7 @@ def batched_nms(
     if nms_cfg is None:
         sorted_scores, inds = scores.sort(descending=True)
         return torch.cat([boxes[inds], sorted_scores[:, None]], -1), inds
-    op, op_args, class_agnostic, split_thr, max_num = _nms_op_and_args(nms_cfg, class_agnostic)
+    op, op_args, class_agnostic, split_thr, max_num = nms_op_and_args(nms_cfg, class_agnostic)
     if boxes.ndim != 2 or boxes.size(-1) != 4:
         raise ValueError(f"batched_nms: boxes must be [N, 4], got shape {tuple(boxes.shape)}")
     if boxes.size(0) == 0:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from detforge import export as export_pkg
 from detforge.cli.main import main
 from tests.export.conftest import ROOT
 
@@ -25,15 +26,34 @@ def test_pytorch2onnx_shim_exports_and_verifies(
         "--output-file", str(out), "--input-img", str(demo_jpg), "--test-img", str(color_jpg),
         "--shape", "320", "480", "--opset-version", "11", "--verify",
         "--cfg-options", "model.test_cfg.max_per_img=20",
+        "--dataset", "coco", "--mean", "1", "2", "3", "--std", "4", "5", "6",  # v2's, ignored
     ]  # fmt: skip
     simplify = importlib.util.find_spec("onnxsim") is not None
     if simplify:
         argv.append("--simplify")
     monkeypatch.setattr(sys, "argv", [str(SHIM), *argv])
+    prepared = []
+    real_prepare = export_pkg.prepare_input
+    monkeypatch.setattr(
+        export_pkg,
+        "prepare_input",
+        lambda cfg, image, *a: prepared.append(image) or real_prepare(cfg, image, *a),
+    )
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(SHIM), run_name="__main__")
     assert exit_info.value.code == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    # each image goes through the test pipeline once (--verify reuses the traced input)
+    assert prepared == [str(demo_jpg), str(color_jpg)]
+    assert (
+        "warning: --dataset, --mean, --std ignored (deprecated in v2): the config's img_norm_cfg "
+        "(mean [123.675, 116.28, 103.53], std [58.395, 57.12, 57.375]) and classes ['a', 'b', 'c'] "
+    ) in captured.err
+    with pytest.raises(SystemExit):
+        main(["export", "onnx", "--help"])
+    usage = capsys.readouterr().out
+    assert "[--opset-version" in usage and "[--mean" not in usage and "[--dataset" not in usage
     assert out.is_file() and "Successfully exported ONNX model" in text
     assert "input [1, 3, 320, 480]" in text and ("simplified" in text) == simplify
     # both images verified at the static size; --cfg-options reached the graph
@@ -75,3 +95,5 @@ def test_clear_errors(tiny_model, tiny_dir, demo_jpg, tmp_path, monkeypatch, cap
     assert main(["export", "onnx", cfg, ckpt, str(tmp_path / "s.onnx"), *img, "--simplify"]) == 1
     assert "pip install onnxsim" in capsys.readouterr().err
     assert not (tmp_path / "s.onnx").exists()
+    with pytest.raises(ImportError, match=r"--simplify needs onnxsim.*pip install onnxsim"):
+        export_pkg.simplify_onnx(tmp_path / "s.onnx")  # the same message from the library

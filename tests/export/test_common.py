@@ -84,11 +84,22 @@ def test_clip_to_image():
 
 
 def test_nms_settings_reads_v2_configs_and_rejects_what_cannot_be_exported():
-    old = nms_settings(dict(type="nms", iou_thr=0.6, class_agnostic=True), "x")
+    with pytest.warns(DeprecationWarning, match="iou_thr"):
+        old = nms_settings(dict(type="nms", iou_thr=0.6, class_agnostic=True), "x")
     assert (old.iou_threshold, old.class_agnostic) == (0.6, True)
+    full = nms_settings(
+        dict(iou_threshold=0.5, offset=1, max_num=7, split_thr=3, score_threshold=0), "x"
+    )
+    assert repr(full) == (
+        "NmsSettings(iou_threshold=0.5, class_agnostic=False, offset=1, max_num=7)"
+    )
     with pytest.raises(NotImplementedError, match="soft_nms"):
         nms_settings(dict(type="soft_nms", iou_threshold=0.5), "model.test_cfg.nms")
-    with pytest.raises(KeyError, match="iou_threshold"):
+    with pytest.raises(NotImplementedError, match="score_threshold inside NMS"):
+        nms_settings(dict(type="nms", iou_threshold=0.5, score_threshold=0.1), "x")
+    with pytest.raises(KeyError, match=r"model\.test_cfg\.nms: no 'iou_threshold'"):
         nms_settings(dict(type="nms"), "model.test_cfg.nms")
-    with pytest.raises(KeyError, match="unexpected keys"):
+    with pytest.raises(KeyError, match=r"model\.test_cfg\.nms: .*unexpected key 'sigma'"):
         nms_settings(dict(type="nms", iou_threshold=0.5, sigma=1), "model.test_cfg.nms")
+    with pytest.raises(KeyError, match="type='hard_nms' is not supported"):
+        nms_settings(dict(type="hard_nms", iou_threshold=0.5), "x")

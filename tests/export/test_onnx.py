@@ -17,6 +17,7 @@ from detforge.export import (
     pytorch_outputs,
     run_onnx,
 )
+from detforge.export import graph as graph_module
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -104,10 +105,16 @@ def test_other_dense_heads(name, tiny_model, demo_jpg, tmp_path):
             export_onnx(model, img, tmp_path / "v.onnx", opset_version=16)
 
 
-def test_raw_outputs_without_postprocess(tiny_model, demo_jpg, tmp_path):
+def test_raw_outputs_without_postprocess(tiny_model, demo_jpg, tmp_path, monkeypatch):
     model = tiny_model("retinanet")
     img, meta = prepare_input(model.cfg, demo_jpg)
+    dummy_forwards = []
+    real_dummy_feats = graph_module._dummy_feats
+    monkeypatch.setattr(
+        graph_module, "_dummy_feats", lambda m: dummy_forwards.append(1) or real_dummy_feats(m)
+    )
     info = export_onnx(model, img, tmp_path / "raw.onnx", postprocess=False)
+    assert len(dummy_forwards) == 1  # the output names are worked out once
     assert info["output_names"][0] == "cls_score_0" and len(info["output_names"]) == 10
     outputs = run_onnx(tmp_path / "raw.onnx", img)
     with torch.no_grad():

@@ -1,6 +1,8 @@
 """MMDetection-compatible ``tools/deployment/pytorch2onnx.py``: same flags, runs
 ``detforge export onnx`` (``config checkpoint --output-file --input-img --shape --test-img
---opset-version --show --verify --simplify --dynamic-export --skip-postprocess --cfg-options``).
+--opset-version --show --verify --simplify --dynamic-export --skip-postprocess --cfg-options``;
+``--dataset --mean --std`` are accepted and ignored with a warning: the config's
+``img_norm_cfg`` and classes are used).
 """
 
 import sys
