@@ -43,13 +43,17 @@ class SyntheticObject:
     Attributes:
         label: Index into the class names the image was rendered with.
         mask: ``bool`` array ``[H, W]`` of its visible pixels.
+        full_area: Pixels of the whole shape as drawn, before later shapes and the thin
+            clutter lines in front covered parts of it (without those lines, ``mask`` keeps
+            at least half of them).
     """
 
-    __slots__ = ("label", "mask")
+    __slots__ = ("full_area", "label", "mask")
 
-    def __init__(self, label: int, mask: np.ndarray) -> None:
+    def __init__(self, label: int, mask: np.ndarray, full_area: int) -> None:
         self.label = label
         self.mask = mask
+        self.full_area = full_area
 
     def bbox(self) -> list[float]:
         """COCO ``[x, y, w, h]`` of the visible pixels."""
@@ -221,7 +225,7 @@ def render_image(
             owner[line.astype(bool)] = -1
     noise = rng.normal(0, 6 if clutter else 3, size=img.shape)
     img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-    objects = [SyntheticObject(label, owner == k) for k, label in enumerate(labels)]
+    objects = [SyntheticObject(label, owner == k, full_area[k]) for k, label in enumerate(labels)]
     return img, [obj for obj in objects if obj.mask.any()]
 
 

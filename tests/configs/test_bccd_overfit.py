@@ -61,7 +61,7 @@ def test_shipped_config_is_from_scratch_and_reads_bccd(shared_data: Path) -> Non
     assert cfg.evaluation.metric == "mAP"
     # without the variable the root is the repository-relative default
     default = load_config(CONFIG, environ={}).cfg
-    assert default.data.val.img_prefix == "../shared/data/bccd/BCCD/"
+    assert default.data.val.img_prefix == "data/bccd/BCCD/"
 
 
 def test_overfits_eight_bccd_images(

@@ -6,7 +6,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from detforge.cli.main import main
-from detforge.datasets import build_dataset
+from detforge.datasets import build_dataset, synthetic
 from detforge.datasets.synthetic import CLASSES, make_synthetic_coco, render_image
 
 
@@ -36,11 +36,34 @@ def test_masks_do_not_overlap_and_objects_stay_half_visible():
         for obj in objects:
             bbox_area = obj.bbox()[2] * obj.bbox()[3]
             assert obj.mask.sum() >= 0.2 * bbox_area  # recognisable, not a sliver
+            assert 0 < obj.mask.sum() <= obj.full_area
             x, y, w, h = (int(v) for v in obj.bbox())
             overlaps += int(any(
                 other is not obj and other.mask[y : y + h, x : x + w].any() for other in objects
             ))  # fmt: skip
     assert overlaps > 10  # occlusion does happen
+
+
+def _half_visible_shares(num_images: int) -> list[float]:
+    """Visible share of every object in plain images (no clutter lines in front)."""
+    shares = []
+    for index in range(num_images):
+        _, objects = render_image(
+            np.random.default_rng([1, index]), size=64, max_objects=8, clutter=False
+        )
+        # the last shape drawn has nothing in front of it: its full area is all visible
+        assert objects[-1].mask.sum() == objects[-1].full_area
+        shares += [obj.mask.sum() / obj.full_area for obj in objects]
+    return shares
+
+
+def test_every_object_keeps_half_its_drawn_pixels(monkeypatch):
+    shares = _half_visible_shares(30)
+    assert min(shares) >= synthetic._MIN_VISIBLE == 0.5
+    assert sum(share < 1 for share in shares) > 10  # shapes do get occluded
+    # without the rule the same images lose more than half of some shapes: the check can fail
+    monkeypatch.setattr(synthetic, "_MIN_VISIBLE", 0.0)
+    assert min(_half_visible_shares(30)) < 0.5
 
 
 def test_clutter_paints_pixels_outside_every_object():

@@ -1,9 +1,10 @@
 # BCCD blood-cell detection (Pascal VOC XML; 640x480 images; RBC, WBC, Platelets):
 # train on ImageSets/Main/train.txt (205 images), evaluate VOC AP50 on test.txt (72).
-# data_root is relative to the working directory (the repository root); point it elsewhere
-# with DETFORGE_DATASETS=/path/to/bccd/ (every data path containing data_root follows).
+# data_root is relative to the working directory (the repository root), where
+# `python tools/misc/download_dataset.py --dataset-name bccd` puts it; point it elsewhere with
+# DETFORGE_DATASETS=/path/to/bccd/ (every data path containing data_root follows).
 dataset_type = 'XMLDataset'
-data_root = '../shared/data/bccd/'
+data_root = 'data/bccd/'
 classes = ('RBC', 'WBC', 'Platelets')
 img_norm_cfg = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
