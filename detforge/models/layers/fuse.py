@@ -2,11 +2,14 @@
 
 An eval-mode BN computes ``y = (x - mean) / sqrt(var + eps) * gamma + beta``: after a conv
 ``x = W * i + b`` this is the conv with ``W' = W * s`` and ``b' = (b - mean) * s + beta``,
-``s = gamma / sqrt(var + eps)`` per output channel. :func:`fuse_conv_bn` rewrites every such
+``s = gamma / sqrt(var + eps)`` per output channel (computed by PyTorch's
+``torch.nn.utils.fusion.fuse_conv_bn_weights``). :func:`fuse_conv_bn` rewrites every such
 pair it can *prove* to be adjacent and replaces the BN with ``nn.Identity`` (so state-dict
 names of everything else stay put). A pair is adjacent when it is
 
-- a :class:`~detforge.models.layers.ConvModule` whose ``order`` puts the norm after the conv;
+- a :class:`~detforge.models.layers.ConvModule` whose ``order`` puts the norm directly after
+  the conv (an activation in between, as in ``('conv', 'act', 'norm')``, blocks fusion unless
+  the module has no activation);
 - two neighbours of an ``nn.Sequential`` (the downsample branch of a ResNet block, a deep stem);
 - named siblings ``conv<k>`` and ``bn<k>`` / ``norm<k>`` of any other module (ResNet's
   ``conv1``/``bn1`` stem, the ``conv1..3``/``bn1..3`` of its blocks), where ``<k>`` may be
@@ -26,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from detforge.models.layers.conv_module import ConvModule
 
@@ -68,20 +72,18 @@ def fuse_conv_bn_pair(conv: nn.Module, bn: nn.Module) -> nn.Module:
         )
     assert isinstance(conv, _ConvNd) and isinstance(bn, _BatchNorm)
     assert bn.running_mean is not None and bn.running_var is not None
-    weight = conv.weight
-    mean = bn.running_mean.to(weight.dtype)
-    scale = torch.rsqrt(bn.running_var.to(weight.dtype) + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight
-    shift = -mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
-    requires_grad = weight.requires_grad
-    conv.weight = nn.Parameter(
-        weight * scale.reshape(-1, *([1] * (weight.dim() - 1))), requires_grad=requires_grad
+    requires_grad = conv.weight.requires_grad
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight,
+        conv.bias,
+        bn.running_mean.to(conv.weight.dtype),
+        bn.running_var.to(conv.weight.dtype),
+        bn.eps,
+        bn.weight,
+        bn.bias,
     )
-    conv.bias = nn.Parameter(bias * scale + shift, requires_grad=requires_grad)
+    conv.weight = nn.Parameter(weight.detach(), requires_grad=requires_grad)
+    conv.bias = nn.Parameter(bias.detach(), requires_grad=requires_grad)
     return conv
 
 
@@ -89,8 +91,8 @@ def _pairs(module: nn.Module) -> list[tuple[str, str]]:
     """``(conv_name, bn_name)`` children of ``module`` that are adjacent in its forward."""
     children = dict(module.named_children())
     if isinstance(module, ConvModule):
-        order = tuple(module.order)
-        if module.norm_name and order.index("conv") < order.index("norm"):
+        order = [layer for layer in module.order if layer != "act" or module.with_activation]
+        if module.norm_name and order.index("norm") == order.index("conv") + 1:
             return [("conv", module.norm_name)]
         return []
     if isinstance(module, nn.Sequential):

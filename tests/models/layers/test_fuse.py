@@ -95,9 +95,15 @@ def test_pairs_that_are_not_adjacent_are_left_alone() -> None:
         4, 4, 3, padding=1, norm_cfg=dict(type="BN"), order=("norm", "conv", "act")
     )
     post_norm = ConvModule(4, 4, 3, padding=1, norm_cfg=dict(type="BN"))
+    act_between = ConvModule(
+        4, 4, 3, padding=1, norm_cfg=dict(type="BN"), order=("conv", "act", "norm")
+    )
+    no_act = ConvModule(
+        4, 4, 3, padding=1, norm_cfg=dict(type="BN"), act_cfg=None, order=("conv", "act", "norm")
+    )
     dcn = nn.Sequential(DeformConv2dPack(4, 4, 3, padding=1), nn.BatchNorm2d(4))
     gap = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU(), nn.BatchNorm2d(4))
-    model = nn.Sequential(pre_norm, post_norm, dcn, gap).eval()
+    model = nn.Sequential(pre_norm, post_norm, act_between, no_act, dcn, gap).eval()
     _randomise_bn(model)
     x = torch.randn(1, 4, 8, 8)
     with torch.no_grad():
@@ -106,6 +112,8 @@ def test_pairs_that_are_not_adjacent_are_left_alone() -> None:
         got = model(x)
     assert isinstance(pre_norm.bn, nn.BatchNorm2d)  # BN runs before the conv
     assert isinstance(post_norm.bn, nn.Identity) and post_norm.norm is post_norm.bn
+    assert isinstance(act_between.bn, nn.BatchNorm2d)  # the ReLU runs between conv and BN
+    assert isinstance(no_act.bn, nn.Identity)  # ('conv', 'act', 'norm') without an activation
     assert isinstance(dcn[1], nn.BatchNorm2d)  # deformable convs are not fused
     assert isinstance(gap[2], nn.BatchNorm2d)  # a ReLU sits between
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
