@@ -2,13 +2,22 @@
 
 v2 counted with mmcv's ``get_model_complexity_info``, whose "FLOPs" are really
 multiply-accumulates: one per weight use in a convolution or linear layer, plus one per output
-element for a bias, an activation of the ReLU family, pooling (per *input* element) and
-upsampling, and one (two with an affine transform) per element of a batch/group/layer norm.
-Everything else (residual adds, sigmoid, RoIAlign, NMS) counts zero. We count the same things
-at the ATen level with PyTorch's own :class:`torch.utils.flop_counter.FlopCounterMode`, given
-formulas that return those numbers, so v2's published numbers are met (RetinaNet R50-FPN at
-1280×800: 239 GFLOPs, 37.74 M trainable parameters). Deformable convolutions, which mmcv left
-out, are counted like ordinary ones.
+element for a conv bias (a linear layer's bias counts once per output feature, not per row),
+an activation of the ReLU family, pooling (per *input* element) and upsampling, and one (two
+with an affine transform) per element of a batch/group/layer norm. Everything else (residual
+adds, sigmoid, RoIAlign, NMS) counts zero. We count the same things at the ATen level with
+PyTorch's own :class:`torch.utils.flop_counter.FlopCounterMode`, given formulas that return
+those numbers, so v2's published numbers are met (RetinaNet R50-FPN at 1280×800: we count
+239,316,500,520, printed ``239.32 GFLOPs`` as in v2's docs; 37.74 M trainable parameters).
+Deformable convolutions, which mmcv left out, are counted like ordinary ones.
+
+One known difference: mmcv hooked *modules* (``nn.ReLU``, ``nn.MaxPool2d``), so functional
+calls such as ``F.relu`` and ``F.max_pool2d`` counted zero there, while here the ATen op counts
+wherever it comes from.
+Faster R-CNN R50-FPN at 1280×800 thus gets the RPN head's ``F.relu`` (256 x the 85,260 pixels
+of P2-P6) and the FPN's ``F.max_pool2d`` for P6 (one per P5 element, 256,000) on top of mmcv's
+count: 207,087,223,109 here (``207.09 GFLOPs``), 22,082,560 more than mmcv's hooks would
+give (207,065,140,549, ``207.07 GFLOPs``).
 
 The model is built and run on the ``meta`` device (shapes only: no arithmetic, no memory), so a
 full-size model takes well under a second. A forward pass that needs real values falls back to
@@ -28,6 +37,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
+
+from detforge.utils.device import model_device
 
 __all__ = [
     "ComplexityInfo",
@@ -89,6 +100,13 @@ def _mm(a_shape: Shape, b_shape: Shape, *args: Any, out_shape: Shape, **kwargs: 
 def _addmm(
     bias: Shape, a_shape: Shape, b_shape: Shape, *args: Any, out_shape: Shape, **kwargs: Any
 ) -> int:
+    # nn.Linear: mmcv adds the bias once per output feature, not once per row
+    return _numel(out_shape) * a_shape[-1] + out_shape[-1]
+
+
+def _baddbmm(
+    bias: Shape, a_shape: Shape, b_shape: Shape, *args: Any, out_shape: Shape, **kwargs: Any
+) -> int:
     return _numel(out_shape) * (a_shape[-1] + 1)
 
 
@@ -122,7 +140,7 @@ def _formulas() -> dict[Any, Callable[..., int]]:
         aten.mm: _mm,
         aten.bmm: _mm,
         aten.addmm: _addmm,
-        aten.baddbmm: _addmm,
+        aten.baddbmm: _baddbmm,
         aten.native_batch_norm: _norm,
         aten._native_batch_norm_legit: _norm,
         aten._native_batch_norm_legit_no_training: _norm,
@@ -207,14 +225,17 @@ def _count(
     return counter, recorder, by_module
 
 
-def _named_forward(model: nn.Module) -> Callable[[torch.Tensor], Any]:
+def _forward_of(model: nn.Module) -> Callable[[torch.Tensor], Any]:
+    """``model.forward_dummy`` (what v2 counted), else the model's own ``forward``."""
     forward = getattr(model, "forward_dummy", None)
-    if not callable(forward):
+    if callable(forward):
+        return forward
+    if type(model).forward is nn.Module.forward:
         raise NotImplementedError(
             f"FLOPs counter is currently not supported for {type(model).__name__}: "
-            "it has no forward_dummy(img)"
+            "it has neither forward_dummy(img) nor forward(img)"
         )
-    return forward
+    return model
 
 
 def count_complexity(
@@ -229,7 +250,10 @@ def count_complexity(
     Args:
         model: The model; put into eval mode.
         input_shape: ``(C, H, W)``; a batch of one is fed.
-        forward: The function to count (default ``model.forward_dummy``).
+        forward: The function to count (default ``model.forward_dummy``, else ``model``).
+
+    Raises:
+        NotImplementedError: no ``forward`` given and the model has no forward to call.
 
     Example:
         >>> conv = nn.Conv2d(3, 8, 3, padding=1)
@@ -237,9 +261,8 @@ def count_complexity(
         22400
     """
     model.eval()
-    fn = forward if forward is not None else _named_forward(model)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    fn = forward if forward is not None else _forward_of(model)
+    device = model_device(model)
     x = (torch.empty if device.type == "meta" else torch.rand)(1, *input_shape, device=device)
     counter, recorder, by_module = _count(model, fn, x)
     by_operator = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
@@ -275,22 +298,13 @@ def get_model_complexity_info(
     """
     with torch.device("meta"):
         model = build()
+    forward = _forward_of(model)  # a model without a forward fails here, not on the meta device
     try:
-        return count_complexity(model, input_shape, forward=_forward_of(model))
+        return count_complexity(model, input_shape, forward=forward)
     except (NotImplementedError, RuntimeError, ValueError) as exc:
-        if isinstance(exc, NotImplementedError) and "forward_dummy" in str(exc):
-            raise
         _LOG.info("FLOPs: the meta device cannot run this model (%s); counting on CPU", exc)
     model = build()
     return count_complexity(model, input_shape, forward=_forward_of(model))
-
-
-def _forward_of(model: nn.Module) -> Callable[[torch.Tensor], Any]:
-    if hasattr(model, "forward_dummy"):
-        return _named_forward(model)
-    if type(model).forward is nn.Module.forward:
-        raise NotImplementedError(f"{type(model).__name__} has neither forward_dummy nor forward")
-    return model
 
 
 # ------------------------------------------------------------------------------- formatting

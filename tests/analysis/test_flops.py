@@ -42,7 +42,8 @@ def test_retinanet_r50_matches_the_published_239_gflops_and_exact_params() -> No
     assert info.device == "meta"  # shapes only: no arithmetic, no memory
     assert info.params == layout["num_trainable_params"] == 37_743_348
     assert info.total_params == layout["num_params"]
-    assert abs(info.flops / 1e9 - 239) / 239 < 0.05
+    assert info.flops == 239_316_500_520  # v2's docs print 239.32 GFLOPs
+    assert flops_to_string(info.flops) == "239.32 GFLOPs"
     assert params_to_string(info.params) == "37.74 M"
     # conv MACs dominate; BN, ReLU and max-pool are counted as mmcv did, nothing else
     assert set(info.by_operator) == {
@@ -61,11 +62,16 @@ def test_faster_rcnn_r50_params_equal_the_layout_fixture() -> None:
     assert info.params == layout["num_trainable_params"]
     assert info.total_params == layout["num_params"]
     # the RoI head runs on 1000 dummy proposals: fc6, fc7 (12544->1024->1024) with ReLUs and
-    # the two outputs; the biases add one per output element
+    # the two outputs; as in mmcv, a linear bias adds once per output feature, not per row
     macs = 12544 * 1024 + 1024 * 1024 + 1024 * 81 + 1024 * 320
-    fcs = 1000 * (macs + (1024 * 2 + 81 + 320) + 1024 * 2)
-    assert info.by_module["roi_head"] == fcs
+    fcs = 1000 * macs + (1024 * 2 + 81 + 320) + 1000 * 1024 * 2
+    assert info.by_module["roi_head"] == fcs == 14_306_306_449
     assert "torchvision.roi_align" in info.uncounted_ops
+    # the functional F.relu of the RPN head (P2-P6) and F.max_pool2d of FPN's P6 count here,
+    # not in mmcv: 207,065,140,549 there
+    functional = 256 * (320 * 200 + 160 * 100 + 80 * 50 + 40 * 25 + 20 * 13) + 256 * 40 * 25
+    assert info.flops == 207_065_140_549 + functional == 207_087_223_109
+    assert flops_to_string(info.flops) == "207.09 GFLOPs"
 
 
 def test_small_model_counts_equal_a_hand_computation() -> None:
@@ -81,6 +87,9 @@ def test_small_model_counts_equal_a_hand_computation() -> None:
     expected = n * 27 + n + 2 * n + n + n + 512 * 10 + 10
     info = count_complexity(model, (3, 16, 16), forward=model)
     assert info.flops == expected
+    # a linear layer on 4 rows: 4 * 6 * 5 MACs, its bias once per output feature (mmcv)
+    linear = nn.Linear(5, 6)
+    assert count_complexity(linear, (4, 5), forward=linear).flops == 4 * 6 * 5 + 6
     assert info.params == info.total_params == 8 * 27 + 8 + 16 + 512 * 10 + 10
     model[0].weight.requires_grad_(False)
     assert count_complexity(model, (3, 16, 16), forward=model).params == 8 + 16 + 5130
@@ -107,8 +116,16 @@ def test_model_without_forward_dummy_is_a_clear_error() -> None:
             super().__init__()
             self.conv = nn.Conv2d(3, 4, 1)
 
-    with pytest.raises(NotImplementedError, match="NoDummy"):
+    with pytest.raises(NotImplementedError, match="NoDummy: it has neither forward_dummy"):
         get_model_complexity_info(NoDummy, (3, 8, 8))
+    with pytest.raises(NotImplementedError, match="NoDummy: it has neither forward_dummy"):
+        count_complexity(NoDummy(), (3, 8, 8))
+
+    class PlainForward(NoDummy):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x)
+
+    assert get_model_complexity_info(PlainForward, (3, 8, 8)).flops == 64 * 4 * 3 + 64 * 4
 
 
 def test_shapes_and_strings() -> None:

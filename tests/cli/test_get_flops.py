@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +19,7 @@ def test_retinanet_report_in_v2_format(capsys: pytest.CaptureFixture[str]) -> No
     lines = capsys.readouterr().out.strip().splitlines()
     start = lines.index("=" * 30)
     assert lines[start + 1] == "Input shape: (3, 1280, 800)"
-    flops = re.fullmatch(r"Flops: (\d+\.\d+) GFLOPs", lines[start + 2])
-    assert flops is not None and abs(float(flops.group(1)) - 239) / 239 < 0.05
+    assert lines[start + 2] == "Flops: 239.32 GFLOPs"  # 239,316,500,520 counted
     assert lines[start + 3] == "Params: 37.74 M"
     assert lines[start + 4] == "Params (exact): 37,743,348 trainable, 37,968,692 in total"
     assert lines[start + 5] == "=" * 30
