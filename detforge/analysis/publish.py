@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from detforge.engine.checkpoint import CheckpointError, read_checkpoint_file
 from detforge.utils.fileio import atomic_write
 
 __all__ = ["RESUME_ONLY_META", "publish_model"]
@@ -34,7 +35,7 @@ def publish_model(in_file: str | os.PathLike[str], out_file: str | os.PathLike[s
             give ``work/model-<hash>.pth``).
 
     Raises:
-        FileNotFoundError: ``in_file`` does not exist.
+        CheckpointError: ``in_file`` does not exist or cannot be read (a ``FileNotFoundError``).
         ValueError: ``in_file`` is not a checkpoint dict with a ``state_dict``.
 
     Example:
@@ -50,8 +51,8 @@ def publish_model(in_file: str | os.PathLike[str], out_file: str | os.PathLike[s
     """
     source = Path(in_file)
     if not source.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {source}")
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+        raise CheckpointError(f"checkpoint not found: {source}")
+    checkpoint = read_checkpoint_file(source)
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise ValueError(
             f"{source} is not a training checkpoint (a dict with 'state_dict'); nothing to publish"

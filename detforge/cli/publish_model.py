@@ -27,10 +27,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.analysis.publish import publish_model
+    from detforge.engine.checkpoint import CheckpointError
 
     try:
         path = publish_model(args.in_file, args.out_file)
-    except ValueError as exc:
+    except (CheckpointError, ValueError) as exc:
         raise SystemExit(f"detforge publish-model: {exc}") from None
     print(f"published {args.in_file} as {path}")
     return 0

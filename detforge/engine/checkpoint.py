@@ -27,6 +27,7 @@ __all__ = [
     "load_checkpoint",
     "load_state_dict",
     "read_checkpoint",
+    "read_checkpoint_file",
     "resolve_checkpoint",
 ]
 
@@ -110,7 +111,12 @@ def resolve_checkpoint(filename: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _read(path: Path, map_location: Any) -> Any:
+def read_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """``torch.load`` of a local checkpoint file (``weights_only``), as it is stored.
+
+    Raises:
+        CheckpointError: the file cannot be read (truncated, needs arbitrary code to unpickle).
+    """
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated file, a pickle that needs code, ...
@@ -198,7 +204,7 @@ def read_checkpoint(
             unreadable.
     """
     path = resolve_checkpoint(filename)
-    checkpoint = _read(path, map_location)
+    checkpoint = read_checkpoint_file(path, map_location)
     state = _extract_state_dict(checkpoint, path)
     for pattern, replacement in revise_keys:
         state = OrderedDict((re.sub(pattern, replacement, k), v) for k, v in state.items())

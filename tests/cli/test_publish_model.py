@@ -12,7 +12,7 @@ from torch import nn
 
 from detforge.analysis.publish import publish_model
 from detforge.cli.main import main
-from detforge.engine.checkpoint import load_checkpoint, read_checkpoint
+from detforge.engine.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from detforge.engine.checkpoint_save import save_checkpoint
 
 
@@ -59,8 +59,15 @@ def test_out_name_without_pth_and_bad_inputs(tmp_path: Path) -> None:
     out = publish_model(source, tmp_path / "model")
     assert out.parent == tmp_path and out.name.startswith("model-") and out.suffix == ".pth"
     assert len(out.stem.split("-")[-1]) == 8
-    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: .*missing\.pth"):
         publish_model(tmp_path / "missing.pth", tmp_path / "x.pth")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(source.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*truncated\.pth"):
+        publish_model(truncated, tmp_path / "x.pth")
+    with pytest.raises(SystemExit, match=r"cannot read checkpoint .*truncated\.pth"):
+        main(["publish-model", str(truncated), str(tmp_path / "x.pth")])
+    assert not list(tmp_path.glob("x-*.pth"))  # nothing written
     torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pth")
     with pytest.raises(SystemExit, match=r"plain\.pth is not a training checkpoint"):
         main(["publish-model", str(tmp_path / "plain.pth"), str(tmp_path / "x.pth")])
