@@ -15,9 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from detforge.analysis.results import bbox_results, draw_gt_and_dets
+from detforge.analysis.results import bbox_results, draw_gt_and_dets, loading_pipeline
 
-__all__ = ["bbox_map_eval", "per_image_map", "save_ranked_images", "select_topk"]
+__all__ = [
+    "bbox_map_eval",
+    "per_image_map",
+    "save_ranked_images",
+    "select_topk",
+    "train_loading_pipeline",
+]
 
 _IOU_THRS = np.linspace(0.5, 0.95, 10)
 
@@ -36,12 +42,48 @@ def bbox_map_eval(det_result: Any, annotation: Mapping[str, Any]) -> float:
     """
     from detforge.evaluation.mean_ap import eval_map
 
-    dets = [det_result[0] if isinstance(det_result, tuple) else det_result]
+    dets = bbox_results([det_result])
     aps = [
         eval_map(dets, [dict(annotation)], iou_thr=float(thr), logger="silent", nproc=1)[0]
         for thr in _IOU_THRS
     ]
     return float(sum(aps) / len(aps))
+
+
+def train_loading_pipeline(cfg: Any) -> list[Any]:
+    """The loading steps of the innermost ``data.train`` pipeline (v2's analyze_results).
+
+    Dataset wrappers (``MultiImageMixDataset``, ``RepeatDataset``, ``ClassBalancedDataset``)
+    are descended through their ``dataset`` key: a wrapper's own pipeline (mosaic, mixup)
+    loads nothing. A train set without a pipeline falls back to ``data.test.pipeline``.
+
+    Raises:
+        ValueError: the pipeline has no ``LoadImageFromFile``/``LoadAnnotations`` step.
+
+    Example:
+        >>> from detforge.config import ConfigDict
+        >>> load = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+        >>> inner = dict(type='CocoDataset', pipeline=load + [dict(type='RandomFlip')])
+        >>> train = dict(type='MultiImageMixDataset', dataset=inner,
+        ...              pipeline=[dict(type='Mosaic', img_scale=(640, 640))])
+        >>> cfg = ConfigDict(data=dict(train=train, test=dict(pipeline=[])))
+        >>> [step['type'] for step in train_loading_pipeline(cfg)]
+        ['LoadImageFromFile', 'LoadAnnotations']
+    """
+    train, where = cfg.data.train, "data.train"
+    while isinstance(train, Mapping) and "dataset" in train:
+        train, where = train["dataset"], f"{where}.dataset"
+    source = train.get("pipeline") if isinstance(train, Mapping) else None
+    if not source:
+        source, where = cfg.data.test.pipeline, "data.test"
+    steps = loading_pipeline(source)
+    if not steps:
+        kinds = [step.get("type") for step in source if isinstance(step, Mapping)]
+        raise ValueError(
+            f"{where}.pipeline has no loading step (LoadImageFromFile/LoadAnnotations) to "
+            f"read images and GT with: {kinds}"
+        )
+    return steps
 
 
 def per_image_map(dataset: Any, results: Sequence[Any]) -> list[float]:

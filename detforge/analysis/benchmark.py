@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.utils.device import model_device, to_device
+
 __all__ = ["SpeedResult", "format_repeats", "measure_inference_speed"]
 
 
@@ -35,16 +37,8 @@ class SpeedResult:
         return 1000.0 / self.fps
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, list | tuple):
-        return type(value)(_to_device(v, device) for v in value)
-    return value
-
-
 def _test_inputs(data: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    batch = {k: _to_device(v, device) for k, v in data.items()}
+    batch = to_device(dict(data), device)
     if isinstance(batch.get("img"), torch.Tensor):  # one augmentation, not wrapped in a list
         batch = {k: [v] for k, v in batch.items()}
     return batch
@@ -89,8 +83,7 @@ def measure_inference_speed(
     if max_iter <= 0 or log_interval <= 0:
         raise ValueError(f"max_iter and log_interval must be positive: {max_iter}, {log_interval}")
     model.eval()
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     pure_inf_time = 0.0
     count = 0
@@ -123,12 +116,15 @@ def measure_inference_speed(
 def format_repeats(fps_list: Sequence[float]) -> str:
     """v2's summary line of ``--repeat-num`` runs: each run's value, then the mean in brackets.
 
+    Both lists are rounded to 0.1 per run, the milliseconds from the *unrounded* fps
+    (``round(1000 / fps, 1)``, as v2), and each mean is taken over the rounded values.
+
     Example:
-        >>> format_repeats([20.04, 22.0])
-        'Overall fps: [20.0, 22.0][21.0] img / s, times per image: [50.0, 45.5][47.8] ms / img'
+        >>> format_repeats([20.04, 22.0])  # 1000 / 20.04 = 49.90 ms, not 1000 / 20.0
+        'Overall fps: [20.0, 22.0][21.0] img / s, times per image: [49.9, 45.5][47.7] ms / img'
     """
     fps = [round(v, 1) for v in fps_list]
-    ms = [round(1000 / v, 1) for v in fps]
+    ms = [round(1000 / v, 1) for v in fps_list]
     return (
         f"Overall fps: {fps}[{sum(fps) / len(fps):.1f}] img / s, "
         f"times per image: {ms}[{sum(ms) / len(ms):.1f}] ms / img"

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from detforge.analysis.results import bbox_results
+
 __all__ = [
     "analyze_per_img_dets",
     "calculate_confusion_matrix",
@@ -105,9 +107,10 @@ def calculate_confusion_matrix(
     get = annotations.get_ann_info if hasattr(annotations, "get_ann_info") else None
     if len(annotations) != len(results):
         raise ValueError(f"{len(results)} results for {len(annotations)} images")
+    boxes = bbox_results(results)
     matrix = np.zeros((num_classes + 1, num_classes + 1), dtype=np.float64)
     for idx in tqdm(range(len(results)), desc="confusion matrix", unit="img", dynamic_ncols=True):
-        result = results[idx][0] if isinstance(results[idx], tuple) else results[idx]
+        result = boxes[idx]
         if len(result) != num_classes:
             raise ValueError(
                 f"result {idx} has {len(result)} classes but the dataset has {num_classes}"

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from detforge.analysis.results import bbox_results, flatten_result
+
 __all__ = [
     "ImageMatch",
     "clean_detections",
@@ -193,13 +195,6 @@ class ImageMatch:
         return self.fp + self.missed + 0.5 * self.poor_loc
 
 
-def _flatten(result: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    parts = [np.asarray(r, dtype=np.float32).reshape(-1, 5) for r in result]
-    bboxes = np.concatenate(parts) if parts else np.zeros((0, 5), np.float32)
-    labels = np.concatenate([np.full(len(p), c, np.int64) for c, p in enumerate(parts)])
-    return bboxes, labels.astype(np.int64)
-
-
 def match_image(
     gt_bboxes: np.ndarray,
     gt_labels: np.ndarray,
@@ -242,7 +237,7 @@ def match_image(
     gt_labels = np.asarray(gt_labels, dtype=np.int64).reshape(-1)
     if len(gt_bboxes) != len(gt_labels):
         raise ValueError(f"{len(gt_bboxes)} GT boxes but {len(gt_labels)} GT labels")
-    bboxes, labels = _flatten(result)
+    bboxes, labels, _ = flatten_result(result)
     thr = np.broadcast_to(np.asarray(score_thr, dtype=np.float64), (max(len(result), 1),))
     keep = np.flatnonzero(bboxes[:, 4] >= thr[labels]) if len(labels) else np.zeros(0, np.int64)
     bboxes, labels = bboxes[keep], labels[keep]
@@ -316,10 +311,10 @@ def match_dataset(
 
     if len(annotations) != len(results):
         raise ValueError(f"{len(results)} results for {len(annotations)} images")
+    boxes = bbox_results(results)
     matches = []
     for idx in tqdm(range(len(results)), desc="hard examples", unit="img", dynamic_ncols=True):
-        ann, res = annotations[idx], results[idx]
-        bbox_res = res[0] if isinstance(res, tuple) else res
+        ann, bbox_res = annotations[idx], boxes[idx]
         if len(bbox_res) != num_classes:
             raise ValueError(
                 f"result {idx} has {len(bbox_res)} classes but the dataset has {num_classes}"

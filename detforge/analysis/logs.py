@@ -12,6 +12,10 @@ plotted per epoch, everything else (losses, ``lr``, ``time``) per iteration, wit
 logged on a train line (exact when the epoch length is a multiple of the log interval, as v2
 assumes); the train-time statistics drop the first logged ``time`` of every epoch unless
 ``include_outliers`` (it holds the warm-up: data loader start, first allocations).
+
+One change from v2: a metric point sits at the epoch its val line records. v2 placed the values
+at ``range(start_epoch, last_epoch + 1, eval_interval)``, which is only right when those flags
+match the training's evaluation schedule; the flags are still accepted, and not needed.
 """
 
 from __future__ import annotations
@@ -74,16 +78,6 @@ class JsonLog:
     def val(self) -> list[dict[str, Any]]:
         """The val lines (eval metrics, val losses)."""
         return [r for r in self.records if r.get("mode") == "val"]
-
-    def by_epoch(self) -> dict[int, dict[str, list[Any]]]:
-        """v2's ``log_dict``: ``{epoch: {key: [values of the lines of that epoch]}}``."""
-        out: dict[int, dict[str, list[Any]]] = {}
-        for record in self.records:
-            per_key = out.setdefault(int(record["epoch"]), {})
-            for key, value in record.items():
-                if key != "epoch":
-                    per_key.setdefault(key, []).append(value)
-        return out
 
 
 def load_json_log(path: str | os.PathLike[str]) -> JsonLog:
@@ -223,17 +217,13 @@ def _is_epoch_key(log: JsonLog, key: str) -> bool:
     return "mAP" in key or not any(key in r for r in log.train())
 
 
-def _epoch_points(
-    log: JsonLog, key: str, start_epoch: int, eval_interval: int
-) -> tuple[list[float], list[float]]:
+def _epoch_points(log: JsonLog, key: str) -> tuple[list[float], list[float]]:
     xs: list[float] = []
     ys: list[float] = []
     for record in log.val() if any(key in r for r in log.val()) else log.records:
-        epoch = int(record["epoch"])
         value = record.get(key)
-        wanted = epoch >= start_epoch and (epoch - start_epoch) % eval_interval == 0
-        if wanted and isinstance(value, int | float):
-            xs.append(epoch)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            xs.append(int(record["epoch"]))
             ys.append(float(value))
     return xs, ys
 
@@ -245,7 +235,7 @@ def _iter_points(log: JsonLog, key: str) -> tuple[list[float], list[float]]:
     ys: list[float] = []
     for record in train:
         value = record.get(key)
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             xs.append((int(record["epoch"]) - 1) * per_epoch + int(record["iter"]))
             ys.append(float(value))
     return xs, ys
@@ -287,8 +277,8 @@ def plot_curve(
 ) -> Figure:
     """Draw ``keys`` of every log into one figure: one panel per key, one curve per log.
 
-    Metric keys are plotted against the epoch (markers), from ``start_epoch`` every
-    ``eval_interval`` epochs; other keys against the iteration. Curve labels are ``legend``
+    Metric keys are plotted against the epoch (markers), one point per val line at the epoch
+    that line records; other keys against the iteration. Curve labels are ``legend``
     (``len(logs) * len(keys)`` entries, log-major as in v2) or ``<log name>_<key>``.
 
     Args:
@@ -296,8 +286,9 @@ def plot_curve(
         keys: Log keys, e.g. ``('loss_cls', 'loss_bbox', 'bbox_mAP')``.
         legend: Curve labels.
         title: Figure title.
-        start_epoch: First epoch plotted for metric keys.
-        eval_interval: Epoch step for metric keys.
+        start_epoch: v2's first evaluated epoch; accepted for compatibility, unused (every val
+            line carries its epoch).
+        eval_interval: v2's epochs between evaluations; accepted for compatibility, unused.
         style: A matplotlib style, or a seaborn style name (``dark``, ``whitegrid`` ...) that
             matplotlib ships as ``seaborn-v0_8-<name>``; ``None`` for matplotlib's default.
         figure: Draw into this figure (default: a new backend-free ``Figure``).
@@ -306,7 +297,8 @@ def plot_curve(
         The figure; ``figure.axes[k].lines`` are the curves of ``keys[k]``.
 
     Raises:
-        LogAnalysisError: A key is missing from a log, or ``legend`` has the wrong length.
+        LogAnalysisError: A key is missing from a log or has no numeric value to plot, or
+            ``legend`` has the wrong length.
 
     Example:
         >>> log = JsonLog(Path("a.log.json"), records=[
@@ -326,10 +318,7 @@ def plot_curve(
 
     if not logs or not keys:
         raise LogAnalysisError("plot_curve needs at least one log and one key")
-    if start_epoch < 1 or eval_interval < 1:
-        raise LogAnalysisError(
-            f"--start-epoch ({start_epoch}) and --eval-interval ({eval_interval}) must be >= 1"
-        )
+    del start_epoch, eval_interval  # v2 flags: the val lines' own epochs place the points
     if legend is None:
         legend = [f"{log.name}_{key}" for log in logs for key in keys]
     if len(legend) != len(logs) * len(keys):
@@ -347,12 +336,17 @@ def plot_curve(
                 if not any(key in r for r in log.records):
                     raise _missing_key(log, key)
                 label = legend[i * len(keys) + j]
-                if _is_epoch_key(log, key):
+                epoch_key = _is_epoch_key(log, key)
+                xs, ys = _epoch_points(log, key) if epoch_key else _iter_points(log, key)
+                if not xs:
+                    raise LogAnalysisError(
+                        f"{log.path}: {key!r} has no numeric value to plot (values: "
+                        f"{[r[key] for r in log.records if key in r][:3]!r})"
+                    )
+                if epoch_key:
                     by_epoch = True
-                    xs, ys = _epoch_points(log, key, start_epoch, eval_interval)
                     ax.plot(xs, ys, label=label, marker="o")
                 else:
-                    xs, ys = _iter_points(log, key)
                     ax.plot(xs, ys, label=label, linewidth=0.8)
             ax.set_xlabel("epoch" if by_epoch else "iter")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -36,8 +36,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     plot.add_argument(
         "--keys", nargs="+", default=["bbox_mAP"], help="the metric(s) to plot (default bbox_mAP)"
     )
-    plot.add_argument("--start-epoch", type=int, default=1, help="first epoch of metric curves")
-    plot.add_argument("--eval-interval", type=int, default=1, help="epochs between evaluations")
+    compat = "accepted for v2 compatibility; metric points sit at the epochs their val lines log"
+    plot.add_argument(
+        "--start-epoch", type=int, default=1, help=f"v2's first eval epoch ({compat})"
+    )
+    plot.add_argument("--eval-interval", type=int, default=1, help=f"v2's eval step ({compat})")
     plot.add_argument("--title", help="title of the figure")
     plot.add_argument(
         "--legend", nargs="+", help="curve labels (logs x keys, default <log name>_<key>)"

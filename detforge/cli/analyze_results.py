@@ -41,23 +41,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.analysis.analyze_results import per_image_map, save_ranked_images, select_topk
-    from detforge.analysis.results import (
-        ResultsError,
-        build_test_dataset,
-        load_results,
-        loading_pipeline,
+    from detforge.analysis.analyze_results import (
+        per_image_map,
+        save_ranked_images,
+        select_topk,
+        train_loading_pipeline,
     )
+    from detforge.analysis.results import ResultsError, build_test_dataset, load_results
     from detforge.config import load_config
 
     if args.topk <= 0:
         raise SystemExit(f"detforge analyze-results: --topk must be positive, got {args.topk}")
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
-    train = cfg.data.train
-    while isinstance(train, dict) and "dataset" in train and "pipeline" not in train:
-        train = train["dataset"]
-    source = train.get("pipeline") if isinstance(train, dict) else None
-    pipeline = loading_pipeline(source or cfg.data.test.pipeline)
+    try:
+        pipeline = train_loading_pipeline(cfg)
+    except ValueError as exc:
+        raise SystemExit(f"detforge analyze-results: {exc}") from None
     dataset = build_test_dataset(cfg, pipeline=pipeline)
     try:
         results = load_results(args.prediction_path, num_images=len(dataset))

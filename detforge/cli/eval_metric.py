@@ -18,10 +18,30 @@ from detforge.config import DictAction
 
 __all__ = ["add_parser", "run"]
 
-# EvalHook arguments that dataset.evaluate does not take.
-_HOOK_KEYS = ("interval", "tmpdir", "start", "gpu_collect", "save_best", "rule",
-              "dynamic_intervals", "by_epoch", "less_keys", "greater_keys", "out_dir",
-              "broadcast_bn_buffer", "efficient_test")  # fmt: skip
+# Arguments of mmcv's EvalHook that v2 configs may carry and detforge's hook does not declare.
+_MMCV_HOOK_KEYS = ("less_keys", "greater_keys", "out_dir", "file_client_args", "efficient_test")
+
+
+def _evaluate_kwargs(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The config's ``evaluation`` dict as ``dataset.evaluate`` kwargs, as the hook builds them.
+
+    Every named argument of ``EvalHook``/``DistEvalHook.__init__`` (read from their
+    signatures) except ``metric`` is dropped, and ``eval_kwargs`` is merged in (the hook passes
+    ``dict(eval_kwargs, metric=metric, **other_keys)``).
+    """
+    import inspect
+
+    from detforge.engine.hooks.eval_hook import DistEvalHook, EvalHook
+
+    hook_keys = set(_MMCV_HOOK_KEYS)
+    for hook in (EvalHook, DistEvalHook):
+        for name, param in inspect.signature(hook.__init__).parameters.items():
+            if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                hook_keys.add(name)
+    hook_keys -= {"self", "metric"}
+    kwargs = dict(evaluation.get("eval_kwargs") or {})
+    kwargs.update({k: v for k, v in evaluation.items() if k not in hook_keys})
+    return kwargs
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -66,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format_only:
         dataset.format_results(outputs, **kwargs)
     if args.eval:
-        eval_kwargs = dict(cfg.get("evaluation") or {})
-        for key in _HOOK_KEYS:
-            eval_kwargs.pop(key, None)
+        eval_kwargs = _evaluate_kwargs(dict(cfg.get("evaluation") or {}))
         eval_kwargs.update(dict(metric=args.eval, **kwargs))
         print(dict(dataset.evaluate(outputs, **eval_kwargs)))
     return 0

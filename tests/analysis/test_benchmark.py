@@ -64,3 +64,8 @@ def test_repeat_summary_line() -> None:
     assert format_repeats([10.0, 20.0]) == (
         "Overall fps: [10.0, 20.0][15.0] img / s, times per image: [100.0, 50.0][75.0] ms / img"
     )
+    # ms from the unrounded fps: 1000 / 7.96 = 125.6 (not 1000 / 8.0 = 125.0),
+    # 1000 / 13.3334 = 75.0 (not 1000 / 13.3 = 75.2); means over the rounded values
+    assert format_repeats([7.96, 13.3334]) == (
+        "Overall fps: [8.0, 13.3][10.7] img / s, times per image: [125.6, 75.0][100.3] ms / img"
+    )

@@ -96,18 +96,36 @@ def test_plot_curve_of_two_real_runs_draws_two_curves_per_key(two_runs, tmp_path
     assert png is not None and png.shape[0] > 200 and png.std() > 5
 
 
-def test_plot_curve_epoch_selection_and_legend(tmp_path):
+def test_plot_curve_epoch_points_and_legend(tmp_path):
     log = load_json_log(_synthetic_log(tmp_path / "s.log.json"))
-    fig = plot_curve([log], keys=["bbox_mAP", "loss"], start_epoch=2, eval_interval=1,
-                     legend=["map", "total"], style=None)  # fmt: skip
+    fig = plot_curve([log], keys=["bbox_mAP", "loss"], legend=["map", "total"], style=None)
     (map_line,) = fig.axes[0].lines
     assert map_line.get_label() == "map"
-    assert map_line.get_xdata().tolist() == [2, 3]
-    assert map_line.get_ydata().tolist() == pytest.approx([0.2, 0.3])
+    assert map_line.get_xdata().tolist() == [1, 2, 3]
+    assert map_line.get_ydata().tolist() == pytest.approx([0.1, 0.2, 0.3])
     (loss_line,) = fig.axes[1].lines
     assert loss_line.get_xdata().tolist() == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]
-    fig = plot_curve([log], keys=["bbox_mAP"], start_epoch=1, eval_interval=2)
-    assert fig.axes[0].lines[0].get_xdata().tolist() == [1, 3]
+
+
+def test_every_val_line_is_plotted_at_its_own_epoch_whatever_the_v2_flags(tmp_path):
+    # evaluation.start=2, interval=2: val lines at epochs 2 and 4 only
+    records: list[dict[str, Any]] = []
+    for epoch in (1, 2, 3, 4):
+        records.append(dict(mode="train", epoch=epoch, iter=10, loss=1.0 / epoch, time=0.1))
+        if epoch % 2 == 0:
+            records.append(dict(mode="val", epoch=epoch, iter=5, bbox_mAP=0.1 * epoch,
+                                bbox_mAP_copypaste=f"{0.1 * epoch:.3f} 0.5 0.1"))  # fmt: skip
+    log = load_json_log(_write_log(tmp_path / "every2.log.json", records))
+    for start_epoch, eval_interval in ((1, 1), (1, 2), (2, 2), (3, 1), (1, 3)):
+        fig = plot_curve([log], keys=["bbox_mAP"], start_epoch=start_epoch,
+                         eval_interval=eval_interval)  # fmt: skip
+        (line,) = fig.axes[0].lines
+        assert line.get_xdata().tolist() == [2, 4]
+        assert line.get_ydata().tolist() == pytest.approx([0.2, 0.4])
+    # a key present but never numeric is an error, not an empty panel
+    with pytest.raises(LogAnalysisError, match=r"every2\.log\.json: 'bbox_mAP_copypaste' has no "
+                       r"numeric value to plot \(values: \['0\.200 0\.5 0\.1'"):  # fmt: skip
+        plot_curve([log], keys=["bbox_mAP_copypaste"])
 
 
 def test_plot_curve_errors_name_the_culprit(tmp_path):
@@ -131,7 +149,7 @@ def test_first_line_is_skipped_only_when_it_is_metadata(tmp_path):
     assert with_meta.meta["seed"] == 0 and len(with_meta.records) == 1
     without = load_json_log(_write_log(tmp_path / "b.log.json", [rec, rec], meta=False))
     assert without.meta == {} and len(without.records) == 2
-    assert without.by_epoch()[1]["loss"] == [1.0, 1.0]
+    assert [r["loss"] for r in without.records] == [1.0, 1.0]
 
 
 def test_cal_train_time_equals_hand_computation(tmp_path, capsys):

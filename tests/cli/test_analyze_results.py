@@ -51,3 +51,38 @@ def test_results_of_another_dataset_are_refused(tmp_path: Path, shared_data: Pat
     pkl = dump([[np.zeros((0, 5), np.float32)] * 3] * 3, tmp_path / "three.pkl")
     with pytest.raises(SystemExit, match="3 results but the test dataset has 4 images"):
         main(["analyze-results", str(config), str(pkl), str(tmp_path / "show")])
+
+
+def test_wrapped_train_set_loads_through_the_inner_dataset(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    config = write_bccd_config(tmp_path, shared_data)
+    dataset = build_test_dataset(load_config(config).cfg)
+    results = perfect_results(dataset)
+    results[1] = [np.zeros((0, 5), np.float32)] * 3  # 00011: nothing found -> mAP 0
+    pkl = dump(results, tmp_path / "results.pkl")
+    with open(config, "a") as f:  # the wrapper's own pipeline loads nothing
+        f.write(
+            "data['train'] = dict(type='MultiImageMixDataset', pipeline=[\n"
+            "    dict(type='Mosaic', img_scale=(320, 240)), dict(type='RandomFlip')],\n"
+            "    dataset=dict(type='RepeatDataset', times=2, dataset=dict(\n"
+            "        type='ClassBalancedDataset', oversample_thr=0.1,\n"
+            "        dataset=dict(**common, pipeline=train_pipeline))))\n"
+        )
+    show_dir = tmp_path / "show"
+    assert main(["analyze-results", str(config), str(pkl), str(show_dir), "--topk", "1"]) == 0
+    assert [p.name for p in (show_dir / "bad").iterdir()] == ["BloodImage_00011_0.0.jpg"]
+    drawn = imread(show_dir / "bad" / "BloodImage_00011_0.0.jpg")
+    assert drawn.shape == (2 * 480, 640, 3)  # original frame: the loading steps only
+    original = imread(shared_data / "bccd" / "BCCD" / "JPEGImages" / "BloodImage_00011.jpg")
+    top, bottom = drawn[:480].astype(int), drawn[480:].astype(int)
+    assert (np.abs(top - original).sum(-1) > 60).sum() > 1000  # 19 GT boxes read and drawn
+    assert (np.abs(bottom - original).sum(-1) > 60).sum() == 0  # no predictions
+
+    # a train pipeline with no loading step is named, not a KeyError
+    with open(config, "a") as f:
+        f.write("data['train']['dataset']['dataset']['dataset']['pipeline'] = [\n"
+                "    dict(type='RandomFlip')]\n")  # fmt: skip
+    with pytest.raises(SystemExit, match=r"data\.train\.dataset\.dataset\.dataset\.pipeline has no "
+                       r"loading step .*\['RandomFlip'\]"):  # fmt: skip
+        main(["analyze-results", str(config), str(pkl), str(tmp_path / "again")])

@@ -48,6 +48,15 @@ def test_eval_metric_map_equals_the_hand_computed_recall(
     assert set(metrics) == {"AP50", "AP75", "mAP"}
     assert metrics["AP75"] == round(expected, 3)  # perfect boxes match at any IoU
 
+    # every EvalHook argument is dropped (val_loss, by_epoch, ...), and the config's
+    # eval_kwargs reach dataset.evaluate like the hook's
+    assert main(["eval-metric", str(config), str(pkl), "--eval", "mAP", "--cfg-options",
+                 "evaluation.val_loss=False", "evaluation.by_epoch=True",
+                 "evaluation.eval_kwargs.iou_thr=[0.5,0.75]"]) == 0  # fmt: skip
+    metrics = _printed_metrics(capsys.readouterr().out)
+    assert set(metrics) == {"AP50", "AP75", "mAP"}
+    assert metrics["AP75"] == round(expected, 3)
+
 
 def test_eval_metric_errors_name_the_problem(
     tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
