@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from detforge.engine.checkpoint import CheckpointError, read_checkpoint_file
+from detforge.utils.checkpoint import CheckpointError, read_checkpoint_file
 from detforge.utils.fileio import atomic_write
 
 __all__ = ["RESUME_ONLY_META", "publish_model"]

@@ -290,8 +290,8 @@ def run_corruption_benchmark(
         ``{corruption: {severity: eval}}`` (eval as described in the module docstring; empty
         dicts when ``eval_types`` is empty).
     """
-    from detforge.apis.test import single_gpu_test
     from detforge.datasets.builder import build_dataloader, build_dataset
+    from detforge.engine.testing import single_gpu_test
 
     aggregated: dict[str, dict[int, Any]] = {}
     for corr_i, corruption in enumerate(corruptions):

@@ -6,8 +6,8 @@ from detforge.apis.inference import (
     init_detector,
     show_result_pyplot,
 )
-from detforge.apis.test import multi_gpu_test, single_gpu_test
 from detforge.apis.train import init_random_seed, set_random_seed, train_detector
+from detforge.engine.testing import multi_gpu_test, single_gpu_test
 
 __all__ = [
     "async_inference_detector",

@@ -122,9 +122,9 @@ def init_detector(
         >>> result = inference_detector(model, 'demo.jpg')  # doctest: +SKIP
     """
     import detforge.datasets  # noqa: F401  (registers datasets and transforms)
-    from detforge.engine.checkpoint import load_checkpoint
     from detforge.evaluation.class_names import COCO_CLASSES
     from detforge.models.builder import build_detector
+    from detforge.utils.checkpoint import load_checkpoint
 
     cfg = _load_cfg(config, cfg_options)
     if "model" not in cfg:

@@ -17,10 +17,10 @@ from torch import nn
 
 from detforge.datasets.builder import build_dataloader, build_dataset
 from detforge.engine.checkpoint_save import find_latest_checkpoint
-from detforge.engine.dist import get_dist_info
 from detforge.engine.optim import auto_scale_lr, build_optimizer
 from detforge.models.detectors.base import parse_losses
 from detforge.registry import HOOKS, build_module
+from detforge.utils.dist import get_dist_info
 
 __all__ = ["init_random_seed", "set_random_seed", "train_detector", "wrap_distributed"]
 
@@ -34,7 +34,7 @@ def init_random_seed(seed: int | None = None) -> int:
         >>> init_random_seed(7)
         7
     """
-    from detforge.engine.dist import sync_random_seed
+    from detforge.utils.dist import sync_random_seed
 
     return sync_random_seed(seed)
 

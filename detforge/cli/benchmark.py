@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from detforge.analysis.results import build_test_dataset
     from detforge.config import load_config
     from detforge.datasets.builder import build_dataloader
-    from detforge.engine.checkpoint import load_checkpoint
     from detforge.models.builder import build_detector
     from detforge.models.layers.fuse import fuse_conv_bn
+    from detforge.utils.checkpoint import load_checkpoint
 
     if args.repeat_num < 1 or args.max_iter < 1 or args.log_interval < 1:
         raise SystemExit(

@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 __all__ = [
@@ -101,6 +102,15 @@ def _curve_keys(log: Any) -> list[str]:
     return keys
 
 
+def _run_command(command: ModuleType, argv: list[str]) -> int:
+    """``command.run`` with ``argv`` parsed by the command's own ``detforge`` sub-parser."""
+    parser = argparse.ArgumentParser(prog="detforge")
+    sub = command.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args([sub.prog.split()[-1], *argv])
+    code: int = command.run(args)
+    return code
+
+
 def run_demo(
     work_dir: str | Path = "work_dirs/demo",
     config: str | Path | None = None,
@@ -130,7 +140,8 @@ def run_demo(
         RuntimeError: ``detforge train`` or ``detforge test`` failed (with its exit code).
     """
     from detforge.analysis.logs import load_json_log, plot_curve
-    from detforge.cli.main import main
+    from detforge.cli import test as test_command
+    from detforge.cli import train as train_command
 
     default_train, default_val, default_epochs = _QUICK if quick else _FULL
     num_train = default_train if num_train is None else num_train
@@ -148,8 +159,11 @@ def run_demo(
                     "checkpoint_config.interval=1", "lr_config.warmup_iters=2"]  # fmt: skip
     train_dir = work / "train"
     start = time.perf_counter()
-    code = main(["train", str(cfg_path), "--work-dir", str(train_dir), "--seed", str(seed),
-                 "--device", device, "--cfg-options", *options])  # fmt: skip
+    code = _run_command(
+        train_command,
+        [str(cfg_path), "--work-dir", str(train_dir), "--seed", str(seed), "--device", device,
+         "--cfg-options", *options],
+    )  # fmt: skip
     train_seconds = time.perf_counter() - start
     if code:
         raise RuntimeError(f"detforge train exited with code {code}")
@@ -162,9 +176,12 @@ def run_demo(
     show_dir = work / "predictions"
     results = work / "results.pkl"
     before = set(work.glob("eval_*.json"))
-    code = main(["test", str(cfg_path), str(checkpoint), "--eval", "bbox", "--out", str(results),
-                 "--show-dir", str(show_dir), "--work-dir", str(work), "--device", device,
-                 "--cfg-options", *_data_options(paths)])  # fmt: skip
+    code = _run_command(
+        test_command,
+        [str(cfg_path), str(checkpoint), "--eval", "bbox", "--out", str(results),
+         "--show-dir", str(show_dir), "--work-dir", str(work), "--device", device,
+         "--cfg-options", *_data_options(paths)],
+    )  # fmt: skip
     if code:
         raise RuntimeError(f"detforge test exited with code {code}")
     evals = sorted(set(work.glob("eval_*.json")) - before) or sorted(work.glob("eval_*.json"))

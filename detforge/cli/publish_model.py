@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from detforge.analysis.publish import publish_model
-    from detforge.engine.checkpoint import CheckpointError
+    from detforge.utils.checkpoint import CheckpointError
 
     try:
         path = publish_model(args.in_file, args.out_file)

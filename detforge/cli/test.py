@@ -88,10 +88,10 @@ def _predict(
     """Build the test set and the detector, run it; ``(dataset, results)`` (``None`` results
     on ranks other than 0)."""
     from detforge.apis.inference import replace_image_to_tensor
-    from detforge.apis.test import multi_gpu_test, single_gpu_test
     from detforge.datasets.builder import build_dataloader, build_dataset
-    from detforge.engine.checkpoint import load_checkpoint
+    from detforge.engine.testing import multi_gpu_test, single_gpu_test
     from detforge.models.builder import build_detector
+    from detforge.utils.checkpoint import load_checkpoint
 
     test_cfg = dict(cfg.data.test)
     test_cfg["test_mode"] = True
@@ -127,7 +127,7 @@ def _predict(
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from detforge.engine.dist import get_dist_info, init_dist, leave_process_group
+    from detforge.utils.dist import get_dist_info, init_dist, leave_process_group
 
     _check_args(args)
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg

@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     from detforge.analysis.robustness import format_robustness, run_corruption_benchmark
     from detforge.config import load_config
-    from detforge.engine.checkpoint import load_checkpoint
     from detforge.models.builder import build_detector
+    from detforge.utils.checkpoint import load_checkpoint
 
     corruptions = _check(args)
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg

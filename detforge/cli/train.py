@@ -128,8 +128,8 @@ def _configure(args: argparse.Namespace) -> Config:
 def run(args: argparse.Namespace) -> int:
     from detforge.apis.train import init_random_seed, set_random_seed, train_detector
     from detforge.datasets.builder import build_dataset
-    from detforge.engine.dist import get_dist_info, init_dist, leave_process_group
     from detforge.models.builder import build_detector
+    from detforge.utils.dist import get_dist_info, init_dist, leave_process_group
 
     cfg = _configure(args)
     distributed = args.launcher != "none"

@@ -27,8 +27,8 @@ from detforge.datasets.wrappers import (
     MultiImageMixDataset,
     RepeatDataset,
 )
-from detforge.engine.dist import get_dist_info
 from detforge.registry import DATASETS, build_module
+from detforge.utils.dist import get_dist_info
 
 __all__ = ["build_dataloader", "build_dataset", "worker_init_fn"]
 

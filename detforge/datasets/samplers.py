@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DistributedSampler as _TorchDistributedSampler
 from torch.utils.data import Sampler
 
-from detforge.engine.dist import get_dist_info, sync_random_seed
+from detforge.utils.dist import get_dist_info, sync_random_seed
 
 __all__ = [
     "DistributedGroupSampler",

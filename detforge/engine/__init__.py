@@ -3,11 +3,11 @@
 The runner, hooks and the train/test commands build on these (a later milestone).
 """
 
-from detforge.engine.checkpoint import load_checkpoint, read_checkpoint, resolve_checkpoint
 from detforge.engine.checkpoint_save import find_latest_checkpoint, save_checkpoint
-from detforge.engine.dist import get_dist_info, sync_random_seed
 from detforge.engine.lr import apply_lr, build_lr_schedule, init_base_lrs, lr_at
 from detforge.engine.optim import auto_scale_lr, build_optimizer, clip_grads
+from detforge.utils.checkpoint import load_checkpoint, read_checkpoint, resolve_checkpoint
+from detforge.utils.dist import get_dist_info, sync_random_seed
 
 __all__ = [
     "apply_lr",

@@ -36,9 +36,9 @@ from detforge.engine.checkpoint_save import (
     restore_rng_state,
     save_checkpoint,
 )
-from detforge.engine.dist import get_dist_info
 from detforge.engine.hooks.base import optimizers_of
 from detforge.errors import ConfigError
+from detforge.utils.dist import get_dist_info
 
 __all__ = [
     "apply_resumed_rng",

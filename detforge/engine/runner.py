@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from detforge.engine import resume as _resume
-from detforge.engine.checkpoint import load_checkpoint as _load_checkpoint
 from detforge.engine.checkpoint_save import capture_rng_state, restore_rng_state
 from detforge.engine.hooks import (
     STAGES,
@@ -34,6 +33,7 @@ from detforge.engine.hooks.training import register_training_hooks
 from detforge.engine.iter_loader import IterLoader
 from detforge.errors import ConfigError
 from detforge.registry import HOOKS, build_module
+from detforge.utils.checkpoint import load_checkpoint as _load_checkpoint
 
 __all__ = ["EpochBasedRunner", "IterBasedRunner", "build_runner"]
 

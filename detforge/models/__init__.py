@@ -21,7 +21,6 @@ from detforge.models.builder import (
     build_loss,
     build_neck,
 )
-from detforge.models.pretrained import load_pretrained
 
 __all__ = [
     "backbones",
@@ -33,7 +32,6 @@ __all__ = [
     "dense_heads",
     "detectors",
     "layers",
-    "load_pretrained",
     "losses",
     "necks",
     "roi_heads",

@@ -12,8 +12,8 @@ from torch import nn
 
 from detforge.analysis.publish import publish_model
 from detforge.cli.main import main
-from detforge.engine.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from detforge.engine.checkpoint_save import save_checkpoint
+from detforge.utils.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 
 
 def _training_checkpoint(path: Path) -> nn.Module:

@@ -112,10 +112,10 @@ def test_val_losses_are_logged_with_the_metrics(trained: dict[str, Any]) -> None
 def test_val_loss_equals_a_hand_built_loss_pass_and_keeps_metrics(trained: dict[str, Any]) -> None:
     from detforge.config import load_config
     from detforge.datasets.builder import build_dataloader, build_dataset
-    from detforge.engine.checkpoint import load_checkpoint
     from detforge.engine.hooks import EvalHook
     from detforge.engine.runner import EpochBasedRunner
     from detforge.models.builder import build_detector
+    from detforge.utils.checkpoint import load_checkpoint
 
     cfg = load_config(str(trained["config"]), cfg_options={"model.test_cfg.score_thr": 0.0}).cfg
     model = build_detector(cfg.model)
@@ -219,7 +219,7 @@ def test_class_count_mismatch_fails_before_the_first_iteration(tmp_path: Path, c
 
 def test_diff_seed_adds_the_rank(tmp_path: Path, monkeypatch: Any) -> None:
     import detforge.apis.train as apis_train
-    import detforge.engine.dist as dist
+    import detforge.utils.dist as dist
 
     config = _setup(tmp_path, max_epochs=1)
     seen: list[tuple[int, int]] = []

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import torch
 
-from detforge.apis.test import single_gpu_test
+from detforge.engine.testing import single_gpu_test
 from detforge.apis.train import set_random_seed, train_detector
 from detforge.config import load_config
 from detforge.datasets.builder import build_dataloader, build_dataset

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from detforge.engine.dist import get_dist_info
 from detforge.engine.hooks import Hook
 from detforge.registry import HOOKS
+from detforge.utils.dist import get_dist_info
 
 __all__ = ["RankRecordHook", "StallHook"]
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 import detforge
-from detforge.engine.checkpoint import load_checkpoint
 from detforge.engine.checkpoint_save import find_latest_checkpoint, save_checkpoint
+from detforge.utils.checkpoint import load_checkpoint
 
 
 class Tiny(nn.Module):

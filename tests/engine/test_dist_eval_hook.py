@@ -19,9 +19,9 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import Dataset
 
-from detforge.apis.test import multi_gpu_test
 from detforge.datasets.builder import build_dataloader
 from detforge.engine.hooks import DistEvalHook, LogBuffer
+from detforge.engine.testing import multi_gpu_test
 
 SIZE = 5
 

@@ -12,7 +12,9 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.engine.hooks.base import Hook
+from detforge.engine.testing import multi_gpu_test, single_gpu_test
 from detforge.registry import HOOKS
+from detforge.utils.dist import get_dist_info
 
 __all__ = ["DistEvalHook", "EvalHook"]
 
@@ -33,7 +35,7 @@ class EvalHook(Hook):
             picks the first key the evaluation returns.
         rule: ``'greater'`` or ``'less'``; inferred from the key when None.
         test_fn: ``(model, dataloader) -> results``; default
-            :func:`detforge.apis.test.single_gpu_test`.
+            :func:`detforge.engine.testing.single_gpu_test`.
         dynamic_intervals: ``[(milestone, interval), ...]``: from epoch ``milestone`` on,
             evaluate every ``interval``.
         metric: Passed to ``evaluate``.
@@ -77,8 +79,6 @@ class EvalHook(Hook):
         self.save_best = save_best
         self.rule = rule
         if test_fn is None:
-            from detforge.apis.test import single_gpu_test
-
             test_fn = single_gpu_test
         self.test_fn: Callable[..., Any] = test_fn
         self.dynamic_intervals = sorted(dynamic_intervals or [])
@@ -213,7 +213,7 @@ class DistEvalHook(EvalHook):
 
     Args (besides :class:`EvalHook`'s):
         tmpdir: Gather the ranks' results through pickles in this shared folder (see
-            :func:`detforge.apis.test.multi_gpu_test`).
+            :func:`detforge.engine.testing.multi_gpu_test`).
         gpu_collect: Gather them with ``all_gather`` (also the default without ``tmpdir``).
         broadcast_bn_buffer: Before testing, copy rank 0's BatchNorm ``running_mean`` and
             ``running_var`` to the other ranks (DDP does not synchronise them), so every rank
@@ -259,13 +259,10 @@ class DistEvalHook(EvalHook):
             **extra_eval_kwargs,
         )
         if test_fn is None:
-            from detforge.apis.test import multi_gpu_test
-
             self.test_fn = partial(multi_gpu_test, tmpdir=tmpdir, gpu_collect=gpu_collect)
         self.broadcast_bn_buffer = broadcast_bn_buffer
 
     def _do_evaluate(self, runner: Any) -> None:
-        from detforge.engine.dist import get_dist_info
 
         if self.broadcast_bn_buffer and get_dist_info()[1] > 1:
             _broadcast_bn_buffers(runner.model)

@@ -191,7 +191,7 @@ class TextLoggerHook(LoggerHook):
         self.start_iter = runner.iter
         if runner.work_dir is None:
             return
-        from detforge.engine.dist import get_dist_info
+        from detforge.utils.dist import get_dist_info
 
         if get_dist_info()[0] != 0:
             return

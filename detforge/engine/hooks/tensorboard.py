@@ -52,7 +52,7 @@ class TensorboardLoggerHook(LoggerHook):
         self.writer: Any = None
 
     def before_run(self, runner: Any) -> None:
-        from detforge.engine.dist import get_dist_info
+        from detforge.utils.dist import get_dist_info
 
         if get_dist_info()[0] != 0:
             return

@@ -187,7 +187,7 @@ def build_val_loss_loader(val_loader: Any, train_dataset: Any) -> Any:
         ConfigError: the val set has no annotations or the pipeline cannot be derived.
     """
     from detforge.datasets.builder import build_dataloader
-    from detforge.engine.dist import get_dist_info
+    from detforge.utils.dist import get_dist_info
 
     dataset = val_loader.dataset
     if not hasattr(dataset, "pre_pipeline") or not has_annotations(dataset):

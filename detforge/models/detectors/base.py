@@ -19,7 +19,6 @@ from torch import nn
 
 from detforge.models.layers import apply_init_cfg
 from detforge.registry import MODELS, build_module
-from detforge.visualization import draw_result
 
 __all__ = ["DetectorMixin", "build_child", "parse_losses"]
 
@@ -143,6 +142,8 @@ class DetectorMixin:
         Class names come from ``self.CLASSES`` (set from the checkpoint or dataset). Returns
         the drawn image unless it was shown or written to ``out_file``.
         """
+        from detforge.visualization import draw_result  # matplotlib/OpenCV drawing: load on use
+
         drawn = draw_result(
             img, result, class_names=getattr(self, "CLASSES", None), score_thr=score_thr,
             bbox_color=bbox_color, text_color=text_color, mask_color=mask_color,

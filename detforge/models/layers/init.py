@@ -26,15 +26,14 @@ against the whole class hierarchy rather than the direct bases only.
 ``init_cfg`` and then let each direct child with an ``init_weights`` method initialise itself
 (unless the ``init_cfg`` is a single ``Pretrained``, whose weights must not be overwritten).
 
-``Pretrained`` loads through a loader function: the one given to :func:`set_pretrained_loader`,
-else ``detforge.models.checkpoint.load_checkpoint`` when that module exists.
+``Pretrained`` loads through :func:`detforge.utils.checkpoint.load_pretrained` (local files
+and cached ``torchvision://``/``open-mmlab://`` names; never a download).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -51,6 +50,7 @@ from detforge.models.layers.weight_init import (
     xavier_init,
 )
 from detforge.registry import Registry, build_module
+from detforge.utils.checkpoint import load_pretrained
 
 __all__ = [
     "INITIALIZERS",
@@ -59,7 +59,6 @@ __all__ = [
     "KaimingInit",
     "NormalInit",
     "PretrainedInit",
-    "PretrainedLoader",
     "TruncNormalInit",
     "UniformInit",
     "XavierInit",
@@ -70,19 +69,12 @@ __all__ = [
     "initialize",
     "kaiming_init",
     "normal_init",
-    "set_pretrained_loader",
     "trunc_normal_init",
     "uniform_init",
     "xavier_init",
 ]
 
 INITIALIZERS = Registry("initializers")
-
-PretrainedLoader = Callable[[nn.Module, str, str | None, str | None], None]
-"""``loader(module, checkpoint, prefix, map_location)`` loads ``checkpoint`` into ``module``
-(non-strictly; with ``prefix``, only the entries under that prefix, prefix removed)."""
-
-_pretrained_loader: PretrainedLoader | None = None
 
 
 # ------------------------------------------------------------------------ initialisers
@@ -264,7 +256,8 @@ class Caffe2XavierInit(_LayerInit):
 
 @INITIALIZERS.register_module(name="Pretrained")
 class PretrainedInit:
-    """``Pretrained``: load ``checkpoint`` (non-strictly) through the pretrained loader.
+    """``Pretrained``: load ``checkpoint`` non-strictly (see
+    :func:`~detforge.utils.checkpoint.load_pretrained`).
 
     Args:
         checkpoint: Path or URL (``torchvision://resnet50``, ``open-mmlab://...``, http(s)).
@@ -280,55 +273,7 @@ class PretrainedInit:
         self.map_location = map_location
 
     def __call__(self, module: nn.Module, wholemodule: bool = False) -> None:
-        _get_pretrained_loader(self.checkpoint)(
-            module, self.checkpoint, self.prefix, self.map_location
-        )
-
-
-def set_pretrained_loader(fn: PretrainedLoader | None) -> None:
-    """Make ``Pretrained`` init call ``fn(module, checkpoint, prefix, map_location)``.
-
-    ``None`` restores the default (``detforge.models.checkpoint`` when it exists).
-    """
-    global _pretrained_loader
-    _pretrained_loader = fn
-
-
-def _get_pretrained_loader(checkpoint: str) -> PretrainedLoader:
-    if _pretrained_loader is not None:
-        return _pretrained_loader
-    try:
-        ckpt = importlib.import_module("detforge.models.checkpoint")
-    except ModuleNotFoundError as exc:
-        if exc.name != "detforge.models.checkpoint":
-            raise
-        ckpt = None
-    if ckpt is None or not hasattr(ckpt, "load_checkpoint"):
-        raise NotImplementedError(
-            f"init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}): no checkpoint loader "
-            "is available (detforge.models.checkpoint.load_checkpoint is missing; register one "
-            "with detforge.models.layers.init.set_pretrained_loader)"
-        )
-    return _default_loader(ckpt)
-
-
-def _default_loader(ckpt: Any) -> PretrainedLoader:
-    def load(module: nn.Module, checkpoint: str, prefix: str | None, where: str | None) -> None:
-        if prefix is None:
-            ckpt.load_checkpoint(module, checkpoint, map_location=where, strict=False)
-            return
-        with_prefix = getattr(ckpt, "load_checkpoint_with_prefix", None) or getattr(
-            ckpt, "_load_checkpoint_with_prefix", None
-        )
-        if with_prefix is None:
-            raise NotImplementedError(
-                f"init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix={prefix!r}):"
-                " detforge.models.checkpoint has no load_checkpoint_with_prefix"
-            )
-        state_dict = with_prefix(prefix, checkpoint, map_location=where)
-        module.load_state_dict(state_dict, strict=False)
-
-    return load
+        load_pretrained(module, self.checkpoint, self.prefix, self.map_location)
 
 
 # --------------------------------------------------------------------------- initialize

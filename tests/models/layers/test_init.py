@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,6 @@ from detforge.models.layers.init import (
     initialize,
     kaiming_init,
     normal_init,
-    set_pretrained_loader,
     trunc_normal_init,
     uniform_init,
     xavier_init,
@@ -181,53 +178,32 @@ def test_initialize_errors() -> None:
         initialize(net, "Kaiming")  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def _loader_reset() -> Iterator[None]:
-    yield
-    set_pretrained_loader(None)
-
-
-@pytest.mark.usefixtures("_loader_reset")
-def test_pretrained_calls_the_injected_loader() -> None:
-    calls: list[tuple[Any, ...]] = []
-
-    def loader(module: nn.Module, ckpt: str, prefix: str | None, where: str | None) -> None:
-        calls.append((module, ckpt, prefix, where))
-        constant_init(module.feat, 9)
-
-    set_pretrained_loader(loader)
+def test_pretrained_loads_a_checkpoint_file(tmp_path: Path) -> None:
+    source = _Net()
+    constant_init(source.feat, 9, bias=3)
+    path = tmp_path / "weights.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
     net = _Net()
-    initialize(net, dict(type="Pretrained", checkpoint="x.pth", prefix="backbone."))
-    assert calls == [(net, "x.pth", "backbone.", None)]
-    assert torch.all(net.feat.weight == 9)
+    initialize(net, dict(type="Pretrained", checkpoint=str(path), map_location="cpu"))
+    assert torch.all(net.feat.weight == 9) and torch.all(net.feat.bias == 3)
 
 
-def test_pretrained_without_loader_names_the_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "detforge.models.checkpoint", None)  # "not importable"
-    with pytest.raises(NotImplementedError, match="torchvision://resnet50"):
-        initialize(_Net(), dict(type="Pretrained", checkpoint="torchvision://resnet50"))
-
-
-def test_pretrained_uses_detforge_checkpoint_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("detforge.models.checkpoint")
-    seen: dict[str, Any] = {}
-
-    def load_checkpoint(model: nn.Module, filename: str, map_location: Any, strict: bool) -> None:
-        seen["full"] = (filename, map_location, strict)
-
-    def load_checkpoint_with_prefix(prefix: str, filename: str, map_location: Any) -> dict:
-        seen["prefix"] = (prefix, filename)
-        return {"feat.bias": torch.full((4,), 3.0)}
-
-    fake.load_checkpoint = load_checkpoint  # type: ignore[attr-defined]
-    fake.load_checkpoint_with_prefix = load_checkpoint_with_prefix  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "detforge.models.checkpoint", fake)
+def test_pretrained_with_prefix_loads_only_that_part(tmp_path: Path) -> None:
+    source = _Net()
+    constant_init(source.feat, 7)
+    path = tmp_path / "detector.pth"
+    torch.save({f"backbone.{k}": v for k, v in source.state_dict().items()}, path)
     net = _Net()
-    initialize(net, dict(type="Pretrained", checkpoint="a.pth", map_location="cpu"))
-    assert seen["full"] == ("a.pth", "cpu", False)
-    initialize(net, dict(type="Pretrained", checkpoint="b.pth", prefix="backbone."))
-    assert seen["prefix"] == ("backbone.", "b.pth")
-    assert torch.all(net.feat.bias == 3)
+    initialize(net, dict(type="Pretrained", checkpoint=str(path), prefix="backbone."))
+    assert torch.all(net.feat.weight == 7)
+    with pytest.raises(ValueError, match="no weights under the prefix 'neck'"):
+        initialize(net, dict(type="Pretrained", checkpoint=str(path), prefix="neck"))
+
+
+def test_pretrained_missing_file_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.pth"
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.pth"):
+        initialize(_Net(), dict(type="Pretrained", checkpoint=str(missing)))
 
 
 class _Child(nn.Module):
@@ -249,16 +225,16 @@ class _Parent(nn.Module):
         self.init_cfg = init_cfg
 
 
-@pytest.mark.usefixtures("_loader_reset")
-def test_apply_init_cfg_follows_base_module_semantics() -> None:
+def test_apply_init_cfg_follows_base_module_semantics(tmp_path: Path) -> None:
     parent = _Parent(dict(type="Constant", val=1, layer="Conv2d"))
     apply_init_cfg(parent, parent.init_cfg)
     assert parent.child.called == 1 and torch.all(parent.child.conv.weight == 5)  # child refines
     assert parent.plain[0].called == 0  # plain containers are not descended into
     assert torch.all(parent.plain[0].conv.weight == 1)
 
-    set_pretrained_loader(lambda module, ckpt, prefix, where: None)
-    loaded = _Parent(dict(type="Pretrained", checkpoint="c.pth"))
+    path = tmp_path / "c.pth"
+    torch.save(_Parent(None).state_dict(), path)
+    loaded = _Parent(dict(type="Pretrained", checkpoint=str(path)))
     apply_init_cfg(loaded, loaded.init_cfg)
     assert loaded.child.called == 0  # pretrained weights are not overwritten
     apply_init_cfg(loaded, None)

@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointError",
     "cache_dirs",
     "load_checkpoint",
+    "load_pretrained",
     "load_state_dict",
     "read_checkpoint",
     "read_checkpoint_file",
@@ -231,3 +232,23 @@ def load_checkpoint(
     load_state_dict(model, state, strict=strict, source=str(filename))
     (logger or _LOG).info("loaded checkpoint %s", filename)
     return checkpoint or {"state_dict": state}
+
+
+def load_pretrained(
+    module: nn.Module, checkpoint: str, prefix: str | None = None, map_location: str | None = None
+) -> None:
+    """Load ``checkpoint`` into ``module`` non-strictly (keys under ``prefix`` only, if given).
+
+    This is what ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` runs.
+
+    Raises:
+        CheckpointError: the file is missing (the message says where to put it).
+        ValueError: no key of the checkpoint starts with ``prefix``.
+    """
+    _, state = read_checkpoint(checkpoint, map_location or "cpu")
+    if prefix:
+        head = prefix if prefix.endswith(".") else prefix + "."
+        state = OrderedDict((k[len(head) :], v) for k, v in state.items() if k.startswith(head))
+        if not state:
+            raise ValueError(f"{checkpoint}: no weights under the prefix '{prefix}'")
+    load_state_dict(module, state, strict=False, source=checkpoint)

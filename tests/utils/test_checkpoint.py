@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from detforge.engine.checkpoint import (
+from detforge.utils.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_state_dict,

@@ -16,8 +16,8 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import Dataset
 
-from detforge.apis.test import merge_parts, multi_gpu_test
 from detforge.datasets.builder import build_dataloader
+from detforge.engine.testing import merge_parts, multi_gpu_test
 
 SIZE = 5
 

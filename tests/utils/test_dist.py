@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch.distributed as dist
 
-from detforge.engine.dist import get_dist_info, init_dist, slurm_environ, slurm_first_host
+from detforge.utils.dist import get_dist_info, init_dist, slurm_environ, slurm_first_host
 
 KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 SLURM_KEYS = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST", "SLURM_LOCALID", "PORT")

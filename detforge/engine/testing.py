@@ -18,9 +18,9 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from detforge.engine.dist import get_dist_info
 from detforge.structures.masks import encode_mask_results
 from detforge.utils.device import model_device, to_device
+from detforge.utils.dist import get_dist_info
 from detforge.utils.image import imread
 
 __all__ = [
