@@ -7,11 +7,14 @@ generators, IoU calculators), ``DATASETS``, ``TRANSFORMS``, ``HOOKS``, ``OPTIMIZ
 ``MODELS``; ``BBOX_ASSIGNERS``, ``BBOX_SAMPLERS``, ``BBOX_CODERS``, ``PRIOR_GENERATORS``,
 ``ANCHOR_GENERATORS``, ``IOU_CALCULATORS`` are ``TASK_UTILS``; ``PIPELINES`` is ``TRANSFORMS``.
 
-A config dict ``dict(type=..., **kwargs)`` names a registered class (or function) by string,
-or passes the class itself. Errors name the config path (``model.rpn_head.anchor_generator``):
-an unknown ``type`` lists the closest registered names, an unexpected keyword the closest
-accepted one. Nested builds find their own path: a component that calls ``build_module`` on
-one of its arguments gets ``<parent path>.<argument name>`` without passing anything.
+A config dict (:data:`Cfg`) ``dict(type=..., **kwargs)`` names a registered class (or function)
+by string, or passes the class itself; an object that is already built passes through
+:func:`build_module` unchanged, so a component typed ``Cfg | nn.Module`` takes either. Errors
+name the config path (``model.rpn_head.anchor_generator``): an unknown ``type`` lists the
+closest registered names, an unexpected keyword the closest accepted one (keywords a class
+forwards to its base class through ``**kwargs`` are checked against the base's signature).
+Nested builds find their own path: a component that calls ``build_module`` on one of its
+arguments gets ``<parent path>.<argument name>`` without passing anything.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from detforge.errors import (
     ConfigError,
@@ -53,9 +56,14 @@ __all__ = [
     "SHARED_HEADS",
     "TASK_UTILS",
     "TRANSFORMS",
+    "Cfg",
     "Registry",
     "build_module",
 ]
+
+Cfg: TypeAlias = Mapping[str, Any]
+"""A config dict: ``dict(type=NameOrClass, **kwargs)`` for a component, or a plain settings dict
+(``train_cfg``, ``test_cfg``). Components take their children as ``Cfg | <built type>``."""
 
 T = TypeVar("T")
 _Obj = Callable[..., Any]
@@ -185,6 +193,9 @@ class Registry:
         return build_module(cfg, self, default_args, path=path)
 
 
+_PLAIN_VALUES = (str, bytes, bool, int, float, list, tuple, set)
+
+
 def _same(value: Any, target: Mapping[str, Any]) -> bool:
     try:
         return isinstance(value, Mapping) and bool(value == target)
@@ -247,17 +258,42 @@ def _default_path(cfg: Mapping[str, Any]) -> str:
     return f"{parent_path}.{key}" if key is not None else f"{parent_path}.<{label}>"
 
 
-def _check_arguments(obj: _Obj, args: Mapping[str, Any], path: str, label: str) -> None:
+def _parameters(obj: _Obj) -> list[inspect.Parameter] | None:
+    """The keyword parameters ``obj`` accepts, following ``**kwargs`` that a class's
+    ``__init__`` forwards to its base classes (``None``: anything goes, e.g. a builtin)."""
     try:
-        signature = inspect.signature(obj)
+        own = list(inspect.signature(obj).parameters.values())
     except (TypeError, ValueError):  # some builtins have no signature; let the call decide
-        return
-    params = signature.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own):
+        return own
+    if not inspect.isclass(obj):
+        return None
+    # the class's own __init__ takes **kwargs: they go to the next __init__ up the MRO
+    owner = next((c for c in obj.__mro__ if "__init__" in vars(c)), None)
+    if owner is None or owner.__module__.split(".")[0] in {"torch", "builtins"}:
+        return None
+    bases = owner.__mro__[1:]
+    parent = next((c for c in bases if "__init__" in vars(c)), None)
+    if parent is None or parent.__module__.split(".")[0] in {"torch", "builtins"}:
+        return None
+    inherited = _parameters(parent)
+    if inherited is None:
+        return None
+    named = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    seen = {p.name for p in named}
+    # the parent's parameters count as optional here: the subclass may supply them itself
+    extra = [p.replace(default=None) for p in inherited if p.name not in seen]
+    return named + extra
+
+
+def _check_arguments(obj: _Obj, args: Mapping[str, Any], path: str, label: str) -> None:
+    params = _parameters(obj)
+    if params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return
     accepted = [
-        name
-        for name, p in params.items()
+        p.name
+        for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     ]
     for key in args:
@@ -267,28 +303,30 @@ def _check_arguments(obj: _Obj, args: Mapping[str, Any], path: str, label: str) 
                 f"(accepted: {', '.join(accepted)})"
             )
     missing = [
-        name
-        for name, p in params.items()
+        p.name
+        for p in params
         if p.default is inspect.Parameter.empty
         and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        and name not in args
+        and p.name not in args
     ]
     if missing:
         raise ConfigKeyError(f"{path}: {label} needs {', '.join(repr(m) for m in missing)}")
 
 
 def build_module(
-    cfg: Mapping[str, Any],
+    cfg: Cfg | Any,
     registry: Registry,
     default_args: Mapping[str, Any] | None = None,
     *,
     path: str | None = None,
 ) -> Any:
-    """Build the object that ``cfg`` describes.
+    """Build the object that ``cfg`` describes, or pass an already built object through.
 
     Args:
         cfg: ``dict(type=NameOrClass, **kwargs)``. ``type`` is looked up in ``registry`` when
-            it is a string, and used as is when it is a class or function.
+            it is a string, and used as is when it is a class or function. Anything that is
+            not a dict (nor a plain value such as a string or a list) is taken to be the built
+            object and returned unchanged; ``default_args`` are then not applied.
         registry: The registry for this concept.
         default_args: Keyword arguments used where ``cfg`` does not set them.
         path: Config path for error messages (e.g. ``'model.neck'``); found automatically for
@@ -312,7 +350,11 @@ def build_module(
         detforge.errors.UnexpectedKeyError: model.neck: unexpected key 'out_channel' for FPN; ...
     """
     if not isinstance(cfg, Mapping):
-        raise ConfigTypeError(f"{path or registry.name}: expected a config dict, got {type(cfg)}")
+        if cfg is None or isinstance(cfg, _PLAIN_VALUES):
+            raise ConfigTypeError(
+                f"{path or registry.name}: expected a config dict, got {type(cfg).__name__} {cfg!r}"
+            )
+        return cfg
     where = path or _default_path(cfg)
     if "type" not in cfg and (default_args is None or "type" not in default_args):
         raise ConfigKeyError(f"{where}: the config dict has no 'type' key: {dict(cfg)}")

@@ -362,6 +362,43 @@ def test_constructor_with_var_kwargs_accepts_any_key():
     assert obj.kwargs == dict(whatever=2, num_clases=3)
 
 
+def test_a_built_object_passes_through_unchanged():
+    reg = _head_registry()
+    built = object()
+    assert build_module(built, reg) is built
+    assert build_module(built, reg, dict(num_classes=3)) is built  # defaults need a dict
+
+
+class _Base:
+    def __init__(self, num_classes, in_channels, feat_channels=256, loss=None):
+        self.args = (num_classes, in_channels, feat_channels, loss)
+
+
+class _Child(_Base):
+    def __init__(self, num_classes, stacked_convs=4, **kwargs):
+        self.stacked_convs = stacked_convs
+        super().__init__(num_classes, **kwargs)
+
+
+class _GrandChild(_Child):
+    def __init__(self, num_classes, extra=None, **kwargs):
+        self.extra = extra
+        super().__init__(num_classes, **kwargs)
+
+
+def test_keywords_forwarded_to_the_base_class_are_checked_there():
+    reg = Registry("heads")
+    reg.register_module(module=_GrandChild)
+    obj = build_module(
+        dict(type="_GrandChild", num_classes=3, in_channels=8, stacked_convs=2, extra=1), reg
+    )
+    assert obj.args == (3, 8, 256, None) and obj.stacked_convs == 2 and obj.extra == 1
+    with pytest.raises(UnexpectedKeyError, match=r"'feat_channel'.*did you mean 'feat_channels'"):
+        build_module(dict(type="_GrandChild", num_classes=3, feat_channel=8), reg, path="m.h")
+    with pytest.raises(ConfigKeyError, match="needs 'num_classes'"):
+        build_module(dict(type="_GrandChild", in_channels=8), reg, path="m.h")
+
+
 def test_error_inside_constructor_gets_a_note():
     reg = Registry("boom")
 

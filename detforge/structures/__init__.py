@@ -48,6 +48,7 @@ The results dict
     meta_keys)`` keeps the listed keys plus ``img_metas``, a plain dict of the meta keys. The
     detector's ``forward_train(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None,
     gt_masks=None, ...)`` receives the same names; no key is renamed between loader and loss.
+    The keys of one ``img_metas`` entry are typed by :class:`ImgMeta`.
 
 Detection results (the v2 format)
     Per image, a list over classes of ``float32`` ``ndarray[n, 5]`` rows ``x1, y1, x2, y2,
@@ -84,6 +85,7 @@ from detforge.structures.bbox import (
     roi2bbox,
 )
 from detforge.structures.det_result import DetResult
+from detforge.structures.img_meta import ImgMeta
 from detforge.structures.masks import (
     BaseInstanceMasks,
     BitmapMasks,
@@ -98,6 +100,7 @@ __all__ = [
     "BaseInstanceMasks",
     "BitmapMasks",
     "DetResult",
+    "ImgMeta",
     "InstanceMasks",
     "PolygonMasks",
     "bbox2distance",

@@ -25,6 +25,7 @@ __all__ = [
     "get_dist_info",
     "init_dist",
     "leave_process_group",
+    "reduce_mean",
     "slurm_environ",
     "slurm_first_host",
     "sync_random_seed",
@@ -202,3 +203,17 @@ def leave_process_group() -> None:
     """Destroy the default process group, if one was joined (end of a distributed command)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean of ``tensor`` over the distributed ranks (``tensor`` itself when not distributed).
+
+    Example:
+        >>> reduce_mean(torch.tensor(4.0))
+        tensor(4.)
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    out = tensor.clone()
+    dist.all_reduce(out.div_(dist.get_world_size()), op=dist.ReduceOp.SUM)
+    return out
