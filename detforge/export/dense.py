@@ -1,6 +1,6 @@
 """Dense-head post-processing as a traceable graph (RetinaNet, ATSS, FCOS, GFL, VFNet, RPN).
 
-It reproduces :func:`detforge.models.dense_heads.dense_test.dense_get_bboxes_single` (v2's
+It reproduces :meth:`detforge.models.dense_heads.BaseDenseHead._get_bboxes_single` (v2's
 ``BaseDenseHead._get_bboxes_single``) for one image: per level the ``nms_pre`` best
 ``(prior, class)`` pairs above ``score_thr``, boxes decoded by the head's coder and clipped to
 the input, score factors (centerness) multiplied in, then class-wise NMS and ``max_per_img``.

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from detforge.ops import batched_nms, multiclass_nms, nms
+from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping, bbox_mapping_back
 
 __all__ = [
@@ -30,10 +31,8 @@ __all__ = [
     "rpn_aug_test",
 ]
 
-Meta = Mapping[str, Any]
 
-
-def _back(bboxes: torch.Tensor, meta: Meta) -> torch.Tensor:
+def _back(bboxes: torch.Tensor, meta: ImgMeta) -> torch.Tensor:
     return bbox_mapping_back(
         bboxes,
         meta["img_shape"],
@@ -44,7 +43,7 @@ def _back(bboxes: torch.Tensor, meta: Meta) -> torch.Tensor:
 
 
 def merge_aug_proposals(
-    aug_proposals: Sequence[torch.Tensor], img_metas: Sequence[Meta], cfg: Mapping[str, Any]
+    aug_proposals: Sequence[torch.Tensor], img_metas: Sequence[ImgMeta], cfg: Mapping[str, Any]
 ) -> torch.Tensor:
     """One image's proposals from every view, in the original frame, NMS'ed and cut."""
     cfg = copy.deepcopy(dict(cfg))
@@ -64,7 +63,7 @@ def merge_aug_proposals(
 def merge_aug_bboxes(
     aug_bboxes: Sequence[torch.Tensor],
     aug_scores: Sequence[torch.Tensor] | None,
-    img_metas: Sequence[Sequence[Meta]],
+    img_metas: Sequence[Sequence[ImgMeta]],
     mode: str = "mean",
 ) -> Any:
     """Map each view's boxes back; ``'mean'`` averages views (R-CNN), ``'concat'`` pools them."""
@@ -79,7 +78,7 @@ def merge_aug_bboxes(
     return bboxes, scores
 
 
-def _to_frame(det_bboxes: torch.Tensor, meta: Meta, rescale: bool) -> torch.Tensor:
+def _to_frame(det_bboxes: torch.Tensor, meta: ImgMeta, rescale: bool) -> torch.Tensor:
     """Merged boxes are in the original frame; without ``rescale`` scale them like view 0."""
     if rescale:
         return det_bboxes
@@ -91,7 +90,7 @@ def _to_frame(det_bboxes: torch.Tensor, meta: Meta, rescale: bool) -> torch.Tens
 def dense_aug_test(
     head: Any,
     feats: Sequence[Sequence[torch.Tensor]],
-    img_metas: Sequence[Sequence[Meta]],
+    img_metas: Sequence[Sequence[ImgMeta]],
     rescale: bool = False,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """A dense head over several views of one image: ``[(det_bboxes, det_labels)]``."""
@@ -116,7 +115,7 @@ def dense_aug_test(
 
 
 def rpn_aug_test(
-    rpn_head: Any, feats: Sequence[Sequence[torch.Tensor]], img_metas: Sequence[Sequence[Meta]]
+    rpn_head: Any, feats: Sequence[Sequence[torch.Tensor]], img_metas: Sequence[Sequence[ImgMeta]]
 ) -> list[torch.Tensor]:
     """Merged proposals per image, in the original frame."""
     per_image: list[list[torch.Tensor]] = [[] for _ in img_metas[0]]
@@ -133,7 +132,7 @@ def roi_aug_test(
     roi_head: Any,
     feats: Sequence[Sequence[torch.Tensor]],
     proposal_list: Sequence[torch.Tensor],
-    img_metas: Sequence[Sequence[Meta]],
+    img_metas: Sequence[Sequence[ImgMeta]],
     rescale: bool = False,
 ) -> list[list[Any]]:
     """A RoI head over several views of one image: v2 results ``[[ndarray[n, 5]] * C]``."""

@@ -23,11 +23,10 @@ from detforge.models.layers import (
     build_norm_layer,
 )
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck
-from detforge.registry import MODELS
+from detforge.registry import MODELS, Cfg
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetV1d"]
 
-_Cfg = Mapping[str, Any]
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
@@ -92,10 +91,10 @@ class ResNet(nn.Module):
         deep_stem: bool = False,
         avg_down: bool = False,
         frozen_stages: int = -1,
-        conv_cfg: _Cfg | None = None,
-        norm_cfg: _Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
         norm_eval: bool = True,
-        dcn: _Cfg | None = None,
+        dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
         plugins: Any = None,
         with_cp: bool = False,
@@ -174,7 +173,7 @@ class ResNet(nn.Module):
         num_blocks: int,
         stride: int,
         dilation: int,
-        dcn: _Cfg | None,
+        dcn: Cfg | None,
         init_cfg: _InitCfg,
     ) -> nn.Module:
         """Build one stage (a :class:`~detforge.models.layers.ResLayer` of ``self.block``)."""
@@ -282,7 +281,7 @@ def _check_stages(
     strides: Sequence[int],
     dilations: Sequence[int],
     out_indices: Sequence[int],
-    dcn: _Cfg | None,
+    dcn: Cfg | None,
     stage_with_dcn: Sequence[bool],
 ) -> None:
     if not 1 <= num_stages <= 4:
@@ -359,10 +358,10 @@ class ResNetV1d(ResNet):
         out_indices: Sequence[int] = (0, 1, 2, 3),
         style: str = "pytorch",
         frozen_stages: int = -1,
-        conv_cfg: _Cfg | None = None,
-        norm_cfg: _Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
         norm_eval: bool = True,
-        dcn: _Cfg | None = None,
+        dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
         plugins: Any = None,
         with_cp: bool = False,

@@ -8,11 +8,10 @@ from typing import Any, ClassVar
 from torch import nn
 
 from detforge.models.backbones.resnet import Bottleneck, ResNet
-from detforge.registry import MODELS
+from detforge.registry import MODELS, Cfg
 
 __all__ = ["ResNeXt"]
 
-_Cfg = Mapping[str, Any]
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
@@ -58,10 +57,10 @@ class ResNeXt(ResNet):
         deep_stem: bool = False,
         avg_down: bool = False,
         frozen_stages: int = -1,
-        conv_cfg: _Cfg | None = None,
-        norm_cfg: _Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
         norm_eval: bool = True,
-        dcn: _Cfg | None = None,
+        dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
         plugins: Any = None,
         with_cp: bool = False,

@@ -3,6 +3,7 @@
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
+from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
@@ -13,6 +14,7 @@ __all__ = [
     "ATSSHead",
     "AnchorFreeHead",
     "AnchorHead",
+    "BaseDenseHead",
     "FCOSHead",
     "GFLHead",
     "RPNHead",

@@ -10,24 +10,25 @@ positives. At test time the scores are multiplied by the sigmoid of the centerne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
-from detforge.models.dense_heads.dense_test import reduce_mean
+from detforge.models.dense_heads.base_dense_head import GN32, SIGMOID_BCE
 from detforge.models.layers.scale import Scale
 from detforge.models.utils import multi_apply
-from detforge.registry import MODELS, build_module
+from detforge.registry import MODELS, Cfg, build_module
+from detforge.structures import ImgMeta
+from detforge.utils.dist import reduce_mean
 
-__all__ = ["FCOSHead", "fcos_centerness_target"]
+__all__ = ["FCOS_REGRESS_RANGES", "FCOSHead", "fcos_centerness_target"]
 
-Cfg = Mapping[str, Any]
 INF = 1e8
-_GN32: Cfg = MappingProxyType(dict(type="GN", num_groups=32, requires_grad=True))
+#: v2's default largest-side ranges of the positives of each of the five FPN levels
+FCOS_REGRESS_RANGES = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, INF))
 
 
 def fcos_centerness_target(pos_bbox_targets: torch.Tensor) -> torch.Tensor:
@@ -80,31 +81,14 @@ class FCOSHead(AnchorFreeHead):
         self,
         num_classes: int,
         in_channels: int,
-        regress_ranges: Sequence[Sequence[float]] = (
-            (-1, 64),
-            (64, 128),
-            (128, 256),
-            (256, 512),
-            (512, INF),
-        ),
+        regress_ranges: Sequence[Sequence[float]] = FCOS_REGRESS_RANGES,
         center_sampling: bool = False,
         center_sample_radius: float = 1.5,
         norm_on_bbox: bool = False,
         centerness_on_reg: bool = False,
-        loss_cls: Cfg | None = None,
-        loss_bbox: Cfg | None = None,
-        loss_centerness: Cfg | None = None,
-        norm_cfg: Cfg | None = _GN32,
-        feat_channels: int = 256,
-        stacked_convs: int = 4,
-        strides: Sequence[int | Sequence[int]] = (4, 8, 16, 32, 64),
-        dcn_on_last_conv: bool = False,
-        conv_bias: bool | str = "auto",
-        bbox_coder: Cfg | None = None,
-        conv_cfg: Cfg | None = None,
-        train_cfg: Cfg | None = None,
-        test_cfg: Cfg | None = None,
-        init_cfg: Any = None,
+        loss_centerness: Cfg | nn.Module = SIGMOID_BCE,
+        norm_cfg: Cfg | None = GN32,
+        **kwargs: Any,
     ) -> None:
         self.regress_ranges = regress_ranges
         self.center_sampling = center_sampling
@@ -112,31 +96,17 @@ class FCOSHead(AnchorFreeHead):
         self.norm_on_bbox = norm_on_bbox
         self.centerness_on_reg = centerness_on_reg
         super().__init__(
-            num_classes,
-            in_channels,
-            feat_channels=feat_channels,
-            stacked_convs=stacked_convs,
-            strides=strides,
-            dcn_on_last_conv=dcn_on_last_conv,
-            conv_bias=conv_bias,
-            loss_cls=loss_cls,
-            loss_bbox=loss_bbox,
-            bbox_coder=bbox_coder,
-            conv_cfg=conv_cfg,
+            num_classes=num_classes,
+            in_channels=in_channels,
             norm_cfg=None if norm_cfg is None else dict(norm_cfg),
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            init_cfg=init_cfg,
+            **kwargs,
         )
         if len(self.regress_ranges) != self.prior_generator.num_levels:
             raise ValueError(
                 f"FCOSHead: {len(self.regress_ranges)} regress_ranges for "
                 f"{self.prior_generator.num_levels} strides"
             )
-        self.loss_centerness = build_module(
-            loss_centerness or dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0),
-            MODELS,
-        )
+        self.loss_centerness = build_module(loss_centerness, MODELS)
 
     def _init_layers(self) -> None:
         super()._init_layers()
@@ -151,7 +121,7 @@ class FCOSHead(AnchorFreeHead):
             self.forward_single, feats, list(self.scales), self.prior_generator.strides
         )
 
-    def forward_single(  # type: ignore[override]
+    def forward_single(  # type: ignore[override]  # v2's signature: the level's Scale, stride
         self, x: torch.Tensor, scale: nn.Module, stride: Sequence[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cls_score, bbox_pred, cls_feat, reg_feat = super().forward_single(x)
@@ -298,7 +268,7 @@ class FCOSHead(AnchorFreeHead):
         centernesses: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """``loss_cls``, ``loss_bbox`` and ``loss_centerness`` (scalars; ignore boxes unused)."""
@@ -323,8 +293,7 @@ class FCOSHead(AnchorFreeHead):
         flat_points = torch.cat([pts.repeat(num_imgs, 1) for pts in points])
 
         pos_inds = ((flat_labels >= 0) & (flat_labels < self.num_classes)).nonzero().reshape(-1)
-        num_pos_t = torch.tensor(len(pos_inds), dtype=torch.float, device=bbox_preds[0].device)
-        num_pos = max(reduce_mean(num_pos_t), 1.0)
+        num_pos = self._num_pos_avg(len(pos_inds), bbox_preds[0].device)
         loss_cls = self.loss_cls(flat_cls, flat_labels, avg_factor=num_pos)
 
         pos_bbox_preds = flat_bbox[pos_inds]

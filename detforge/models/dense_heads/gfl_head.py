@@ -8,13 +8,14 @@ The head is ATSS-shaped (one square anchor per location, ATSS assignment) but pr
   stride), read out by :class:`Integral` and trained with GIoU on the decoded box plus
   Distribution Focal Loss on the distributions.
 
-Targets come from :func:`~detforge.models.dense_heads.atss_head.atss_targets` (shared with
-``ATSSHead`` and ``VFNetHead``), with the ground-truth boxes themselves as box targets.
+Targets are ATSS's (:func:`~detforge.models.dense_heads.anchor_targets.anchor_targets` with the
+ATSS assigner), with the ground-truth boxes themselves as box targets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -22,20 +23,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from detforge.models.dense_heads.anchor_head import AnchorHead
-from detforge.models.dense_heads.atss_head import atss_targets
-from detforge.models.dense_heads.dense_test import bbox_post_process, reduce_mean
-from detforge.models.layers import ConvModule
+from detforge.models.dense_heads.base_dense_head import GN32, conv_tower, prior_init_cfg
 from detforge.models.layers.scale import Scale
-from detforge.models.utils import (
-    filter_scores_and_topk,
-    multi_apply,
-)
-from detforge.registry import MODELS, TASK_UTILS, build_module
+from detforge.models.task_modules.samplers import PseudoSampler
+from detforge.models.utils import multi_apply
+from detforge.registry import MODELS, Cfg, build_module
+from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox_overlaps
+from detforge.utils.dist import reduce_mean
 
 __all__ = ["GFLHead", "Integral", "anchor_centers"]
 
-Cfg = Mapping[str, Any]
+_GFL_ANCHORS: Cfg = MappingProxyType(
+    dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
+         strides=[8, 16, 32, 64, 128])
+)  # fmt: skip
+_DISTANCES: Cfg = MappingProxyType(dict(type="DistancePointBBoxCoder"))
+_QFL: Cfg = MappingProxyType(
+    dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0)
+)
+_GIOU: Cfg = MappingProxyType(dict(type="GIoULoss", loss_weight=2.0))
+_DFL: Cfg = MappingProxyType(dict(type="DistributionFocalLoss", loss_weight=0.25))
 
 
 def anchor_centers(anchors: torch.Tensor) -> torch.Tensor:
@@ -80,23 +88,22 @@ class Integral(nn.Module):
 class GFLHead(AnchorHead):
     """GFL head: ``stacked_convs`` GN conv towers, a QFL score conv and a distribution conv.
 
+    Takes :class:`AnchorHead`'s arguments plus the following.
+
     Args:
-        num_classes: Foreground classes.
-        in_channels: Channels of each input feature map.
         stacked_convs: 3x3 convs per tower.
         conv_cfg: Conv layer config of the towers.
         norm_cfg: Norm layer config of the towers.
         loss_dfl: Distribution Focal Loss config.
         bbox_coder: Point-distance coder config (``DistancePointBBoxCoder``).
         reg_max: Largest distance (in strides) of the discrete support.
-        feat_channels: Channels of the towers.
         anchor_generator: Prior generator config; one anchor per location is required.
-        reg_decoded_bbox: Accepted for v2 compatibility (GFL always regresses decoded boxes).
         loss_cls: Classification loss config (``QualityFocalLoss``).
         loss_bbox: Box loss config on decoded boxes (``GIoULoss``).
-        train_cfg: ``assigner`` (ATSS), ``allowed_border``, ``pos_weight``.
-        test_cfg: ``nms_pre``, ``score_thr``, ``nms``, ``max_per_img``.
-        init_cfg: Initialisation config.
+        init_cfg: Initialisation config (``None``: the 0.01 prior on ``gfl_cls``).
+
+    ``reg_decoded_bbox`` is accepted for v2 compatibility: GFL always regresses decoded boxes.
+    ``train_cfg`` holds the ``assigner`` (ATSS), ``allowed_border`` and ``pos_weight``.
 
     Example:
         >>> head = GFLHead(3, 8, stacked_convs=1, feat_channels=8,
@@ -112,54 +119,37 @@ class GFLHead(AnchorHead):
         in_channels: int,
         stacked_convs: int = 4,
         conv_cfg: Cfg | None = None,
-        norm_cfg: Cfg | None = None,
-        loss_dfl: Cfg | None = None,
-        bbox_coder: Cfg | None = None,
+        norm_cfg: Cfg | None = GN32,
+        loss_dfl: Cfg | nn.Module = _DFL,
+        bbox_coder: Cfg | object = _DISTANCES,
         reg_max: int = 16,
-        feat_channels: int = 256,
-        anchor_generator: Cfg | None = None,
-        reg_decoded_bbox: bool = False,
-        loss_cls: Cfg | None = None,
-        loss_bbox: Cfg | None = None,
-        train_cfg: Cfg | None = None,
-        test_cfg: Cfg | None = None,
+        anchor_generator: Cfg | object = _GFL_ANCHORS,
+        loss_cls: Cfg | nn.Module = _QFL,
+        loss_bbox: Cfg | nn.Module = _GIOU,
         init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
         self.stacked_convs = stacked_convs
         self.conv_cfg = conv_cfg
-        self.norm_cfg = (
-            norm_cfg if norm_cfg is not None else dict(type="GN", num_groups=32, requires_grad=True)
-        )
+        self.norm_cfg = norm_cfg
         self.reg_max = reg_max
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
-            feat_channels=feat_channels,
-            anchor_generator=anchor_generator or dict(
-                type="AnchorGenerator", ratios=[1.0], octave_base_scale=8,
-                scales_per_octave=1, strides=[8, 16, 32, 64, 128],
-            ),
-            bbox_coder=bbox_coder or dict(type="DistancePointBBoxCoder"),
-            reg_decoded_bbox=reg_decoded_bbox,
-            loss_cls=loss_cls or dict(
-                type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0
-            ),
-            loss_bbox=loss_bbox or dict(type="GIoULoss", loss_weight=2.0),
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            init_cfg=init_cfg if init_cfg is not None else dict(
-                type="Normal", layer="Conv2d", std=0.01,
-                override=dict(type="Normal", name="gfl_cls", std=0.01, bias_prob=0.01),
-            ),
-        )  # fmt: skip
-        # v2: GFL never samples, whatever the config says
-        self.sampling = False
-        if train_cfg:
-            self.sampler = build_module(dict(type="PseudoSampler"), TASK_UTILS)
-        self.integral = Integral(self.reg_max)
-        self.loss_dfl = build_module(
-            loss_dfl or dict(type="DistributionFocalLoss", loss_weight=0.25), MODELS
+            anchor_generator=anchor_generator,
+            bbox_coder=bbox_coder,
+            loss_cls=loss_cls,
+            loss_bbox=loss_bbox,
+            init_cfg=prior_init_cfg("gfl_cls") if init_cfg is None else init_cfg,
+            **kwargs,
         )
+        # GFL regresses decoded boxes whatever the config says; v2: it never samples either
+        self.reg_decoded_bbox = True
+        self.sampling = False
+        if self.train_cfg:
+            self.sampler = PseudoSampler()
+        self.integral = Integral(self.reg_max)
+        self.loss_dfl = build_module(loss_dfl, MODELS)
 
     def _init_layers(self) -> None:
         if self.num_base_priors != 1:
@@ -168,73 +158,30 @@ class GFLHead(AnchorHead):
                 f"{self.num_base_priors}"
             )
         self.relu = nn.ReLU(inplace=True)
-        self.cls_convs = nn.ModuleList()
-        self.reg_convs = nn.ModuleList()
-        for i in range(self.stacked_convs):
-            channels = self.in_channels if i == 0 else self.feat_channels
-            for tower in (self.cls_convs, self.reg_convs):
-                tower.append(
-                    ConvModule(
-                        channels,
-                        self.feat_channels,
-                        3,
-                        stride=1,
-                        padding=1,
-                        conv_cfg=self.conv_cfg,
-                        norm_cfg=self.norm_cfg,
-                    )
-                )
+        self.cls_convs = self._tower()
+        self.reg_convs = self._tower()
         self.gfl_cls = nn.Conv2d(self.feat_channels, self.cls_out_channels, 3, padding=1)
         self.gfl_reg = nn.Conv2d(self.feat_channels, 4 * (self.reg_max + 1), 3, padding=1)
         self.scales = nn.ModuleList([Scale(1.0) for _ in self.prior_generator.strides])
+
+    def _tower(self) -> nn.Sequential:
+        return conv_tower(
+            self.in_channels, self.feat_channels, self.stacked_convs, self.conv_cfg, self.norm_cfg
+        )
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], ...]:
         """Per level: scores ``[B, C, H, W]`` and side logits ``[B, 4 * (reg_max + 1), H, W]``."""
         return multi_apply(self.forward_single, feats, list(self.scales))
 
-    def forward_single(  # type: ignore[override]
+    def forward_single(  # type: ignore[override]  # v2's signature: the level's Scale
         self, x: torch.Tensor, scale: nn.Module
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        cls_feat = x
-        reg_feat = x
-        for conv in self.cls_convs:
-            cls_feat = conv(cls_feat)
-        for conv in self.reg_convs:
-            reg_feat = conv(reg_feat)
+        cls_feat = self.cls_convs(x)
+        reg_feat = self.reg_convs(x)
         return self.gfl_cls(cls_feat), scale(self.gfl_reg(reg_feat)).float()
 
-    # ---------------------------------------------------------------- targets
-    def get_targets(
-        self,
-        anchor_list: Sequence[Sequence[torch.Tensor]],
-        valid_flag_list: Sequence[Sequence[torch.Tensor]],
-        gt_bboxes_list: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
-        gt_bboxes_ignore_list: Sequence[torch.Tensor | None] | None = None,
-        gt_labels_list: Sequence[torch.Tensor | None] | None = None,
-        label_channels: int = 1,
-        unmap_outputs: bool = True,
-        return_sampling_results: bool = False,
-    ) -> tuple[Any, ...] | None:
-        """ATSS targets (see :func:`atss_targets`); the anchors come first in the tuple."""
-        if self.train_cfg is None:
-            raise ValueError("GFLHead.get_targets needs a train_cfg")
-        return atss_targets(
-            anchor_list,
-            valid_flag_list,
-            gt_bboxes_list,
-            img_metas,
-            assigner=self.assigner,
-            sampler=self.sampler,
-            num_classes=self.num_classes,
-            train_cfg=self.train_cfg,
-            gt_bboxes_ignore_list=gt_bboxes_ignore_list,
-            gt_labels_list=gt_labels_list,
-            unmap_outputs=unmap_outputs,
-        )
-
     # ------------------------------------------------------------------ losses
-    def loss_single(  # type: ignore[override]
+    def loss_single(  # type: ignore[override]  # v2's signature: anchors first, the stride
         self,
         anchors: torch.Tensor,
         cls_score: torch.Tensor,
@@ -294,7 +241,7 @@ class GFLHead(AnchorHead):
         bbox_preds: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor] | None,
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> dict[str, list[torch.Tensor]]:
         """``loss_cls``, ``loss_bbox`` and ``loss_dfl``, one tensor per level.
@@ -302,39 +249,17 @@ class GFLHead(AnchorHead):
         QFL is averaged over the positives; GIoU and DFL are weighted by each positive's best
         class score and averaged over the sum of those weights (over all levels).
         """
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        if len(featmap_sizes) != self.prior_generator.num_levels:
-            raise ValueError(
-                f"{len(featmap_sizes)} feature levels for {self.prior_generator.num_levels} "
-                "anchor levels"
-            )
-        device = cls_scores[0].device
-        anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, img_metas, device=device)
-        targets = self.get_targets(
-            anchor_list,
-            valid_flag_list,
-            gt_bboxes,
-            img_metas,
-            gt_bboxes_ignore_list=gt_bboxes_ignore,
-            gt_labels_list=gt_labels,
-        )
-        if targets is None:
-            raise RuntimeError("no anchor lies inside an image: check img_shape/pad_shape")
-        anchors, labels, label_weights, bbox_targets, _, num_total_pos, _ = targets
-        num_total_samples = reduce_mean(
-            torch.tensor(num_total_pos, dtype=torch.float, device=device)
-        ).item()
-        num_total_samples = max(num_total_samples, 1.0)
+        t = self._anchor_targets(cls_scores, gt_bboxes, gt_labels, img_metas, gt_bboxes_ignore)
         losses_cls, losses_bbox, losses_dfl, weight_sums = multi_apply(
             self.loss_single,
-            anchors,
+            t.anchors,
             cls_scores,
             bbox_preds,
-            labels,
-            label_weights,
-            bbox_targets,
+            t.labels,
+            t.label_weights,
+            t.bbox_targets,
             self.prior_generator.strides,
-            num_total_samples=num_total_samples,
+            num_total_samples=self._num_pos_avg(t.num_total_pos, cls_scores[0].device),
         )
         avg_factor = reduce_mean(sum(weight_sums)).clamp_(min=1).item()
         return dict(
@@ -344,44 +269,14 @@ class GFLHead(AnchorHead):
         )
 
     # --------------------------------------------------------------- inference
-    def _get_bboxes_single(
-        self,
-        cls_score_list: Sequence[torch.Tensor],
-        bbox_pred_list: Sequence[torch.Tensor],
-        score_factor_list: Sequence[torch.Tensor | None],
-        mlvl_priors: Sequence[torch.Tensor],
-        img_meta: Cfg,
-        cfg: Cfg | None,
-        rescale: bool = False,
-        with_nms: bool = True,
-    ) -> Any:
-        cfg = self.test_cfg if cfg is None else cfg
-        if cfg is None:
-            raise ValueError("GFLHead: no test_cfg for post-processing")
-        img_shape = img_meta["img_shape"]
-        nms_pre = cfg.get("nms_pre", -1)
-        mlvl_bboxes, mlvl_scores, mlvl_labels = [], [], []
-        for cls_score, bbox_pred, stride, priors in zip(
-            cls_score_list, bbox_pred_list, self.prior_generator.strides, mlvl_priors, strict=True
-        ):
-            distances = self.integral(bbox_pred.permute(1, 2, 0)) * stride[0]
-            scores = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels).sigmoid()
-            scores, labels, _, filtered = filter_scores_and_topk(
-                scores, cfg["score_thr"], nms_pre, dict(bbox_pred=distances, priors=priors)
-            )
-            assert filtered is not None
-            bboxes = self.bbox_coder.decode(
-                anchor_centers(filtered["priors"]), filtered["bbox_pred"], max_shape=img_shape
-            )
-            mlvl_bboxes.append(bboxes)
-            mlvl_scores.append(scores)
-            mlvl_labels.append(labels)
-        return bbox_post_process(
-            mlvl_scores,
-            mlvl_labels,
-            mlvl_bboxes,
-            img_meta["scale_factor"],
-            cfg,
-            rescale=rescale,
-            with_nms=with_nms,
-        )
+    def _flat_bbox_pred(self, bbox_pred: torch.Tensor, level: int) -> torch.Tensor:
+        """The expected side distances, in pixels."""
+        stride: int = self.prior_generator.strides[level][0]
+        distances: torch.Tensor = self.integral(bbox_pred.permute(1, 2, 0))
+        return distances * stride
+
+    def _decode_bboxes(
+        self, priors: torch.Tensor, bbox_pred: torch.Tensor, max_shape: Any
+    ) -> torch.Tensor:
+        """The distances are measured from the anchors' centres."""
+        return super()._decode_bboxes(anchor_centers(priors), bbox_pred, max_shape)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch import nn
 
 from detforge.models.dense_heads.anchor_head import AnchorHead
-from detforge.models.layers import ConvModule
-from detforge.registry import MODELS
+from detforge.models.dense_heads.base_dense_head import conv_tower, prior_init_cfg
+from detforge.registry import MODELS, Cfg
 
 __all__ = ["RetinaHead"]
 
-Cfg = Mapping[str, Any]
+_RETINA_ANCHORS: Cfg = MappingProxyType(
+    dict(type="AnchorGenerator", octave_base_scale=4, scales_per_octave=3,
+         ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128])
+)  # fmt: skip
 
 
 @MODELS.register_module()
@@ -33,15 +36,9 @@ class RetinaHead(AnchorHead):
         stacked_convs: int = 4,
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg | None = None,
-        anchor_generator: Cfg | None = None,
-        feat_channels: int = 256,
-        bbox_coder: Cfg | None = None,
-        reg_decoded_bbox: bool = False,
-        loss_cls: Cfg | None = None,
-        loss_bbox: Cfg | None = None,
-        train_cfg: Cfg | None = None,
-        test_cfg: Cfg | None = None,
+        anchor_generator: Cfg | object = _RETINA_ANCHORS,
         init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
         self.stacked_convs = stacked_convs
         self.conv_cfg = conv_cfg
@@ -49,51 +46,26 @@ class RetinaHead(AnchorHead):
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
-            feat_channels=feat_channels,
-            anchor_generator=anchor_generator or dict(
-                type="AnchorGenerator", octave_base_scale=4, scales_per_octave=3,
-                ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128],
-            ),
-            bbox_coder=bbox_coder,
-            reg_decoded_bbox=reg_decoded_bbox,
-            loss_cls=loss_cls,
-            loss_bbox=loss_bbox,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            init_cfg=init_cfg if init_cfg is not None else dict(
-                type="Normal", layer="Conv2d", std=0.01,
-                override=dict(type="Normal", name="retina_cls", std=0.01, bias_prob=0.01),
-            ),
-        )  # fmt: skip
+            anchor_generator=anchor_generator,
+            init_cfg=prior_init_cfg("retina_cls") if init_cfg is None else init_cfg,
+            **kwargs,
+        )
 
     def _init_layers(self) -> None:
         self.relu = nn.ReLU(inplace=True)
-        self.cls_convs = nn.ModuleList()
-        self.reg_convs = nn.ModuleList()
-        for i in range(self.stacked_convs):
-            channels = self.in_channels if i == 0 else self.feat_channels
-            for branch in (self.cls_convs, self.reg_convs):
-                branch.append(
-                    ConvModule(
-                        channels,
-                        self.feat_channels,
-                        3,
-                        stride=1,
-                        padding=1,
-                        conv_cfg=self.conv_cfg,
-                        norm_cfg=self.norm_cfg,
-                    )
-                )
+        self.cls_convs = self._tower()
+        self.reg_convs = self._tower()
         self.retina_cls = nn.Conv2d(
             self.feat_channels, self.num_base_priors * self.cls_out_channels, 3, padding=1
         )
         self.retina_reg = nn.Conv2d(self.feat_channels, self.num_base_priors * 4, 3, padding=1)
 
+    def _tower(self) -> nn.Sequential:
+        return conv_tower(
+            self.in_channels, self.feat_channels, self.stacked_convs, self.conv_cfg, self.norm_cfg
+        )
+
     def forward_single(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cls_feat = x
-        reg_feat = x
-        for conv in self.cls_convs:
-            cls_feat = conv(cls_feat)
-        for conv in self.reg_convs:
-            reg_feat = conv(reg_feat)
+        cls_feat = self.cls_convs(x)
+        reg_feat = self.reg_convs(x)
         return self.retina_cls(cls_feat), self.retina_reg(reg_feat)

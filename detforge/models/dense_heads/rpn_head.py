@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,11 +12,10 @@ from torch import nn
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.layers import ConvModule
 from detforge.ops import batched_nms
-from detforge.registry import MODELS
+from detforge.registry import MODELS, Cfg
+from detforge.structures import ImgMeta
 
 __all__ = ["RPNHead"]
-
-Cfg = Mapping[str, Any]
 
 
 @MODELS.register_module()
@@ -31,35 +29,10 @@ class RPNHead(AnchorHead):
     """
 
     def __init__(
-        self,
-        in_channels: int,
-        feat_channels: int = 256,
-        anchor_generator: Cfg | None = None,
-        bbox_coder: Cfg | None = None,
-        reg_decoded_bbox: bool = False,
-        loss_cls: Cfg | None = None,
-        loss_bbox: Cfg | None = None,
-        train_cfg: Cfg | None = None,
-        test_cfg: Cfg | None = None,
-        init_cfg: Any = None,
-        num_convs: int = 1,
+        self, in_channels: int, init_cfg: Any = None, num_convs: int = 1, **kwargs: Any
     ) -> None:
         self.num_convs = num_convs
-        super().__init__(
-            num_classes=1,
-            in_channels=in_channels,
-            feat_channels=feat_channels,
-            anchor_generator=anchor_generator,
-            bbox_coder=bbox_coder,
-            reg_decoded_bbox=reg_decoded_bbox,
-            loss_cls=loss_cls,
-            loss_bbox=loss_bbox,
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            init_cfg=init_cfg if init_cfg is not None else dict(
-                type="Normal", layer="Conv2d", std=0.01
-            ),
-        )  # fmt: skip
+        super().__init__(num_classes=1, in_channels=in_channels, init_cfg=init_cfg, **kwargs)
 
     def _init_layers(self) -> None:
         self.rpn_conv: nn.Module
@@ -87,12 +60,12 @@ class RPNHead(AnchorHead):
         x = F.relu(self.rpn_conv(x), inplace=True)
         return self.rpn_cls(x), self.rpn_reg(x)
 
-    def loss(  # type: ignore[override]
+    def loss(  # type: ignore[override]  # v2's signature: no gt_labels
         self,
         cls_scores: Sequence[torch.Tensor],
         bbox_preds: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> dict[str, list[torch.Tensor]]:
         """``loss_rpn_cls``/``loss_rpn_bbox`` (v2's signature: no labels, every GT is object)."""
@@ -105,12 +78,12 @@ class RPNHead(AnchorHead):
         bbox_pred_list: Sequence[torch.Tensor],
         score_factor_list: Sequence[torch.Tensor | None],
         mlvl_priors: Sequence[torch.Tensor],
-        img_meta: Cfg,
+        img_meta: ImgMeta,
         cfg: Cfg | None,
         rescale: bool = False,
         with_nms: bool = True,
     ) -> torch.Tensor:
-        cfg = copy.deepcopy(dict(self.test_cfg or {}) if cfg is None else dict(cfg))
+        cfg = self._test_cfg(cfg)
         nms_pre = cfg.get("nms_pre", -1)
         scores_l, preds_l, anchors_l, ids_l = [], [], [], []
         for level, (cls_score, bbox_pred, anchors) in enumerate(
@@ -133,7 +106,7 @@ class RPNHead(AnchorHead):
             anchors_l.append(anchors)
             ids_l.append(scores.new_full((scores.size(0),), level, dtype=torch.long))
         scores = torch.cat(scores_l)
-        proposals = self.bbox_coder.decode(
+        proposals: torch.Tensor = self.bbox_coder.decode(
             torch.cat(anchors_l), torch.cat(preds_l), max_shape=img_meta["img_shape"]
         )
         ids = torch.cat(ids_l)
@@ -150,7 +123,7 @@ class RPNHead(AnchorHead):
         return dets[: cfg["max_per_img"]]
 
     def simple_test_rpn(
-        self, x: Sequence[torch.Tensor], img_metas: Sequence[Cfg]
+        self, x: Sequence[torch.Tensor], img_metas: Sequence[ImgMeta]
     ) -> list[torch.Tensor]:
         """Proposals ``[N, 5]`` (x1, y1, x2, y2, score) per image, in the resized frame."""
         cls_scores, bbox_preds = self(x)

@@ -14,27 +14,42 @@ v2 built this class on ``ATSSHead`` and ``FCOSHead`` together; here it extends
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any, cast
 
 import torch
 from torch import nn
 
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
-from detforge.models.dense_heads.atss_head import atss_targets
-from detforge.models.dense_heads.dense_test import reduce_mean
-from detforge.models.dense_heads.fcos_head import FCOSHead
+from detforge.models.dense_heads.anchor_targets import anchor_targets
+from detforge.models.dense_heads.base_dense_head import GN32, prior_init_cfg
+from detforge.models.dense_heads.fcos_head import FCOS_REGRESS_RANGES, FCOSHead
 from detforge.models.layers import ConvModule, DeformConv2d
 from detforge.models.layers.scale import Scale
 from detforge.models.task_modules.prior_generators.point_generator import MlvlPointGenerator
+from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.models.utils import multi_apply
-from detforge.registry import MODELS, TASK_UTILS, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox_overlaps
+from detforge.utils.dist import reduce_mean
 
 __all__ = ["VFNetHead", "star_dcn_offset"]
 
-Cfg = Mapping[str, Any]
-INF = 1e8
+_FOCAL: Cfg = MappingProxyType(
+    dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
+)
+_VFL: Cfg = MappingProxyType(
+    dict(type="VarifocalLoss", use_sigmoid=True, alpha=0.75, gamma=2.0, iou_weighted=True,
+         loss_weight=1.0)
+)  # fmt: skip
+_GIOU_INIT: Cfg = MappingProxyType(dict(type="GIoULoss", loss_weight=1.5))
+_GIOU_REFINE: Cfg = MappingProxyType(dict(type="GIoULoss", loss_weight=2.0))
+_VFNET_ANCHORS: Cfg = MappingProxyType(
+    dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
+         center_offset=0.0, strides=[8, 16, 32, 64, 128])
+)  # fmt: skip
 _NORM_TYPES = ("reg_denom", "stride")
 
 # sampling points of the 3x3 star, row-major like the kernel: (which side gives y, which x);
@@ -92,11 +107,9 @@ def star_dcn_offset(bbox_pred: torch.Tensor, gradient_mul: float, stride: float)
 
 @MODELS.register_module()
 class VFNetHead(AnchorFreeHead):
-    """VarifocalNet head.
+    """VarifocalNet head: :class:`AnchorFreeHead`'s arguments plus the following.
 
     Args:
-        num_classes: Foreground classes.
-        in_channels: Channels of each input feature map.
         regress_ranges: Per level ``(min, max)`` box sizes (FCOS targets; the last max also
             sets the regression denominators).
         center_sampling: FCOS targets: positives only near the box centre.
@@ -114,16 +127,9 @@ class VFNetHead(AnchorFreeHead):
         reg_decoded_bbox: Accepted for v2 compatibility (the boxes are always decoded).
         anchor_generator: Anchors of the ATSS assignment (``center_offset`` also places the
             points).
-        feat_channels: Channels of the towers.
-        stacked_convs: 3x3 convs per tower.
-        strides: Stride of each level (for the star offsets and ``'stride'`` normalisation).
-        dcn_on_last_conv: Make the last tower conv a DCNv2.
-        conv_bias: Bias of the tower convs (``'auto'``: only without norm).
-        bbox_coder: Point-distance coder config.
-        conv_cfg: Conv layer config of the towers.
-        train_cfg: ``assigner`` (ATSS), ``allowed_border``, ``pos_weight``.
-        test_cfg: ``nms_pre``, ``score_thr``, ``nms``, ``max_per_img``.
-        init_cfg: Initialisation config.
+        init_cfg: Initialisation config (``None``: the 0.01 prior on ``vfnet_cls``).
+
+    ``train_cfg`` holds the ``assigner`` (ATSS), ``allowed_border`` and ``pos_weight``.
 
     Example:
         >>> head = VFNetHead(3, 8, feat_channels=8, stacked_convs=1, strides=[8, 16],
@@ -140,37 +146,23 @@ class VFNetHead(AnchorFreeHead):
         self,
         num_classes: int,
         in_channels: int,
-        regress_ranges: Sequence[Sequence[float]] = (
-            (-1, 64),
-            (64, 128),
-            (128, 256),
-            (256, 512),
-            (512, INF),
-        ),
+        regress_ranges: Sequence[Sequence[float]] = FCOS_REGRESS_RANGES,
         center_sampling: bool = False,
         center_sample_radius: float = 1.5,
         sync_num_pos: bool = True,
         gradient_mul: float = 0.1,
         bbox_norm_type: str = "reg_denom",
-        loss_cls_fl: Cfg | None = None,
+        loss_cls_fl: Cfg | nn.Module = _FOCAL,
         use_vfl: bool = True,
-        loss_cls: Cfg | None = None,
-        loss_bbox: Cfg | None = None,
-        loss_bbox_refine: Cfg | None = None,
-        norm_cfg: Cfg | None = None,
+        loss_cls: Cfg | nn.Module = _VFL,
+        loss_bbox: Cfg | nn.Module = _GIOU_INIT,
+        loss_bbox_refine: Cfg | nn.Module = _GIOU_REFINE,
+        norm_cfg: Cfg | None = GN32,
         use_atss: bool = True,
         reg_decoded_bbox: bool = True,
-        anchor_generator: Cfg | None = None,
-        feat_channels: int = 256,
-        stacked_convs: int = 4,
-        strides: Sequence[int | Sequence[int]] = (4, 8, 16, 32, 64),
-        dcn_on_last_conv: bool = False,
-        conv_bias: bool | str = "auto",
-        bbox_coder: Cfg | None = None,
-        conv_cfg: Cfg | None = None,
-        train_cfg: Cfg | None = None,
-        test_cfg: Cfg | None = None,
+        anchor_generator: Cfg | object = _VFNET_ANCHORS,
         init_cfg: Any = None,
+        **kwargs: Any,
     ) -> None:
         if bbox_norm_type not in _NORM_TYPES:
             raise ValueError(
@@ -178,43 +170,17 @@ class VFNetHead(AnchorFreeHead):
             )
         if len(regress_ranges) < 2:
             raise ValueError(f"VFNetHead: need at least two regress_ranges, got {regress_ranges}")
-        loss_cls_fl = loss_cls_fl or dict(
-            type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
-        )
-        loss_cls = loss_cls or dict(
-            type="VarifocalLoss", use_sigmoid=True, alpha=0.75, gamma=2.0, iou_weighted=True,
-            loss_weight=1.0,
-        )  # fmt: skip
-        anchor_generator = anchor_generator or dict(
-            type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
-            center_offset=0.0, strides=[8, 16, 32, 64, 128],
-        )  # fmt: skip
         self.dcn_kernel = 3
         self.dcn_pad = 1
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
-            feat_channels=feat_channels,
-            stacked_convs=stacked_convs,
-            strides=strides,
-            dcn_on_last_conv=dcn_on_last_conv,
-            conv_bias=conv_bias,
             loss_cls=loss_cls if use_vfl else loss_cls_fl,
-            loss_bbox=loss_bbox or dict(type="GIoULoss", loss_weight=1.5),
-            bbox_coder=bbox_coder,
-            conv_cfg=conv_cfg,
-            norm_cfg=(
-                norm_cfg
-                if norm_cfg is not None
-                else dict(type="GN", num_groups=32, requires_grad=True)
-            ),
-            train_cfg=train_cfg,
-            test_cfg=test_cfg,
-            init_cfg=init_cfg if init_cfg is not None else dict(
-                type="Normal", layer="Conv2d", std=0.01,
-                override=dict(type="Normal", name="vfnet_cls", std=0.01, bias_prob=0.01),
-            ),
-        )  # fmt: skip
+            loss_bbox=loss_bbox,
+            norm_cfg=norm_cfg,
+            init_cfg=prior_init_cfg("vfnet_cls") if init_cfg is None else init_cfg,
+            **kwargs,
+        )
         self.regress_ranges = [tuple(r) for r in regress_ranges]
         self.reg_denoms = [float(r[-1]) for r in self.regress_ranges]
         self.reg_denoms[-1] = self.reg_denoms[-2] * 2
@@ -224,22 +190,19 @@ class VFNetHead(AnchorFreeHead):
         self.bbox_norm_type = bbox_norm_type
         self.gradient_mul = gradient_mul
         self.use_vfl = use_vfl
-        self.loss_bbox_refine = build_module(
-            loss_bbox_refine or dict(type="GIoULoss", loss_weight=2.0), MODELS
-        )
+        self.loss_bbox_refine = build_module(loss_bbox_refine, MODELS)
         self.use_atss = use_atss
         self.norm_on_bbox = False
         self.reg_decoded_bbox = reg_decoded_bbox
-        self.use_sigmoid_cls = bool(loss_cls.get("use_sigmoid", False))
-        self.anchor_center_offset = float(anchor_generator.get("center_offset", 0.0))
         self.sampling = False
-        if train_cfg:
-            self.assigner = build_module(train_cfg["assigner"], TASK_UTILS)
-            self.sampler = build_module(dict(type="PseudoSampler"), TASK_UTILS)
+        if self.train_cfg:
+            self.assigner = build_module(self.train_cfg["assigner"], TASK_UTILS)
+            self.sampler = PseudoSampler()
         # anchors only define the ATSS targets; points are the priors of the boxes
         self.atss_prior_generator = build_module(anchor_generator, TASK_UTILS)
+        self.anchor_center_offset = float(self.atss_prior_generator.center_offset)
         self.fcos_prior_generator = MlvlPointGenerator(
-            anchor_generator["strides"], self.anchor_center_offset if use_atss else 0.5
+            self.atss_prior_generator.strides, self.anchor_center_offset if use_atss else 0.5
         )
         self.prior_generator = self.fcos_prior_generator
 
@@ -289,7 +252,7 @@ class VFNetHead(AnchorFreeHead):
             self.reg_denoms,
         )
 
-    def forward_single(  # type: ignore[override]
+    def forward_single(  # type: ignore[override]  # v2's signature: the level's extras
         self,
         x: torch.Tensor,
         scale: nn.Module,
@@ -297,12 +260,8 @@ class VFNetHead(AnchorFreeHead):
         stride: int,
         reg_denom: float,
     ) -> tuple[torch.Tensor, ...]:
-        cls_feat = x
-        reg_feat = x
-        for conv in self.cls_convs:
-            cls_feat = conv(cls_feat)
-        for conv in self.reg_convs:
-            reg_feat = conv(reg_feat)
+        cls_feat = self.cls_convs(x)
+        reg_feat = self.reg_convs(x)
         norm = reg_denom if self.bbox_norm_type == "reg_denom" else stride
         bbox_pred = scale(self.vfnet_reg(self.vfnet_reg_conv(reg_feat))).float().exp() * norm
         dcn_offset = star_dcn_offset(bbox_pred, self.gradient_mul, stride).to(reg_feat.dtype)
@@ -323,7 +282,7 @@ class VFNetHead(AnchorFreeHead):
         bbox_preds_refine: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """``loss_cls``, ``loss_bbox`` and ``loss_bbox_rf`` (each a scalar, as in v2).
@@ -402,7 +361,7 @@ class VFNetHead(AnchorFreeHead):
         mlvl_points: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor | None, list[torch.Tensor], torch.Tensor | None]:
         """Per level labels ``[B * n_l]`` and ``(l, t, r, b)`` targets ``[B * n_l, 4]``, plus
@@ -418,7 +377,7 @@ class VFNetHead(AnchorFreeHead):
         return labels, None, bbox_targets, None
 
     def get_anchors(
-        self, featmap_sizes: Sequence[Any], img_metas: Sequence[Cfg], device: Any = "cpu"
+        self, featmap_sizes: Sequence[Any], img_metas: Sequence[ImgMeta], device: Any = "cpu"
     ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
         """The ATSS anchors of every image and their valid flags (from ``pad_shape``)."""
         anchors = self.atss_prior_generator.grid_priors(featmap_sizes, device=device)
@@ -434,7 +393,7 @@ class VFNetHead(AnchorFreeHead):
         mlvl_points: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """ATSS targets on the anchors, turned into distances from the points."""
@@ -452,7 +411,7 @@ class VFNetHead(AnchorFreeHead):
             )
         device = cls_scores[0].device
         anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, img_metas, device=device)
-        targets = atss_targets(
+        targets = anchor_targets(
             anchor_list,
             valid_flag_list,
             gt_bboxes,
@@ -466,17 +425,16 @@ class VFNetHead(AnchorFreeHead):
         )
         if targets is None:
             raise RuntimeError("no anchor lies inside an image: check img_shape/pad_shape")
-        _, labels, label_weights, bbox_targets, bbox_weights, _, _ = targets
         num_imgs = len(img_metas)
         distances = [
             self.bbox_coder.encode(points.repeat(num_imgs, 1), boxes.reshape(-1, 4))
-            for points, boxes in zip(mlvl_points, bbox_targets, strict=True)
+            for points, boxes in zip(mlvl_points, targets.bbox_targets, strict=True)
         ]
         return (
-            [lab.reshape(-1) for lab in labels],
-            torch.cat([w.reshape(-1) for w in label_weights]),
+            [lab.reshape(-1) for lab in targets.labels],
+            torch.cat([w.reshape(-1) for w in targets.label_weights]),
             distances,
-            torch.cat([w.reshape(-1) for w in bbox_weights]),
+            torch.cat([w.reshape(-1) for w in targets.bbox_weights]),
         )
 
 

@@ -1,13 +1,14 @@
 """Detectors with the MMDetection v2 API."""
 
 from detforge.models.detectors.atss import ATSS
-from detforge.models.detectors.base import DetectorMixin, parse_losses
+from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
-from detforge.models.detectors.two_stage import RPN, FasterRCNN, TwoStageDetector
+from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
 
 __all__ = [
@@ -15,8 +16,8 @@ __all__ = [
     "FCOS",
     "GFL",
     "RPN",
+    "BaseDetector",
     "CascadeRCNN",
-    "DetectorMixin",
     "FasterRCNN",
     "MaskRCNN",
     "RetinaNet",

@@ -1,4 +1,4 @@
-"""The v2 detector API shared by every detector: ``forward``, ``forward_test``, ``train_step``...
+"""``BaseDetector``: the abstract base of every detector, with the v2 API they share.
 
 ``forward(img, img_metas, return_loss=True, **kwargs)`` dispatches to ``forward_train`` (a dict
 of losses with the v2 names) or ``forward_test`` (``simple_test`` for one augmentation,
@@ -8,6 +8,7 @@ num_samples)`` as v2's runners expect.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,9 +19,10 @@ import torch.distributed as dist
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg
-from detforge.registry import MODELS, build_module
+from detforge.registry import MODELS, Cfg, build_module
+from detforge.structures import ImgMeta
 
-__all__ = ["DetectorMixin", "build_child", "parse_losses"]
+__all__ = ["BaseDetector", "build_child", "check_no_pretrained", "parse_losses"]
 
 
 def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, OrderedDict[str, float]]:
@@ -53,22 +55,84 @@ def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, OrderedDict[s
     return loss, log_vars
 
 
-class DetectorMixin:
-    """v2 entry points on top of a detector's ``forward_train``/``simple_test``/``aug_test``."""
+def check_no_pretrained(pretrained: str | None) -> None:
+    """``model.pretrained`` (v2 < 2.13) is rewritten by the config loader; refuse it here.
 
-    init_cfg: Any
+    Raises:
+        ValueError: ``pretrained`` is set.
+    """
+    if pretrained is not None:
+        raise ValueError(
+            "model.pretrained is deprecated: set model.backbone.init_cfg="
+            "dict(type='Pretrained', checkpoint=...) (detforge's config loader rewrites it)"
+        )
+
+
+class BaseDetector(nn.Module, ABC):
+    """The abstract base of every detector: backbone, optional neck and the v2 entry points.
+
+    A subclass builds its heads and implements ``forward_train``, ``simple_test`` and
+    ``aug_test``; the base class gives it v2's ``forward(img, img_metas, return_loss=True,
+    **kwargs)`` (dispatching to ``forward_train`` or ``forward_test``), ``train_step`` and
+    ``val_step`` (``dict(loss, log_vars, num_samples)`` as v2's runners expect),
+    ``extract_feat`` and ``show_result``.
+
+    Args:
+        backbone: Backbone config or module.
+        neck: Neck config or module (``None``: the backbone's features go to the heads).
+        init_cfg: Initialisation config, applied by :meth:`init_weights`.
+    """
+
+    def __init__(
+        self, *, backbone: Cfg | nn.Module, neck: Cfg | nn.Module | None, init_cfg: Any
+    ) -> None:
+        super().__init__()
+        self.init_cfg = init_cfg
+        self.backbone: nn.Module = build_child(backbone)
+        self.neck: nn.Module | None = build_child(neck)
 
     def init_weights(self) -> None:
-        apply_init_cfg(self, self.init_cfg)  # type: ignore[arg-type]
+        apply_init_cfg(self, self.init_cfg)
 
     @property
     def with_neck(self) -> bool:
-        return getattr(self, "neck", None) is not None
+        return self.neck is not None
+
+    def extract_feat(self, img: torch.Tensor) -> Any:
+        """Backbone (and neck) features of a batch ``Tensor[B, 3, H, W]``."""
+        x = self.backbone(img)
+        if self.neck is not None:
+            x = self.neck(x)
+        return x
 
     def extract_feats(self, imgs: Sequence[torch.Tensor]) -> list[Any]:
         """Features of each augmented batch."""
-        return [self.extract_feat(img) for img in imgs]  # type: ignore[attr-defined]
+        return [self.extract_feat(img) for img in imgs]
 
+    # ------------------------------------------------------------- abstract
+    @abstractmethod
+    def forward_train(
+        self, img: torch.Tensor, img_metas: Sequence[ImgMeta], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The losses of a batch by their v2 names."""
+
+    @abstractmethod
+    def simple_test(
+        self, img: torch.Tensor, img_metas: Sequence[ImgMeta], *args: Any, **kwargs: Any
+    ) -> list[Any]:
+        """Per image the v2 result of one test view."""
+
+    @abstractmethod
+    def aug_test(
+        self,
+        imgs: Sequence[torch.Tensor],
+        img_metas: Sequence[Sequence[ImgMeta]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """The v2 result of one image seen through several test-time augmentations."""
+
+    # ------------------------------------------------------------- v2 API
     def forward(
         self,
         img: Any,
@@ -79,14 +143,14 @@ class DetectorMixin:
         """``forward_train`` when ``return_loss`` else ``forward_test`` (v2)."""
         if return_loss:
             self._set_batch_input_shape(img, img_metas)
-            return self.forward_train(img, img_metas, **kwargs)  # type: ignore[attr-defined]
+            return self.forward_train(img, img_metas, **kwargs)
         return self.forward_test(img, img_metas, **kwargs)
 
     @staticmethod
-    def _set_batch_input_shape(img: torch.Tensor, img_metas: Sequence[dict[str, Any]]) -> None:
+    def _set_batch_input_shape(img: torch.Tensor, img_metas: Sequence[ImgMeta]) -> None:
         shape = tuple(img.size()[-2:])
         for meta in img_metas:
-            meta["batch_input_shape"] = shape
+            meta["batch_input_shape"] = (int(shape[0]), int(shape[1]))
 
     def forward_test(self, imgs: Any, img_metas: Any, **kwargs: Any) -> Any:
         """``imgs``/``img_metas`` are lists over test-time augmentations (v2)."""
@@ -102,19 +166,19 @@ class DetectorMixin:
         if len(imgs) == 1:
             if "proposals" in kwargs:
                 kwargs["proposals"] = kwargs["proposals"][0]
-            return self.simple_test(imgs[0], img_metas[0], **kwargs)  # type: ignore[attr-defined]
+            return self.simple_test(imgs[0], img_metas[0], **kwargs)
         if imgs[0].size(0) != 1:
             raise ValueError(f"aug test does not support batch size {imgs[0].size(0)}")
         if "proposals" in kwargs:
             raise ValueError("aug test does not support predefined proposals")
-        return self.aug_test(imgs, img_metas, **kwargs)  # type: ignore[attr-defined]
+        return self.aug_test(imgs, img_metas, **kwargs)
 
     def _parse_losses(self, losses: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         return parse_losses(losses)
 
     def train_step(self, data: Mapping[str, Any], optimizer: Any = None) -> dict[str, Any]:
         """Losses of one batch: ``dict(loss, log_vars, num_samples)``."""
-        losses = self(**data)  # type: ignore[operator]
+        losses = self(**data)
         loss, log_vars = parse_losses(losses)
         return dict(loss=loss, log_vars=log_vars, num_samples=len(data["img_metas"]))
 
@@ -153,11 +217,12 @@ class DetectorMixin:
         return None if show or out_file else drawn
 
 
-def build_child(cfg: Any, **defaults: Any) -> Any:
+def build_child(cfg: Cfg | nn.Module | None, **defaults: Any) -> Any:
     """A child module from a config dict (``MODELS``), or the module itself if already built.
 
-    ``defaults`` fill arguments the config does not set (e.g. a head's ``train_cfg``).
+    ``defaults`` fill arguments the config does not set (e.g. a head's ``train_cfg``); a built
+    module is used as it is.
     """
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
+    if cfg is None:
+        return None
     return build_module(cfg, MODELS, defaults or None)

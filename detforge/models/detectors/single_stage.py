@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from detforge.models.detectors.base import DetectorMixin, build_child
-from detforge.models.test_time_aug import dense_aug_test
-from detforge.registry import MODELS
+from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
+from detforge.registry import MODELS, Cfg
+from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result
 
 __all__ = ["RetinaNet", "SingleStageDetector"]
 
-Cfg = Mapping[str, Any]
-
 
 @MODELS.register_module()
-class SingleStageDetector(DetectorMixin, nn.Module):
-    """Backbone, optional neck and one dense head (v2 API, see :class:`DetectorMixin`).
+class SingleStageDetector(BaseDetector):
+    """Backbone, optional neck and one dense head (v2 API, see :class:`BaseDetector`).
 
     Args:
         backbone: Backbone config or module.
@@ -43,17 +41,10 @@ class SingleStageDetector(DetectorMixin, nn.Module):
         pretrained: str | None = None,
         init_cfg: Any = None,
     ) -> None:
-        super().__init__()
-        if pretrained is not None:
-            raise ValueError(
-                "model.pretrained is deprecated: set model.backbone.init_cfg="
-                "dict(type='Pretrained', checkpoint=...) (detforge's config loader rewrites it)"
-            )
+        check_no_pretrained(pretrained)
         if bbox_head is None:
             raise ValueError(f"{type(self).__name__} needs a bbox_head")
-        self.init_cfg = init_cfg
-        self.backbone = build_child(backbone)
-        self.neck = build_child(neck)
+        super().__init__(backbone=backbone, neck=neck, init_cfg=init_cfg)
         self.bbox_head = build_child(bbox_head, train_cfg=train_cfg, test_cfg=test_cfg)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
@@ -62,13 +53,6 @@ class SingleStageDetector(DetectorMixin, nn.Module):
     def with_bbox(self) -> bool:
         return True
 
-    def extract_feat(self, img: torch.Tensor) -> Any:
-        """Backbone (and neck) features."""
-        x = self.backbone(img)
-        if self.neck is not None:
-            x = self.neck(x)
-        return x
-
     def forward_dummy(self, img: torch.Tensor) -> Any:
         """Raw head outputs (for FLOP counting and export)."""
         return self.bbox_head(self.extract_feat(img))
@@ -76,7 +60,7 @@ class SingleStageDetector(DetectorMixin, nn.Module):
     def forward_train(
         self,
         img: torch.Tensor,
-        img_metas: Sequence[dict[str, Any]],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
@@ -89,7 +73,7 @@ class SingleStageDetector(DetectorMixin, nn.Module):
         return losses
 
     def simple_test(
-        self, img: torch.Tensor, img_metas: Sequence[dict[str, Any]], rescale: bool = False
+        self, img: torch.Tensor, img_metas: Sequence[ImgMeta], rescale: bool = False
     ) -> list[list[Any]]:
         """Per image a list over classes of ``ndarray [n, 5]``."""
         feats = self.extract_feat(img)
@@ -101,11 +85,11 @@ class SingleStageDetector(DetectorMixin, nn.Module):
     def aug_test(
         self,
         imgs: Sequence[torch.Tensor],
-        img_metas: Sequence[Sequence[dict[str, Any]]],
+        img_metas: Sequence[Sequence[ImgMeta]],
         rescale: bool = False,
     ) -> list[list[Any]]:
         """Flip/multi-scale test of one image: views' boxes pooled, then one NMS (v2)."""
-        results = dense_aug_test(self.bbox_head, self.extract_feats(imgs), img_metas, rescale)
+        results = self.bbox_head.aug_test(self.extract_feats(imgs), img_metas, rescale=rescale)
         return [
             bbox2result(bboxes, labels, self.bbox_head.num_classes) for bboxes, labels in results
         ]

@@ -1,38 +1,30 @@
-"""Two-stage detectors: ``TwoStageDetector``, ``FasterRCNN``, and the proposal-only ``RPN``."""
+"""Two-stage detectors: ``TwoStageDetector`` and ``FasterRCNN``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from detforge.models.detectors.base import DetectorMixin, build_child
+from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
 from detforge.models.test_time_aug import rpn_aug_test
-from detforge.registry import MODELS
+from detforge.registry import MODELS, Cfg
+from detforge.structures import ImgMeta
 
-__all__ = ["RPN", "FasterRCNN", "TwoStageDetector"]
-
-Cfg = Mapping[str, Any]
+__all__ = ["FasterRCNN", "TwoStageDetector", "cfg_section"]
 
 
-def _section(cfg: Cfg | None, key: str) -> Any:
+def cfg_section(cfg: Cfg | None, key: str) -> Any:
+    """``cfg[key]`` of a ``train_cfg``/``test_cfg`` with per-stage sections (``None`` if
+    absent)."""
     return None if cfg is None else cfg.get(key)
 
 
-def _no_pretrained(pretrained: str | None) -> None:
-    if pretrained is not None:
-        raise ValueError(
-            "model.pretrained is deprecated: set model.backbone.init_cfg="
-            "dict(type='Pretrained', checkpoint=...) (detforge's config loader rewrites it)"
-        )
-
-
 @MODELS.register_module()
-class TwoStageDetector(DetectorMixin, nn.Module):
-    """Backbone, neck, RPN head and RoI head (v2 API, see :class:`DetectorMixin`).
+class TwoStageDetector(BaseDetector):
+    """Backbone, neck, RPN head and RoI head (v2 API, see :class:`BaseDetector`).
 
     The RPN head gets ``train_cfg.rpn``/``test_cfg.rpn`` and the RoI head
     ``train_cfg.rcnn``/``test_cfg.rcnn``; training proposals use ``train_cfg.rpn_proposal``.
@@ -49,16 +41,15 @@ class TwoStageDetector(DetectorMixin, nn.Module):
         pretrained: str | None = None,
         init_cfg: Any = None,
     ) -> None:
-        super().__init__()
-        _no_pretrained(pretrained)
-        self.init_cfg = init_cfg
-        self.backbone = build_child(backbone)
-        self.neck = build_child(neck)
+        check_no_pretrained(pretrained)
+        super().__init__(backbone=backbone, neck=neck, init_cfg=init_cfg)
         self.rpn_head = build_child(
-            rpn_head, train_cfg=_section(train_cfg, "rpn"), test_cfg=_section(test_cfg, "rpn")
+            rpn_head, train_cfg=cfg_section(train_cfg, "rpn"), test_cfg=cfg_section(test_cfg, "rpn")
         )
         self.roi_head = build_child(
-            roi_head, train_cfg=_section(train_cfg, "rcnn"), test_cfg=_section(test_cfg, "rcnn")
+            roi_head,
+            train_cfg=cfg_section(train_cfg, "rcnn"),
+            test_cfg=cfg_section(test_cfg, "rcnn"),
         )
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
@@ -70,12 +61,6 @@ class TwoStageDetector(DetectorMixin, nn.Module):
     @property
     def with_bbox(self) -> bool:
         return self.roi_head is not None
-
-    def extract_feat(self, img: torch.Tensor) -> Any:
-        x = self.backbone(img)
-        if self.neck is not None:
-            x = self.neck(x)
-        return x
 
     def forward_dummy(self, img: torch.Tensor) -> tuple[Any, ...]:
         """RPN outputs and the RoI head's outputs on 1000 random proposals."""
@@ -89,7 +74,7 @@ class TwoStageDetector(DetectorMixin, nn.Module):
     def forward_train(
         self,
         img: torch.Tensor,
-        img_metas: Sequence[dict[str, Any]],
+        img_metas: Sequence[ImgMeta],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
@@ -100,7 +85,7 @@ class TwoStageDetector(DetectorMixin, nn.Module):
         x = self.extract_feat(img)
         losses: dict[str, Any] = {}
         if self.with_rpn:
-            proposal_cfg = _section(self.train_cfg, "rpn_proposal") or _section(
+            proposal_cfg = cfg_section(self.train_cfg, "rpn_proposal") or cfg_section(
                 self.test_cfg, "rpn"
             )
             rpn_losses, proposal_list = self.rpn_head.forward_train(
@@ -121,7 +106,7 @@ class TwoStageDetector(DetectorMixin, nn.Module):
     def simple_test(
         self,
         img: torch.Tensor,
-        img_metas: Sequence[dict[str, Any]],
+        img_metas: Sequence[ImgMeta],
         proposals: Sequence[torch.Tensor] | None = None,
         rescale: bool = False,
     ) -> Any:
@@ -135,7 +120,7 @@ class TwoStageDetector(DetectorMixin, nn.Module):
     def aug_test(
         self,
         imgs: Sequence[torch.Tensor],
-        img_metas: Sequence[Sequence[dict[str, Any]]],
+        img_metas: Sequence[Sequence[ImgMeta]],
         rescale: bool = False,
     ) -> list[list[Any]]:
         """Flip/multi-scale test of one image: merged proposals, averaged R-CNN scores (v2)."""
@@ -150,65 +135,3 @@ class TwoStageDetector(DetectorMixin, nn.Module):
 @MODELS.register_module()
 class FasterRCNN(TwoStageDetector):
     """Faster R-CNN; the arguments of :class:`TwoStageDetector`."""
-
-
-@MODELS.register_module()
-class RPN(DetectorMixin, nn.Module):
-    """Region proposal network alone: its results are proposals ``[N, 5]`` per image."""
-
-    def __init__(
-        self,
-        backbone: Cfg | nn.Module,
-        neck: Cfg | nn.Module | None,
-        rpn_head: Cfg | nn.Module,
-        train_cfg: Cfg | None,
-        test_cfg: Cfg | None,
-        pretrained: str | None = None,
-        init_cfg: Any = None,
-    ) -> None:
-        super().__init__()
-        _no_pretrained(pretrained)
-        self.init_cfg = init_cfg
-        self.backbone = build_child(backbone)
-        self.neck = build_child(neck)
-        self.rpn_head = build_child(
-            rpn_head, train_cfg=_section(train_cfg, "rpn"), test_cfg=_section(test_cfg, "rpn")
-        )
-        self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
-
-    def extract_feat(self, img: torch.Tensor) -> Any:
-        x = self.backbone(img)
-        if self.neck is not None:
-            x = self.neck(x)
-        return x
-
-    def forward_dummy(self, img: torch.Tensor) -> Any:
-        return self.rpn_head(self.extract_feat(img))
-
-    def forward_train(
-        self,
-        img: torch.Tensor,
-        img_metas: Sequence[dict[str, Any]],
-        gt_bboxes: Sequence[torch.Tensor],
-        gt_labels: Any = None,
-        gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
-    ) -> dict[str, Any]:
-        x = self.extract_feat(img)
-        losses: dict[str, Any] = self.rpn_head.forward_train(
-            x, img_metas, gt_bboxes, None, gt_bboxes_ignore
-        )
-        return losses
-
-    def simple_test(
-        self, img: torch.Tensor, img_metas: Sequence[dict[str, Any]], rescale: bool = False
-    ) -> list[np.ndarray]:
-        """Proposals per image as ``ndarray [N, 5]`` (in the original frame with ``rescale``)."""
-        proposals = self.rpn_head.simple_test_rpn(self.extract_feat(img), img_metas)
-        out = []
-        for proposal, meta in zip(proposals, img_metas, strict=True):
-            if rescale:
-                proposal = proposal.clone()
-                proposal[:, :4] /= proposal.new_tensor(meta["scale_factor"])
-            out.append(proposal.cpu().numpy())
-        return out

@@ -17,10 +17,10 @@ from torch.utils.checkpoint import checkpoint
 from detforge.models.layers.conv import build_conv_layer
 from detforge.models.layers.init import apply_init_cfg
 from detforge.models.layers.norm import build_norm_layer
+from detforge.registry import Cfg
 
 __all__ = ["BasicBlock", "Bottleneck", "ResLayer"]
 
-_Cfg = Mapping[str, Any]
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
@@ -67,9 +67,9 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
         style: str = "pytorch",
         with_cp: bool = False,
-        conv_cfg: _Cfg | None = None,
-        norm_cfg: _Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
-        dcn: _Cfg | None = None,
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
+        dcn: Cfg | None = None,
         plugins: Any = None,
         init_cfg: _InitCfg = None,
     ) -> None:
@@ -158,9 +158,9 @@ class Bottleneck(nn.Module):
         downsample: nn.Module | None = None,
         style: str = "pytorch",
         with_cp: bool = False,
-        conv_cfg: _Cfg | None = None,
-        norm_cfg: _Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
-        dcn: _Cfg | None = None,
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
+        dcn: Cfg | None = None,
         plugins: Any = None,
         groups: int = 1,
         base_width: int = 4,

@@ -10,11 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from detforge.models.layers import ConvModule, apply_init_cfg
-from detforge.registry import MODELS
+from detforge.registry import MODELS, Cfg
 
 __all__ = ["FPN"]
 
-_Cfg = Mapping[str, Any]
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 _EXTRA_SOURCES = ("on_input", "on_lateral", "on_output")
 
@@ -65,10 +64,10 @@ class FPN(nn.Module):
         add_extra_convs: bool | str = False,
         relu_before_extra_convs: bool = False,
         no_norm_on_lateral: bool = False,
-        conv_cfg: _Cfg | None = None,
-        norm_cfg: _Cfg | None = None,
-        act_cfg: _Cfg | None = None,
-        upsample_cfg: _Cfg = {"mode": "nearest"},  # noqa: B006 (copied, never mutated)
+        conv_cfg: Cfg | None = None,
+        norm_cfg: Cfg | None = None,
+        act_cfg: Cfg | None = None,
+        upsample_cfg: Cfg = {"mode": "nearest"},  # noqa: B006 (copied, never mutated)
         init_cfg: _InitCfg = {  # noqa: B006 (never mutated)
             "type": "Xavier",
             "layer": "Conv2d",

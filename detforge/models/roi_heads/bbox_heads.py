@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,11 +15,10 @@ from detforge.models.layers import apply_init_cfg
 from detforge.models.losses import accuracy
 from detforge.models.utils import multi_apply
 from detforge.ops import multiclass_nms
-from detforge.registry import MODELS, TASK_UTILS, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.structures import ImgMeta
 
 __all__ = ["BBoxHead", "linear_predictor"]
-
-Cfg = Mapping[str, Any]
 
 
 def linear_predictor(cfg: Cfg | None, in_features: int, out_features: int) -> nn.Module:
@@ -258,7 +257,7 @@ class BBoxHead(nn.Module):
         rois: torch.Tensor,
         label: torch.Tensor,
         bbox_pred: torch.Tensor,
-        img_meta: Cfg,
+        img_meta: ImgMeta,
     ) -> torch.Tensor:
         """Move each RoI by the deltas predicted for its class (v2 ``regress_by_class``).
 
@@ -305,7 +304,7 @@ class BBoxHead(nn.Module):
         labels: torch.Tensor,
         bbox_preds: torch.Tensor,
         pos_is_gts: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
     ) -> list[torch.Tensor]:
         """Next cascade stage's proposals: every sampled RoI regressed by its label (v2).
 

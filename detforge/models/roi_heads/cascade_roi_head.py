@@ -13,7 +13,7 @@ Masks (Cascade Mask R-CNN) are averaged over the mask heads of all stages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +25,11 @@ from detforge.models.roi_heads.mask_heads import merge_aug_masks
 from detforge.models.roi_heads.standard_roi_head import detections_per_image
 from detforge.models.test_time_aug import merge_aug_bboxes
 from detforge.ops import multiclass_nms
-from detforge.registry import MODELS, TASK_UTILS, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
 
 __all__ = ["CascadeRoIHead"]
-
-Cfg = Mapping[str, Any]
 
 
 def _per_stage(cfg: Any, num_stages: int, name: str) -> list[Any]:
@@ -271,7 +270,7 @@ class CascadeRoIHead(nn.Module):
     def forward_train(
         self,
         x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         proposal_list: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
@@ -325,7 +324,7 @@ class CascadeRoIHead(nn.Module):
         x: Sequence[torch.Tensor],
         rois: torch.Tensor,
         counts: Sequence[int],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
     ) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor], tuple[torch.Tensor | None, ...]]:
         """Run all stages: last stage's RoIs and deltas, stage-averaged logits (per image)."""
         ms_scores = []
@@ -358,7 +357,7 @@ class CascadeRoIHead(nn.Module):
     def simple_test_bboxes(
         self,
         x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         proposals: Sequence[torch.Tensor],
         rcnn_test_cfg: Cfg | None,
         rescale: bool = False,
@@ -378,7 +377,7 @@ class CascadeRoIHead(nn.Module):
         self,
         x: Sequence[torch.Tensor],
         proposal_list: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         proposals: Any = None,
         rescale: bool = False,
     ) -> list[Any]:
@@ -399,7 +398,7 @@ class CascadeRoIHead(nn.Module):
     def simple_test_mask(
         self,
         x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         det_bboxes: Sequence[torch.Tensor],
         det_labels: Sequence[torch.Tensor],
         rescale: bool = False,
@@ -444,7 +443,7 @@ class CascadeRoIHead(nn.Module):
         self,
         features: Sequence[Sequence[torch.Tensor]],
         proposal_list: Sequence[torch.Tensor],
-        img_metas: Sequence[Sequence[Cfg]],
+        img_metas: Sequence[Sequence[ImgMeta]],
         rescale: bool = False,
     ) -> list[Any]:
         """Test-time augmentation of one image (v2): each view runs the whole cascade, the
@@ -500,7 +499,7 @@ class CascadeRoIHead(nn.Module):
     def _aug_test_mask(
         self,
         features: Sequence[Sequence[torch.Tensor]],
-        img_metas: Sequence[Sequence[Cfg]],
+        img_metas: Sequence[Sequence[ImgMeta]],
         det_bboxes: torch.Tensor,
         det_labels: torch.Tensor,
     ) -> list[list[np.ndarray]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -10,11 +9,9 @@ from torch import nn
 
 from detforge.models.layers import ConvModule
 from detforge.models.roi_heads.bbox_heads import BBoxHead, linear_predictor
-from detforge.registry import MODELS
+from detforge.registry import MODELS, Cfg
 
 __all__ = ["ConvFCBBoxHead", "Shared2FCBBoxHead", "Shared4Conv1FCBBoxHead"]
-
-Cfg = Mapping[str, Any]
 
 
 @MODELS.register_module()

@@ -11,7 +11,7 @@ padding), then ``>= mask_thr_binary``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -21,7 +21,8 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from detforge.models.layers import ConvModule, build_conv_layer
-from detforge.registry import MODELS, build_module
+from detforge.registry import MODELS, Cfg, build_module
+from detforge.structures import ImgMeta
 from detforge.structures.masks import BitmapMasks, PolygonMasks
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "paste_masks",
 ]
 
-Cfg = Mapping[str, Any]
 
 BYTES_PER_FLOAT = 4
 #: Pasting on an accelerator works on chunks of instances whose float32 canvases stay below
@@ -222,7 +222,7 @@ def paste_masks(
 
 def merge_aug_masks(
     aug_masks: Sequence[np.ndarray],
-    img_metas: Sequence[Sequence[Cfg]],
+    img_metas: Sequence[Sequence[ImgMeta]],
     weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Average the mask probabilities ``[N, C, h, w]`` of several views, flips undone (v2)."""

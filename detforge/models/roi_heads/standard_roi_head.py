@@ -3,7 +3,7 @@ for Mask R-CNN, the mask head on the positive RoIs (v2)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,12 +13,11 @@ from torch import nn
 from detforge.models.layers import apply_init_cfg
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
 from detforge.models.test_time_aug import roi_aug_test
-from detforge.registry import MODELS, TASK_UTILS, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
 
 __all__ = ["StandardRoIHead"]
-
-Cfg = Mapping[str, Any]
 
 
 def detections_per_image(
@@ -26,7 +25,7 @@ def detections_per_image(
     rois_per_img: Sequence[torch.Tensor],
     scores: Sequence[torch.Tensor],
     preds: Sequence[torch.Tensor | None],
-    img_metas: Sequence[Cfg],
+    img_metas: Sequence[ImgMeta],
     rcnn_test_cfg: Cfg | None,
     rescale: bool,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -147,7 +146,7 @@ class StandardRoIHead(nn.Module):
         sampling_results: Sequence[Any],
         bbox_feats: torch.Tensor,
         gt_masks: Sequence[Any],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
     ) -> dict[str, Any]:
         """Mask logits of the positive RoIs, their targets and ``loss_mask``."""
         if not self.share_roi_extractor:
@@ -177,7 +176,7 @@ class StandardRoIHead(nn.Module):
     def forward_train(
         self,
         x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         proposal_list: Sequence[torch.Tensor],
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
@@ -217,7 +216,7 @@ class StandardRoIHead(nn.Module):
     def simple_test_bboxes(
         self,
         x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         proposals: Sequence[torch.Tensor],
         rcnn_test_cfg: Cfg | None,
         rescale: bool = False,
@@ -244,7 +243,7 @@ class StandardRoIHead(nn.Module):
         self,
         x: Sequence[torch.Tensor],
         proposal_list: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         proposals: Any = None,
         rescale: bool = False,
     ) -> list[Any]:
@@ -265,7 +264,7 @@ class StandardRoIHead(nn.Module):
     def simple_test_mask(
         self,
         x: Sequence[torch.Tensor],
-        img_metas: Sequence[Cfg],
+        img_metas: Sequence[ImgMeta],
         det_bboxes: Sequence[torch.Tensor],
         det_labels: Sequence[torch.Tensor],
         rescale: bool = False,
@@ -313,7 +312,7 @@ class StandardRoIHead(nn.Module):
         self,
         x: Sequence[Sequence[torch.Tensor]],
         proposal_list: Sequence[torch.Tensor],
-        img_metas: Sequence[Sequence[Cfg]],
+        img_metas: Sequence[Sequence[ImgMeta]],
         rescale: bool = False,
     ) -> list[Any]:
         """Test-time augmentation of one image: merged boxes and, with a mask head, masks
@@ -336,7 +335,7 @@ class StandardRoIHead(nn.Module):
     def aug_test_mask(
         self,
         feats: Sequence[Sequence[torch.Tensor]],
-        img_metas: Sequence[Sequence[Cfg]],
+        img_metas: Sequence[Sequence[ImgMeta]],
         det_bboxes: torch.Tensor,
         det_labels: torch.Tensor,
     ) -> list[list[np.ndarray]]:

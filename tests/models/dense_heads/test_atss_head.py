@@ -90,8 +90,8 @@ def test_targets_give_positives_with_gt_boxes() -> None:
     anchors, flags = head.get_anchors([(8, 8), (4, 4)], _metas())
     out = head.get_targets(anchors, flags, GTS, _metas(), gt_labels_list=LABELS)
     assert out is not None
-    level_anchors, labels, _, targets, _weights, num_pos, num_neg = out
-    assert [a.shape for a in level_anchors] == [(2, 64, 4), (2, 16, 4)]
+    labels, _, targets, _weights, num_pos, num_neg = out
+    assert [lab.shape for lab in labels] == [(2, 64), (2, 16)]
     flat_labels = torch.cat([lab.reshape(2, -1) for lab in labels], 1)
     flat_targets = torch.cat([t.reshape(2, -1, 4) for t in targets], 1)
     pos = flat_labels < 3

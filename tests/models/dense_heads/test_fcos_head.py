@@ -199,13 +199,20 @@ def test_old_predictor_names_are_renamed_on_load() -> None:
     torch.testing.assert_close(fresh.conv_cls.weight, head.conv_cls.weight)
 
 
+class _PointHead(AnchorFreeHead):
+    def loss(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def get_targets(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+
 def test_anchor_free_base_head() -> None:
-    head = AnchorFreeHead(num_classes=4, in_channels=8, feat_channels=8, stacked_convs=1,
-                          strides=[8])  # fmt: skip
+    with pytest.raises(TypeError, match="abstract"):  # v2: loss and get_targets are abstract
+        AnchorFreeHead(num_classes=4, in_channels=8)  # type: ignore[abstract]
+    head = _PointHead(num_classes=4, in_channels=8, feat_channels=8, stacked_convs=1, strides=[8])
     scores, boxes = head(_feats(1)[:1])
     assert scores[0].shape == (1, 4, 8, 8) and boxes[0].shape == (1, 4, 8, 8)
     assert head.num_base_priors == 1
-    with pytest.raises(NotImplementedError):
-        head.loss(scores, boxes, [], [], [])
     ((y, x),) = head.get_points([(2, 3)], torch.float32, "cpu", flatten=True)
     assert y.tolist() == [0, 0, 0, 1, 1, 1] and x.tolist() == [0, 1, 2, 0, 1, 2]
