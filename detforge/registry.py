@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 from detforge.errors import (
@@ -59,6 +59,7 @@ __all__ = [
     "Cfg",
     "Registry",
     "build_module",
+    "check_cfg_keys",
 ]
 
 Cfg: TypeAlias = Mapping[str, Any]
@@ -381,6 +382,46 @@ def build_module(
         raise
     finally:
         _BUILDING.reset(token)
+
+
+def check_cfg_keys(cfg: Cfg | None, accepted: Iterable[str], name: str, owner: object) -> None:
+    """Refuse a settings dict (``train_cfg``, ``test_cfg``, ...) with a key nobody reads.
+
+    A component calls this on the settings it was given, so a typo such as
+    ``test_cfg.nms_pr`` fails when the model is built instead of running with the default.
+    The message names the component's config path (when it is being built from a config),
+    the key, the closest accepted keys and all of them.
+
+    Args:
+        cfg: The settings (``None`` or empty: nothing to check).
+        accepted: The keys the component reads.
+        name: What the settings are called there (``'train_cfg'``).
+        owner: The component (its class name goes into the message).
+
+    Raises:
+        UnexpectedKeyError: ``cfg`` has a key outside ``accepted``.
+        ConfigTypeError: ``cfg`` is not a dict.
+
+    Example:
+        >>> check_cfg_keys(dict(nms_pr=100), ['nms_pre', 'nms'], 'test_cfg', object())
+        Traceback (most recent call last):
+        ...
+        detforge.errors.UnexpectedKeyError: test_cfg of object: unexpected key 'nms_pr'; did ...
+    """
+    if not cfg:
+        return
+    label = f"{name} of {type(owner).__name__}"
+    stack = _BUILDING.get()
+    where = f"{stack[-1][0]}: {label}" if stack else label
+    if not isinstance(cfg, Mapping):
+        raise ConfigTypeError(f"{where} must be a dict, got {type(cfg).__name__} {cfg!r}")
+    allowed = sorted(accepted)
+    for key in cfg:
+        if key not in allowed:
+            raise UnexpectedKeyError(
+                f"{where}: unexpected key {key!r}{did_you_mean(str(key), allowed)} "
+                f"(accepted: {', '.join(allowed)})"
+            )
 
 
 MODELS = Registry("models")

@@ -28,7 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -37,7 +37,7 @@ from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.models.test_time_aug import dense_aug_test
 from detforge.models.utils import filter_scores_and_topk, select_single_mlvl
 from detforge.ops import batched_nms
-from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys
 from detforge.structures import ImgMeta
 from detforge.utils.dist import reduce_mean
 
@@ -139,6 +139,13 @@ class BaseDenseHead(nn.Module, ABC):
     """
 
     prior_generator: Any  #: grid_priors / valid_flags / num_levels / strides; set by subclasses
+    #: the keys of ``train_cfg`` and ``test_cfg`` the head reads; anything else is a config error
+    TRAIN_CFG_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"assigner", "sampler", "allowed_border", "pos_weight", "debug"}
+    )
+    TEST_CFG_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"nms_pre", "min_bbox_size", "score_thr", "nms", "max_per_img"}
+    )
 
     def __init__(
         self,
@@ -165,6 +172,8 @@ class BaseDenseHead(nn.Module, ABC):
         self.cls_out_channels = num_classes if self.use_sigmoid_cls else num_classes + 1
         if self.cls_out_channels <= 0:
             raise ValueError(f"{type(self).__name__}: num_classes={num_classes} is too small")
+        check_cfg_keys(train_cfg, self.TRAIN_CFG_KEYS, "train_cfg", self)
+        check_cfg_keys(test_cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self.init_cfg = init_cfg
@@ -301,7 +310,12 @@ class BaseDenseHead(nn.Module, ABC):
         return results
 
     def _test_cfg(self, cfg: Cfg | None) -> Cfg:
-        cfg = self.test_cfg if cfg is None else cfg
+        """The post-processing settings: ``cfg`` (e.g. the RPN's ``rpn_proposal``), checked,
+        or the head's ``test_cfg``."""
+        if cfg is None:
+            cfg = self.test_cfg
+        else:
+            check_cfg_keys(cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         if cfg is None:
             raise ValueError(f"{type(self).__name__}: no test_cfg for post-processing")
         return cfg

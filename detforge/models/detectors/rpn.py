@@ -12,7 +12,7 @@ from torch import nn
 from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
 from detforge.models.detectors.two_stage import cfg_section
 from detforge.models.test_time_aug import rpn_aug_test
-from detforge.registry import MODELS, Cfg
+from detforge.registry import MODELS, Cfg, check_cfg_keys
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox_mapping
 
@@ -34,6 +34,9 @@ class RPN(BaseDetector):
         init_cfg: Any = None,
     ) -> None:
         check_no_pretrained(pretrained)
+        # a Faster R-CNN config's rpn_proposal and rcnn sections are accepted and unused
+        check_cfg_keys(train_cfg, ("rpn", "rpn_proposal", "rcnn"), "train_cfg", self)
+        check_cfg_keys(test_cfg, ("rpn", "rcnn"), "test_cfg", self)
         super().__init__(backbone=backbone, neck=neck, init_cfg=init_cfg)
         self.rpn_head = build_child(
             rpn_head, train_cfg=cfg_section(train_cfg, "rpn"), test_cfg=cfg_section(test_cfg, "rpn")

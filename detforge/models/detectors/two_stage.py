@@ -10,7 +10,7 @@ from torch import nn
 
 from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
 from detforge.models.test_time_aug import rpn_aug_test
-from detforge.registry import MODELS, Cfg
+from detforge.registry import MODELS, Cfg, check_cfg_keys
 from detforge.structures import ImgMeta
 
 __all__ = ["FasterRCNN", "TwoStageDetector", "cfg_section"]
@@ -42,6 +42,8 @@ class TwoStageDetector(BaseDetector):
         init_cfg: Any = None,
     ) -> None:
         check_no_pretrained(pretrained)
+        check_cfg_keys(train_cfg, ("rpn", "rpn_proposal", "rcnn"), "train_cfg", self)
+        check_cfg_keys(test_cfg, ("rpn", "rcnn"), "test_cfg", self)
         super().__init__(backbone=backbone, neck=neck, init_cfg=init_cfg)
         self.rpn_head = build_child(
             rpn_head, train_cfg=cfg_section(train_cfg, "rpn"), test_cfg=cfg_section(test_cfg, "rpn")

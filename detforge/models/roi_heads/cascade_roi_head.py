@@ -22,10 +22,14 @@ from torch import nn
 
 from detforge.models.layers import apply_init_cfg
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
-from detforge.models.roi_heads.standard_roi_head import detections_per_image
+from detforge.models.roi_heads.standard_roi_head import (
+    RCNN_TEST_CFG_KEYS,
+    RCNN_TRAIN_CFG_KEYS,
+    detections_per_image,
+)
 from detforge.models.test_time_aug import merge_aug_bboxes
 from detforge.ops import multiclass_nms
-from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
 
@@ -121,6 +125,7 @@ class CascadeRoIHead(nn.Module):
             )
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
+        check_cfg_keys(test_cfg, RCNN_TEST_CFG_KEYS, "test_cfg", self)
         self.test_cfg = test_cfg
         self.init_cfg = init_cfg
         self.bbox_roi_extractor: Any = nn.ModuleList(
@@ -159,6 +164,7 @@ class CascadeRoIHead(nn.Module):
                 )
             self.train_cfg = list(train_cfg)
             for cfg in self.train_cfg:
+                check_cfg_keys(cfg, RCNN_TRAIN_CFG_KEYS, "train_cfg (a stage's)", self)
                 self.bbox_assigner.append(build_module(cfg["assigner"], TASK_UTILS))
                 self.bbox_sampler.append(build_module(cfg["sampler"], TASK_UTILS))
 

@@ -13,11 +13,11 @@ from torch import nn
 from detforge.models.layers import apply_init_cfg
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
 from detforge.models.test_time_aug import roi_aug_test
-from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
 
-__all__ = ["StandardRoIHead"]
+__all__ = ["RCNN_TEST_CFG_KEYS", "RCNN_TRAIN_CFG_KEYS", "StandardRoIHead"]
 
 
 def detections_per_image(
@@ -43,6 +43,11 @@ def detections_per_image(
         det_bboxes.append(bboxes)
         det_labels.append(labels)
     return det_bboxes, det_labels
+
+
+#: the keys of an R-CNN stage's ``train_cfg`` (v2's ``train_cfg.rcnn``) and ``test_cfg``
+RCNN_TRAIN_CFG_KEYS = frozenset({"assigner", "sampler", "pos_weight", "debug", "mask_size"})
+RCNN_TEST_CFG_KEYS = frozenset({"score_thr", "nms", "max_per_img", "mask_thr_binary"})
 
 
 @MODELS.register_module()
@@ -86,6 +91,8 @@ class StandardRoIHead(nn.Module):
             raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
         if bbox_roi_extractor is None or bbox_head is None:
             raise ValueError("StandardRoIHead needs bbox_roi_extractor and bbox_head")
+        check_cfg_keys(train_cfg, RCNN_TRAIN_CFG_KEYS, "train_cfg", self)
+        check_cfg_keys(test_cfg, RCNN_TEST_CFG_KEYS, "test_cfg", self)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self.init_cfg = init_cfg
