@@ -18,6 +18,7 @@ from torch import nn
 from detforge.datasets.builder import build_dataloader, build_dataset
 from detforge.engine.checkpoint_save import find_latest_checkpoint
 from detforge.engine.optim import auto_scale_lr, build_optimizer
+from detforge.engine.protocols import Runner
 from detforge.models.detectors.base import parse_losses
 from detforge.registry import HOOKS, build_module
 from detforge.utils.dist import get_dist_info
@@ -110,7 +111,7 @@ def _device(cfg: Any) -> str:
     return str(device)
 
 
-def _register_eval_hook(runner: Any, cfg: Any, distributed: bool, runner_type: str) -> None:
+def _register_eval_hook(runner: Runner, cfg: Any, distributed: bool, runner_type: str) -> None:
     val_cfg = copy.deepcopy(dict(cfg.data.val))
     val_cfg["test_mode"] = True
     val_dataset = build_dataset(val_cfg)

@@ -75,7 +75,7 @@ def _cpu_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
         out[key] = value.detach().cpu()
     metadata = getattr(state, "_metadata", None)
     if metadata is not None:
-        out._metadata = metadata  # type: ignore[attr-defined]
+        out._metadata = metadata  # type: ignore[attr-defined]  # torch's, not in OrderedDict's stubs
     return out
 
 
@@ -215,7 +215,8 @@ def capture_rng_state() -> dict[str, Any]:
         ),
         torch=torch.get_rng_state(),
     )
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # torch.cuda.is_initialized has no annotations (torch 2.14)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
     return state
 

@@ -4,14 +4,18 @@ resumed run already used without loading them."""
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import DataLoader, IterableDataset, Sampler
+
+if TYPE_CHECKING:
+    from detforge.engine.runner import _BaseRunner
 
 __all__ = ["IterLoader", "SkipBatches", "skipping_iterator"]
 
 
-class SkipBatches(Sampler[Any]):
+class SkipBatches(Sampler[list[int]]):
     """A batch sampler without the first ``skip`` batches of ``batch_sampler``.
 
     Example:
@@ -23,14 +27,14 @@ class SkipBatches(Sampler[Any]):
         self.batch_sampler = batch_sampler
         self.skip = skip
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[list[int]]:
         return itertools.islice(iter(self.batch_sampler), self.skip, None)
 
     def __len__(self) -> int:
         return max(len(self.batch_sampler) - self.skip, 0)
 
 
-def skipping_iterator(loader: Any, skip: int) -> Any:
+def skipping_iterator(loader: Iterable[Any], skip: int) -> Iterator[Any]:
     """An iterator over ``loader`` that starts after ``skip`` batches.
 
     For a map-style ``DataLoader`` the batches are skipped in its batch sampler, so their
@@ -78,7 +82,7 @@ class IterLoader:
         skip: Batches of the first pass to skip (a resumed run's ``data_position``).
     """
 
-    def __init__(self, loader: Any, runner: Any, skip: int = 0) -> None:
+    def __init__(self, loader: Any, runner: _BaseRunner, skip: int = 0) -> None:
         self._loader = loader
         self._runner = runner
         self._it = skipping_iterator(loader, skip) if skip else iter(loader)

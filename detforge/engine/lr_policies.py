@@ -149,7 +149,8 @@ class LrSchedule:
         if self.warmup == "linear":
             k = (1 - cur_iters / n) * (1 - self.warmup_ratio)
             return regular_lr * (1 - k)
-        return regular_lr * self.warmup_ratio ** (1 - cur_iters / n)
+        factor: float = self.warmup_ratio ** (1 - cur_iters / n)  # typeshed: float ** float is Any
+        return regular_lr * factor
 
     def get_lr(
         self,
@@ -315,7 +316,7 @@ class PolyLr(LrSchedule):
     def _lr(
         self, base_lr: float, progress: int, max_epochs: int | None, max_iters: int | None, it: int
     ) -> float:
-        coeff = (1 - progress / self._length(max_epochs, max_iters)) ** self.power
+        coeff: float = (1 - progress / self._length(max_epochs, max_iters)) ** self.power
         return (base_lr - self.min_lr) * coeff + self.min_lr
 
 
@@ -349,7 +350,8 @@ class InvLr(LrSchedule):
     def _lr(
         self, base_lr: float, progress: int, max_epochs: int | None, max_iters: int | None, it: int
     ) -> float:
-        return base_lr * (1 + self.gamma * progress) ** (-self.power)
+        factor: float = (1 + self.gamma * progress) ** (-self.power)
+        return base_lr * factor
 
 
 class _MinLrSchedule(LrSchedule):

@@ -71,7 +71,7 @@ def _register_torch_optimizers() -> None:
 _register_torch_optimizers()
 
 
-def _check_paramwise_cfg(paramwise: Mapping[str, Any], base_wd: Any) -> dict[str, Any]:
+def _check_paramwise_cfg(paramwise: Mapping[str, Any], base_wd: float | None) -> dict[str, Any]:
     unknown = sorted(set(paramwise) - _PARAMWISE_KEYS)
     if unknown:
         raise ConfigKeyError(
@@ -200,7 +200,7 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     base_lr = opt_cfg.get("lr")
     base_wd = opt_cfg.get("weight_decay")
     if not paramwise:
-        params: Any = model.parameters()
+        params: Iterable[nn.Parameter] | list[dict[str, Any]] = model.parameters()
     else:
         rules = _check_paramwise_cfg(paramwise, base_wd)
         if base_lr is None:
@@ -208,7 +208,10 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
         groups: list[dict[str, Any]] = []
         _add_param_groups(groups, model, rules, base_lr, base_wd)
         params = groups
-    return build_module(opt_cfg, OPTIMIZERS, {"params": params}, path="optimizer")
+    optimizer: torch.optim.Optimizer = build_module(
+        opt_cfg, OPTIMIZERS, {"params": params}, path="optimizer"
+    )
+    return optimizer
 
 
 def auto_scale_lr(

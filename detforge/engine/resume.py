@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detforge.engine.checkpoint_save import (
     capture_rng_state,
@@ -40,6 +40,9 @@ from detforge.engine.hooks.base import optimizers_of
 from detforge.errors import ConfigError
 from detforge.utils.dist import get_dist_info
 
+if TYPE_CHECKING:  # the runners call these functions with themselves
+    from detforge.engine.runner import IterBasedRunner, _BaseRunner
+
 __all__ = [
     "apply_resumed_rng",
     "call_rng_neutral",
@@ -50,7 +53,7 @@ __all__ = [
 
 
 def save_runner_checkpoint(
-    runner: Any,
+    runner: _BaseRunner,
     out_dir: str,
     filename_tmpl: str,
     save_optimizer: bool = True,
@@ -88,7 +91,7 @@ def save_runner_checkpoint(
     return path
 
 
-def resume(runner: Any, checkpoint: str, resume_optimizer: bool = True) -> None:
+def resume(runner: _BaseRunner, checkpoint: str, resume_optimizer: bool = True) -> None:
     """Restore weights, ``epoch``, ``iter``, optimizer, RNG and hook state (``meta``).
 
     The RNG state is kept for :func:`apply_resumed_rng`. As in MMCV, ``iter`` is rescaled by
@@ -136,14 +139,14 @@ def resume(runner: Any, checkpoint: str, resume_optimizer: bool = True) -> None:
     runner.logger.info("resumed from %s: %s", checkpoint, ", ".join(restored))
 
 
-def apply_resumed_rng(runner: Any) -> None:
+def apply_resumed_rng(runner: _BaseRunner) -> None:
     """Put back the random state :func:`resume` read (once; called after ``before_run``)."""
     if runner._resumed_rng is not None:
         restore_rng_state(runner._resumed_rng)
         runner._resumed_rng = None
 
 
-def call_rng_neutral(runner: Any, stage: str, gather: bool = False) -> None:
+def call_rng_neutral(runner: _BaseRunner, stage: str, gather: bool = False) -> None:
     """Call ``stage``'s hooks and put the random generators back as they were before.
 
     A checkpoint written by these hooks stores that state (with ``gather``, every rank's).
@@ -163,7 +166,7 @@ def call_rng_neutral(runner: Any, stage: str, gather: bool = False) -> None:
         runner._rng_ranks = None
 
 
-def resume_skip(runner: Any, loader: Any) -> int:
+def resume_skip(runner: IterBasedRunner, loader: Any) -> int:
     """The batches of ``loader`` an ``IterBasedRunner`` skips when it starts: the resumed
     ``data_position``, or (a checkpoint without one) the iterations into the current pass."""
     if runner._data_position is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ from detforge.engine.hooks import (
 from detforge.engine.hooks.priority import Priority
 from detforge.engine.hooks.training import register_training_hooks
 from detforge.engine.iter_loader import IterLoader
+from detforge.engine.protocols import OptimizerArg
 from detforge.errors import ConfigError
 from detforge.registry import HOOKS, build_module
 from detforge.utils.checkpoint import load_checkpoint as _load_checkpoint
@@ -46,7 +47,7 @@ class _BaseRunner:
     def __init__(
         self,
         model: nn.Module,
-        optimizer: Any = None,
+        optimizer: OptimizerArg | None = None,
         work_dir: str | None = None,
         logger: logging.Logger | None = None,
         meta: dict[str, Any] | None = None,
@@ -69,9 +70,9 @@ class _BaseRunner:
         self.hooks: list[Hook] = []
         self.log_buffer = LogBuffer()
         self.outputs: dict[str, Any] = {}
-        self.data_loader: Any = None
+        self.data_loader: Sized | None = None
         self.data_batch: Any = None
-        self.scaler: Any = None
+        self.scaler: torch.amp.GradScaler | None = None
         self._epoch = 0
         self._iter = 0
         self._inner_iter = 0
@@ -415,7 +416,7 @@ class IterBasedRunner(_BaseRunner):
         self._train_loader = None
 
 
-_RUNNERS: dict[str, type[_BaseRunner]] = {
+_RUNNERS: dict[str, type[EpochBasedRunner] | type[IterBasedRunner]] = {
     "EpochBasedRunner": EpochBasedRunner,
     "IterBasedRunner": IterBasedRunner,
 }
@@ -443,4 +444,4 @@ def build_runner(
             f"runner: unexpected key(s) {sorted(unknown)}; accepted: max_epochs, max_iters"
         )
     args.update(default_args or {})
-    return cls(**args)  # type: ignore[return-value]
+    return cls(**args)

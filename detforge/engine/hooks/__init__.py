@@ -1,4 +1,8 @@
-"""Runner hooks with MMCV 1.x / MMDetection v2 names, registered in ``HOOKS``."""
+"""Runner hooks with MMCV 1.x / MMDetection v2 names, registered in ``HOOKS``.
+
+A hook's methods receive the runner; :class:`Runner` (re-exported from
+:mod:`detforge.engine.protocols`) types what they may use of it.
+"""
 
 from detforge.engine.hooks.base import STAGES, Hook, optimizers_of, policy_hook_name
 from detforge.engine.hooks.checkpoint import CheckpointHook
@@ -30,6 +34,7 @@ from detforge.engine.hooks.optimizer import (
 )
 from detforge.engine.hooks.priority import Priority, get_priority
 from detforge.engine.hooks.tensorboard import TensorboardLoggerHook
+from detforge.engine.protocols import Runner
 
 __all__ = [
     "STAGES",
@@ -56,6 +61,7 @@ __all__ = [
     "OneCycleMomentumUpdaterHook",
     "OptimizerHook",
     "Priority",
+    "Runner",
     "StepMomentumUpdaterHook",
     "TensorboardLoggerHook",
     "TextLoggerHook",

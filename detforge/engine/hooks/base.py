@@ -3,9 +3,11 @@ the lr and momentum hooks."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from torch.optim import Optimizer
+
+from detforge.engine.protocols import OptimizerArg, Runner
 
 __all__ = ["STAGES", "Hook", "optimizers_of", "policy_hook_name"]
 
@@ -42,87 +44,92 @@ class Hook:
     """Base of all hooks. ``before_train_epoch`` and ``before_val_epoch`` call ``before_epoch``
     unless overridden (same for ``after_*`` and ``*_iter``), as MMCV's hooks do.
 
-    The runner passes itself to every method. Helpers such as :meth:`every_n_epochs` read its
-    counters.
+    The runner passes itself to every method; :class:`~detforge.engine.protocols.Runner` states
+    what a hook may use of it. Helpers such as :meth:`every_n_epochs` read its counters.
     """
 
     priority: int = 50
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         pass
 
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: Runner) -> None:
         pass
 
-    def before_epoch(self, runner: Any) -> None:
+    def before_epoch(self, runner: Runner) -> None:
         pass
 
-    def after_epoch(self, runner: Any) -> None:
+    def after_epoch(self, runner: Runner) -> None:
         pass
 
-    def before_iter(self, runner: Any) -> None:
+    def before_iter(self, runner: Runner) -> None:
         pass
 
-    def after_iter(self, runner: Any) -> None:
+    def after_iter(self, runner: Runner) -> None:
         pass
 
-    def after_backward(self, runner: Any) -> None:
+    def after_backward(self, runner: Runner) -> None:
         pass
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         self.before_epoch(runner)
 
-    def before_val_epoch(self, runner: Any) -> None:
+    def before_val_epoch(self, runner: Runner) -> None:
         self.before_epoch(runner)
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: Runner) -> None:
         self.after_epoch(runner)
 
-    def after_val_epoch(self, runner: Any) -> None:
+    def after_val_epoch(self, runner: Runner) -> None:
         self.after_epoch(runner)
 
-    def before_train_iter(self, runner: Any) -> None:
+    def before_train_iter(self, runner: Runner) -> None:
         self.before_iter(runner)
 
-    def before_val_iter(self, runner: Any) -> None:
+    def before_val_iter(self, runner: Runner) -> None:
         self.before_iter(runner)
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         self.after_iter(runner)
 
-    def after_val_iter(self, runner: Any) -> None:
+    def after_val_iter(self, runner: Runner) -> None:
         self.after_iter(runner)
 
     # --- counters -------------------------------------------------------------------------
     @staticmethod
-    def every_n_epochs(runner: Any, n: int) -> bool:
+    def every_n_epochs(runner: Runner, n: int) -> bool:
         """True after every ``n``-th completed epoch (``runner.epoch`` is 0-based)."""
         return n > 0 and (runner.epoch + 1) % n == 0
 
     @staticmethod
-    def every_n_inner_iters(runner: Any, n: int) -> bool:
+    def every_n_inner_iters(runner: Runner, n: int) -> bool:
         """True on every ``n``-th iteration of the current epoch."""
         return n > 0 and (runner.inner_iter + 1) % n == 0
 
     @staticmethod
-    def every_n_iters(runner: Any, n: int) -> bool:
+    def every_n_iters(runner: Runner, n: int) -> bool:
         """True on every ``n``-th global iteration."""
         return n > 0 and (runner.iter + 1) % n == 0
 
     @staticmethod
-    def end_of_epoch(runner: Any) -> bool:
+    def iters_per_epoch(runner: Runner) -> int | None:
+        """Batches in the current phase's loader (None before the first phase)."""
+        return len(runner.data_loader) if runner.data_loader is not None else None
+
+    @staticmethod
+    def end_of_epoch(runner: Runner) -> bool:
         """True on the last iteration of the current epoch."""
-        return bool(runner.inner_iter + 1 == len(runner.data_loader))
+        return runner.inner_iter + 1 == Hook.iters_per_epoch(runner)
 
     @staticmethod
-    def is_last_epoch(runner: Any) -> bool:
+    def is_last_epoch(runner: Runner) -> bool:
         """True in the last epoch of training."""
-        return bool(runner.epoch + 1 == runner.max_epochs)
+        return runner.epoch + 1 == runner.max_epochs
 
     @staticmethod
-    def is_last_iter(runner: Any) -> bool:
+    def is_last_iter(runner: Runner) -> bool:
         """True on the last iteration of training."""
-        return bool(runner.iter + 1 == runner.max_iters)
+        return runner.iter + 1 == runner.max_iters
 
     def triggered_stages(self) -> list[str]:
         """The stages this hook's class overrides (directly or via the generic method)."""
@@ -150,7 +157,7 @@ def policy_hook_name(policy: str, kind: str) -> str:
     return f"{name}{kind}UpdaterHook"
 
 
-def optimizers_of(optimizer: Any) -> dict[str, Optimizer]:
+def optimizers_of(optimizer: OptimizerArg | None) -> dict[str, Optimizer]:
     """The runner's optimizers by name: ``{'': optimizer}`` for one, a copy of the dict for
     several (MMCV's ``optimizer=dict(generator=..., discriminator=...)``).
 
@@ -165,7 +172,7 @@ def optimizers_of(optimizer: Any) -> dict[str, Optimizer]:
     """
     if isinstance(optimizer, Optimizer):
         return {"": optimizer}
-    if isinstance(optimizer, dict):
+    if isinstance(optimizer, Mapping):
         return dict(optimizer)
     raise TypeError(
         f"runner.optimizer must be a torch Optimizer or a dict of them, got {optimizer!r}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from detforge.engine.hooks.base import Hook
+from detforge.engine.protocols import Runner
 from detforge.registry import HOOKS
 
 __all__ = ["CheckpointHook"]
@@ -43,7 +43,7 @@ class CheckpointHook(Hook):
         self.save_last = save_last
         self.sync_buffer = sync_buffer
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         if self.out_dir is None:
             self.out_dir = runner.work_dir
         elif runner.work_dir is not None:
@@ -52,7 +52,7 @@ class CheckpointHook(Hook):
             )
         runner.logger.info("Checkpoints will be saved to %s", self.out_dir)
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: Runner) -> None:
         if not self.by_epoch:
             return
         if self.every_n_epochs(runner, self.interval) or (
@@ -61,7 +61,7 @@ class CheckpointHook(Hook):
             runner.logger.info("Saving checkpoint at %d epochs", runner.epoch + 1)
             self._save(runner, runner.epoch + 1)
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         if self.by_epoch:
             return
         if self.every_n_iters(runner, self.interval) or (
@@ -70,7 +70,7 @@ class CheckpointHook(Hook):
             runner.logger.info("Saving checkpoint at %d iterations", runner.iter + 1)
             self._save(runner, runner.iter + 1)
 
-    def _save(self, runner: Any, number: int) -> None:
+    def _save(self, runner: Runner, number: int) -> None:
         assert self.out_dir is not None
         tmpl = "epoch_{}.pth" if self.by_epoch else "iter_{}.pth"
         runner.save_checkpoint(self.out_dir, filename_tmpl=tmpl, save_optimizer=self.save_optimizer)

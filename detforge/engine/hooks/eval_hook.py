@@ -12,7 +12,9 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.engine.hooks.base import Hook
+from detforge.engine.protocols import Runner
 from detforge.engine.testing import multi_gpu_test, single_gpu_test
+from detforge.errors import ConfigError
 from detforge.registry import HOOKS
 from detforge.utils.dist import get_dist_info
 
@@ -102,17 +104,17 @@ class EvalHook(Hook):
                     f"EvalHook: cannot infer the rule for save_best key {key!r}; pass rule="
                 )
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         msgs = (runner.meta or {}).get("hook_msgs", {})
         self.best_ckpt_path = msgs.get("best_ckpt")
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         progress = runner.epoch if self.by_epoch else runner.iter
         for milestone, interval in self.dynamic_intervals:
             if progress + 1 >= milestone:
                 self.interval = interval
 
-    def _should_evaluate(self, runner: Any) -> bool:
+    def _should_evaluate(self, runner: Runner) -> bool:
         current = (runner.epoch if self.by_epoch else runner.iter) + 1
         if self.start is None:
             return current % self.interval == 0
@@ -120,16 +122,16 @@ class EvalHook(Hook):
             return False
         return (current - self.start) % self.interval == 0
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: Runner) -> None:
         if self.by_epoch and self._should_evaluate(runner):
             self._do_evaluate(runner)
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         if not self.by_epoch and self._should_evaluate(runner):
             runner.log_buffer.clear_output()
             self._do_evaluate(runner)
 
-    def _do_evaluate(self, runner: Any) -> None:
+    def _do_evaluate(self, runner: Runner) -> None:
         results = self.test_fn(runner.model, self.dataloader)
         runner.model.train()
         losses = self.val_losses(runner)
@@ -138,10 +140,9 @@ class EvalHook(Hook):
         if self.save_best and score is not None:
             self._save_best(runner, score)
 
-    def val_losses(self, runner: Any) -> dict[str, float]:
+    def val_losses(self, runner: Runner) -> dict[str, float]:
         """``{'val/loss': ..., 'val/loss_cls': ...}`` on the val set, or ``{}`` when off."""
         from detforge.engine.hooks.val_loss import build_val_loss_loader, compute_val_losses
-        from detforge.errors import ConfigError
 
         if self.val_loss is False:
             return {}
@@ -168,7 +169,7 @@ class EvalHook(Hook):
         self._loss_loader = None
         return {}
 
-    def evaluate(self, runner: Any, results: list[Any]) -> float | None:
+    def evaluate(self, runner: Runner, results: list[Any]) -> float | None:
         """Evaluate, put the metrics into the log buffer, return the ``save_best`` score."""
         res = self.dataloader.dataset.evaluate(results, logger=runner.logger, **self.eval_kwargs)
         for name, value in res.items():
@@ -187,7 +188,7 @@ class EvalHook(Hook):
             )
         return float(res[self.key_indicator])
 
-    def _save_best(self, runner: Any, score: float) -> None:
+    def _save_best(self, runner: Runner, score: float) -> None:
         current = f"epoch_{runner.epoch + 1}" if self.by_epoch else f"iter_{runner.iter + 1}"
         if runner.meta is None:
             runner.meta = {}
@@ -200,6 +201,11 @@ class EvalHook(Hook):
         if self.best_ckpt_path and os.path.isfile(self.best_ckpt_path):
             os.remove(self.best_ckpt_path)
         name = f"best_{self.key_indicator}_{current}.pth"
+        if runner.work_dir is None:
+            raise ConfigError(
+                f"evaluation.save_best={self.save_best!r}: the runner has no work_dir to save "
+                f"{name} in"
+            )
         self.best_ckpt_path = os.path.join(runner.work_dir, name)
         msgs["best_ckpt"] = self.best_ckpt_path
         runner.save_checkpoint(runner.work_dir, filename_tmpl=name, create_symlink=False)
@@ -262,7 +268,7 @@ class DistEvalHook(EvalHook):
             self.test_fn = partial(multi_gpu_test, tmpdir=tmpdir, gpu_collect=gpu_collect)
         self.broadcast_bn_buffer = broadcast_bn_buffer
 
-    def _do_evaluate(self, runner: Any) -> None:
+    def _do_evaluate(self, runner: Runner) -> None:
 
         if self.broadcast_bn_buffer and get_dist_info()[1] > 1:
             _broadcast_bn_buffers(runner.model)

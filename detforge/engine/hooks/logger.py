@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from detforge.engine.hooks.base import Hook
+from detforge.engine.protocols import Runner
 from detforge.registry import HOOKS
 
 __all__ = ["IterTimerHook", "LogBuffer", "LoggerHook", "TextLoggerHook"]
@@ -70,13 +71,13 @@ class LogBuffer:
 class IterTimerHook(Hook):
     """Logs ``data_time`` (waiting for the batch) and ``time`` (the whole iteration)."""
 
-    def before_epoch(self, runner: Any) -> None:
+    def before_epoch(self, runner: Runner) -> None:
         self._t = time.time()
 
-    def before_iter(self, runner: Any) -> None:
+    def before_iter(self, runner: Runner) -> None:
         runner.log_buffer.update({"data_time": time.time() - self._t})
 
-    def after_iter(self, runner: Any) -> None:
+    def after_iter(self, runner: Runner) -> None:
         runner.log_buffer.update({"time": time.time() - self._t})
         self._t = time.time()
 
@@ -96,17 +97,17 @@ class LoggerHook(Hook):
         self.reset_flag = reset_flag
         self.by_epoch = by_epoch
 
-    def log(self, runner: Any) -> None:
+    def log(self, runner: Runner) -> None:
         raise NotImplementedError
 
-    def before_epoch(self, runner: Any) -> None:
+    def before_epoch(self, runner: Runner) -> None:
         # The last logger clears the output it logged (MMCV's rule).
         for hook in runner.hooks[::-1]:
             if isinstance(hook, LoggerHook):
                 hook.reset_flag = True
                 break
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         if (self.by_epoch and self.every_n_inner_iters(runner, self.interval)) or (
             not self.by_epoch and self.every_n_iters(runner, self.interval)
         ):
@@ -118,13 +119,13 @@ class LoggerHook(Hook):
             if self.reset_flag:
                 runner.log_buffer.clear_output()
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: Runner) -> None:
         if runner.log_buffer.ready:
             self.log(runner)
             if self.reset_flag:
                 runner.log_buffer.clear_output()
 
-    def after_val_epoch(self, runner: Any) -> None:
+    def after_val_epoch(self, runner: Runner) -> None:
         runner.log_buffer.average()
         self.log(runner)
         if self.reset_flag:
@@ -132,18 +133,18 @@ class LoggerHook(Hook):
 
     # --- what a log line says -------------------------------------------------------------
     @staticmethod
-    def get_mode(runner: Any) -> str:
+    def get_mode(runner: Runner) -> str:
         """``'train'`` for training lines, ``'val'`` for eval results and val losses."""
         if runner.mode == "train":
             return "train" if "time" in runner.log_buffer.output else "val"
         return str(runner.mode)
 
     @staticmethod
-    def get_epoch(runner: Any) -> int:
+    def get_epoch(runner: Runner) -> int:
         """1-based epoch of the line."""
         return int(runner.epoch + 1 if runner.mode == "train" else runner.epoch)
 
-    def get_iter(self, runner: Any, inner_iter: bool = False) -> int:
+    def get_iter(self, runner: Runner, inner_iter: bool = False) -> int:
         """1-based iteration (within the epoch when ``by_epoch`` and ``inner_iter``)."""
         if self.by_epoch and inner_iter:
             return int(runner.inner_iter + 1)
@@ -187,7 +188,7 @@ class TextLoggerHook(LoggerHook):
         self.time_sec_tot = 0.0
         self.json_log_path: str | None = None
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         self.start_iter = runner.iter
         if runner.work_dir is None:
             return
@@ -206,7 +207,7 @@ class TextLoggerHook(LoggerHook):
         with open(self.json_log_path, "a") as f:
             f.write(json.dumps(_round(record), default=str) + "\n")
 
-    def log(self, runner: Any) -> None:
+    def log(self, runner: Runner) -> None:
         record: OrderedDict[str, Any] = OrderedDict(
             mode=self.get_mode(runner),
             epoch=self.get_epoch(runner),
@@ -223,7 +224,7 @@ class TextLoggerHook(LoggerHook):
         self._log_text(record, runner)
         self._dump(dict(record))
 
-    def _log_text(self, record: dict[str, Any], runner: Any) -> None:
+    def _log_text(self, record: dict[str, Any], runner: Runner) -> None:
         if (
             runner.meta is not None
             and "exp_name" in runner.meta
@@ -243,7 +244,8 @@ class TextLoggerHook(LoggerHook):
                 else ""
             )
             if self.by_epoch:
-                head = f"Epoch [{record['epoch']}][{record['iter']}/{len(runner.data_loader)}]\t"
+                total = self.iters_per_epoch(runner)
+                head = f"Epoch [{record['epoch']}][{record['iter']}/{total}]\t"
             else:
                 head = f"Iter [{record['iter']}/{runner.max_iters}]\t"
             parts = [lr_str] if lr_str else []

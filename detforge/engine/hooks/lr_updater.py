@@ -19,6 +19,7 @@ from detforge.engine.lr import (
     init_base_lrs,
     lr_at,
 )
+from detforge.engine.protocols import Runner
 from detforge.registry import HOOKS
 
 __all__ = ["LrUpdaterHook"]
@@ -40,13 +41,13 @@ class LrUpdaterHook(Hook):
         self.display_name = "LrUpdaterHook"
         self.base_lr: dict[str, list[float]] = {}
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         for name, opt in optimizers_of(runner.optimizer).items():
             self.base_lr[name] = init_base_lrs(opt, self.schedule)
 
-    def current_lrs(self, runner: Any) -> dict[str, list[float]]:
+    def current_lrs(self, runner: Runner) -> dict[str, list[float]]:
         """The lrs this hook sets at the runner's current epoch and iteration."""
-        iters_per_epoch = len(runner.data_loader) if runner.data_loader is not None else None
+        iters_per_epoch = self.iters_per_epoch(runner)
         out = {}
         for name, bases in self.base_lr.items():
             out[name] = [
@@ -63,7 +64,7 @@ class LrUpdaterHook(Hook):
             ]
         return out
 
-    def before_train_iter(self, runner: Any) -> None:
+    def before_train_iter(self, runner: Runner) -> None:
         if not self.base_lr:
             self.before_run(runner)
         opts = optimizers_of(runner.optimizer)

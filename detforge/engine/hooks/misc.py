@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from detforge.engine.hooks.base import Hook
+from detforge.engine.protocols import Runner
 from detforge.errors import ConfigError, InvalidLossError
 from detforge.registry import HOOKS
 
@@ -28,7 +29,8 @@ _NO_CLASS_CHECK = ("RPNHead", "VGG", "FusedSemanticHead", "GARPNHead")
 
 
 def _bare(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model  # type: ignore[return-value]
+    inner = getattr(model, "module", None)  # DataParallel/DDP's detector
+    return inner if isinstance(inner, torch.nn.Module) else model
 
 
 @HOOKS.register_module()
@@ -39,7 +41,7 @@ class NumClassCheckHook(Hook):
     (v2). The error names the config path of the module and both numbers.
     """
 
-    def _check(self, runner: Any) -> None:
+    def _check(self, runner: Runner) -> None:
         dataset = getattr(runner.data_loader, "dataset", None)
         if dataset is None:
             return
@@ -67,10 +69,10 @@ class NumClassCheckHook(Hook):
                     f"{len(classes)} or the dataset's classes"
                 )
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         self._check(runner)
 
-    def before_val_epoch(self, runner: Any) -> None:
+    def before_val_epoch(self, runner: Runner) -> None:
         self._check(runner)
 
 
@@ -90,7 +92,7 @@ class CheckInvalidLossHook(Hook):
             raise ValueError(f"CheckInvalidLossHook: interval must be a positive int: {interval!r}")
         self.interval = interval
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         if not self.every_n_iters(runner, self.interval):
             return
         values = {
@@ -125,7 +127,7 @@ class CheckInvalidLossHook(Hook):
         )
 
 
-def register_default_checks(runner: Any) -> None:
+def register_default_checks(runner: Runner) -> None:
     """Register ``NumClassCheckHook`` and ``CheckInvalidLossHook(interval=1)`` unless present.
 
     The class-count check runs before the first iteration (``before_train_epoch``); the loss
@@ -141,7 +143,7 @@ def register_default_checks(runner: Any) -> None:
 class DistSamplerSeedHook(Hook):
     """Calls ``set_epoch(runner.epoch)`` on the loader's sampler so shuffles differ per epoch."""
 
-    def before_epoch(self, runner: Any) -> None:
+    def before_epoch(self, runner: Runner) -> None:
         loader = runner.data_loader
         samplers: list[Any] = [
             getattr(loader, "sampler", None),
@@ -182,7 +184,7 @@ class EMAHook(Hook):
     def _momentum(self, it: int) -> float:
         return min(self.momentum, (1 + it) / (self.warm_up + it))
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         model = _bare(runner.model)
         self.param_ema: dict[str, str] = {}
         self.model_params = dict(model.named_parameters(recurse=True))
@@ -195,7 +197,7 @@ class EMAHook(Hook):
         if self.checkpoint is not None:
             runner.resume(self.checkpoint)
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         if runner.iter % self.interval != 0:
             return
         m = self._momentum(runner.iter)
@@ -210,10 +212,10 @@ class EMAHook(Hook):
             param.data.copy_(ema.data)
             ema.data.copy_(tmp)
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def after_train_epoch(self, runner: Runner) -> None:
         self._swap()
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         if runner.epoch > 0 or runner.iter > 0:
             self._swap()
 

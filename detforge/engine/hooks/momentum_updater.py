@@ -30,6 +30,7 @@ from detforge.engine.lr_policies import (
     StepLr,
     _anneal_func,
 )
+from detforge.engine.protocols import OptimizerArg, Runner
 from detforge.errors import ConfigError
 from detforge.registry import HOOKS
 
@@ -61,7 +62,7 @@ def _set_group_momentum(group: dict[str, Any], value: float) -> None:
         group["betas"] = (value, group["betas"][1])
 
 
-def current_momentum(optimizer: Any) -> list[float] | dict[str, list[float]]:
+def current_momentum(optimizer: OptimizerArg | None) -> list[float] | dict[str, list[float]]:
     """Each param group's momentum (``betas[0]`` for Adam-like, 0 when it has none).
 
     Example:
@@ -127,12 +128,12 @@ class MomentumUpdaterHook(Hook):
         self.regular_momentum: dict[str, list[float]] = {}
 
     # --- to override ------------------------------------------------------------------------
-    def get_momentum(self, runner: Any, base_momentum: float) -> float:
+    def get_momentum(self, runner: Runner, base_momentum: float) -> float:
         """The regular momentum at the runner's position for a group whose base is given."""
         raise NotImplementedError
 
     # --- shared machinery -------------------------------------------------------------------
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         self.base_momentum = {}
         for name, opt in optimizers_of(runner.optimizer).items():
             for index, group in enumerate(opt.param_groups):
@@ -146,7 +147,7 @@ class MomentumUpdaterHook(Hook):
                 group.setdefault("initial_momentum", value)
             self.base_momentum[name] = [float(g["initial_momentum"]) for g in opt.param_groups]
 
-    def get_regular_momentum(self, runner: Any) -> dict[str, list[float]]:
+    def get_regular_momentum(self, runner: Runner) -> dict[str, list[float]]:
         """The un-warmed momentum of every group of every optimizer."""
         return {
             name: [self.get_momentum(runner, base) for base in bases]
@@ -163,13 +164,13 @@ class MomentumUpdaterHook(Hook):
             factor = self.warmup_ratio ** (1 - cur_iter / self.warmup_iters)
         return {k: [m / factor for m in v] for k, v in self.regular_momentum.items()}
 
-    def _apply(self, runner: Any, values: Mapping[str, Sequence[float]]) -> None:
+    def _apply(self, runner: Runner, values: Mapping[str, Sequence[float]]) -> None:
         opts = optimizers_of(runner.optimizer)
         for name, moms in values.items():
             for group, mom in zip(opts[name].param_groups, moms, strict=True):
                 _set_group_momentum(group, mom)
 
-    def before_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         if not self.base_momentum:
             self.before_run(runner)
         if not self.by_epoch:
@@ -177,7 +178,7 @@ class MomentumUpdaterHook(Hook):
         self.regular_momentum = self.get_regular_momentum(runner)
         self._apply(runner, self.regular_momentum)
 
-    def before_train_iter(self, runner: Any) -> None:
+    def before_train_iter(self, runner: Runner) -> None:
         if not self.base_momentum:
             self.before_run(runner)
         cur = runner.iter
@@ -200,15 +201,14 @@ class _ScheduleMomentumHook(MomentumUpdaterHook):
 
     schedule: LrSchedule
 
-    def get_momentum(self, runner: Any, base_momentum: float) -> float:
-        loader = runner.data_loader
+    def get_momentum(self, runner: Runner, base_momentum: float) -> float:
         return self.schedule.get_lr(
             base_momentum,
             epoch=runner.epoch,
             iter=runner.iter,
             max_epochs=runner.max_epochs,
             max_iters=runner.max_iters,
-            iters_per_epoch=len(loader) if loader is not None else None,
+            iters_per_epoch=self.iters_per_epoch(runner),
         )
 
 
@@ -242,7 +242,7 @@ class _AnnealingMomentumHook(_ScheduleMomentumHook):
     """Anneals from the base momentum to ``min_momentum`` (or ``base * min_momentum_ratio``)
     along the lr schedule class ``_SCHEDULE``."""
 
-    _SCHEDULE: Any
+    _SCHEDULE: type[LrSchedule]
 
     def __init__(
         self,
@@ -371,7 +371,7 @@ class OneCycleMomentumUpdaterHook(MomentumUpdaterHook):
         self.anneal_func = _anneal_func(anneal_strategy, "OneCycle")
         self.bounds: dict[str, list[tuple[float, float]]] = {}
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         for name, opt in optimizers_of(runner.optimizer).items():
             if "momentum" not in opt.defaults and "betas" not in opt.defaults:
                 raise ConfigError(
@@ -394,7 +394,7 @@ class OneCycleMomentumUpdaterHook(MomentumUpdaterHook):
             return [(first, 1, 0), (second, 0, 1), (max_iters - 1, 1, 1)]
         return [(first, 1, 0), (max_iters - 1, 0, 1)]
 
-    def get_regular_momentum(self, runner: Any) -> dict[str, list[float]]:
+    def get_regular_momentum(self, runner: Runner) -> dict[str, list[float]]:
         if not runner.max_iters:
             raise ConfigError("momentum_config: policy 'OneCycle' needs the runner's max_iters")
         phases = self._phases(runner.max_iters)
@@ -411,5 +411,5 @@ class OneCycleMomentumUpdaterHook(MomentumUpdaterHook):
             for name, pairs in self.bounds.items()
         }
 
-    def get_momentum(self, runner: Any, base_momentum: float) -> float:
+    def get_momentum(self, runner: Runner, base_momentum: float) -> float:
         raise NotImplementedError("OneCycle computes all groups in get_regular_momentum")

@@ -7,16 +7,29 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch.optim import Optimizer
 
 from detforge.engine.hooks.base import Hook
 from detforge.engine.optim import clip_grads
+from detforge.engine.protocols import Runner
 from detforge.registry import HOOKS
 
 __all__ = ["Fp16OptimizerHook", "GradientCumulativeOptimizerHook", "OptimizerHook"]
 
 
-def _params(runner: Any) -> list[torch.nn.Parameter]:
+def _params(runner: Runner) -> list[torch.nn.Parameter]:
     return [p for p in runner.model.parameters() if p.requires_grad]
+
+
+def _optimizer(runner: Runner, hook: object) -> Optimizer:
+    """The runner's optimizer; these hooks step one (several need a hook of their own)."""
+    optimizer = runner.optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"{type(hook).__name__} steps one torch Optimizer; runner.optimizer is "
+            f"{type(optimizer).__name__}"
+        )
+    return optimizer
 
 
 @HOOKS.register_module()
@@ -34,19 +47,20 @@ class OptimizerHook(Hook):
         self.grad_clip = dict(grad_clip) if grad_clip is not None else None
         self.detect_anomalous_params = detect_anomalous_params
 
-    def _clip(self, runner: Any) -> None:
+    def _clip(self, runner: Runner) -> None:
         if self.grad_clip is None:
             return
         norm = clip_grads(_params(runner), self.grad_clip)
         if norm is not None:
             runner.log_buffer.update({"grad_norm": float(norm)}, runner.outputs["num_samples"])
 
-    def after_train_iter(self, runner: Any) -> None:
-        runner.optimizer.zero_grad()
+    def after_train_iter(self, runner: Runner) -> None:
+        optimizer = _optimizer(runner, self)
+        optimizer.zero_grad()
         runner.outputs["loss"].backward()
         runner.call_hook("after_backward")
         self._clip(runner)
-        runner.optimizer.step()
+        optimizer.step()
 
 
 @HOOKS.register_module()
@@ -68,24 +82,27 @@ class GradientCumulativeOptimizerHook(OptimizerHook):
         super().__init__(grad_clip=grad_clip, detect_anomalous_params=detect_anomalous_params)
         self.cumulative_iters = cumulative_iters
 
-    def _factor(self, runner: Any) -> int:
+    def _factor(self, runner: Runner) -> int:
         max_iters = runner.max_iters
+        if max_iters is None:
+            raise RuntimeError(f"{type(self).__name__} needs the runner's max_iters")
         divisible = max_iters // self.cumulative_iters * self.cumulative_iters
         if runner.iter < divisible:
             return self.cumulative_iters
         return max_iters - divisible
 
-    def before_run(self, runner: Any) -> None:
-        runner.optimizer.zero_grad()
+    def before_run(self, runner: Runner) -> None:
+        _optimizer(runner, self).zero_grad()
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
+        optimizer = _optimizer(runner, self)
         loss = runner.outputs["loss"] / self._factor(runner)
         loss.backward()
         runner.call_hook("after_backward")
         if self.every_n_iters(runner, self.cumulative_iters) or self.is_last_iter(runner):
             self._clip(runner)
-            runner.optimizer.step()
-            runner.optimizer.zero_grad()
+            optimizer.step()
+            optimizer.zero_grad()
 
 
 @HOOKS.register_module()
@@ -120,33 +137,35 @@ class Fp16OptimizerHook(OptimizerHook):
             raise ValueError(
                 f"fp16.loss_scale must be 'dynamic', a number or a dict: {loss_scale!r}"
             )
-        self.scaler: Any = None
-        self._autocast: Any = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self._autocast: contextlib.ExitStack | None = None  # entered in before_train_iter
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         device = next(runner.model.parameters()).device.type
         self._device = device
-        self.scaler = torch.amp.GradScaler(device, enabled=device == "cuda", **self._scaler_args)
+        scaler = torch.amp.GradScaler(device, enabled=device == "cuda", **self._scaler_args)
         state = ((runner.meta or {}).get("fp16") or {}).get("loss_scaler")
         if state:
-            self.scaler.load_state_dict(state)
-        runner.scaler = self.scaler
+            scaler.load_state_dict(state)
+        self.scaler = runner.scaler = scaler
 
-    def before_train_iter(self, runner: Any) -> None:
+    def before_train_iter(self, runner: Runner) -> None:
         dtype = torch.float16 if self._device == "cuda" else torch.bfloat16
-        self._autocast = torch.autocast(self._device, dtype=dtype)
-        self._autocast.__enter__()
+        self._autocast = contextlib.ExitStack()
+        self._autocast.enter_context(torch.autocast(self._device, dtype=dtype))
 
-    def after_train_iter(self, runner: Any) -> None:
+    def after_train_iter(self, runner: Runner) -> None:
         if self._autocast is not None:
             with contextlib.suppress(Exception):
-                self._autocast.__exit__(None, None, None)
+                self._autocast.close()
             self._autocast = None
-        runner.optimizer.zero_grad()
-        self.scaler.scale(runner.outputs["loss"]).backward()
+        optimizer, scaler = _optimizer(runner, self), self.scaler
+        assert scaler is not None, "before_run creates the scaler"
+        optimizer.zero_grad()
+        scaler.scale(runner.outputs["loss"]).backward()
         runner.call_hook("after_backward")
         if self.grad_clip is not None:
-            self.scaler.unscale_(runner.optimizer)
+            scaler.unscale_(optimizer)
             self._clip(runner)
-        self.scaler.step(runner.optimizer)
-        self.scaler.update()
+        scaler.step(optimizer)
+        scaler.update()

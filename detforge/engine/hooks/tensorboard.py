@@ -8,11 +8,15 @@ from __future__ import annotations
 import importlib.util
 import numbers
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detforge.engine.hooks.logger import LoggerHook
 from detforge.engine.hooks.momentum_updater import current_momentum
+from detforge.engine.protocols import Runner
 from detforge.registry import HOOKS
+
+if TYPE_CHECKING:  # imported on use: it needs the optional tensorboard package
+    from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["TensorboardLoggerHook"]
 
@@ -49,9 +53,9 @@ class TensorboardLoggerHook(LoggerHook):
     ) -> None:
         super().__init__(interval, ignore_last, reset_flag, by_epoch)
         self.log_dir = log_dir
-        self.writer: Any = None
+        self.writer: SummaryWriter | None = None
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: Runner) -> None:
         from detforge.utils.dist import get_dist_info
 
         if get_dist_info()[0] != 0:
@@ -69,7 +73,7 @@ class TensorboardLoggerHook(LoggerHook):
             self.log_dir = os.path.join(runner.work_dir, "tf_logs")
         self.writer = SummaryWriter(self.log_dir)
 
-    def loggable_tags(self, runner: Any) -> dict[str, Any]:
+    def loggable_tags(self, runner: Runner) -> dict[str, Any]:
         """The ``{tag: value}`` pairs a log call writes (numbers and strings only)."""
         mode = self.get_mode(runner)
         tags: dict[str, Any] = {}
@@ -87,7 +91,7 @@ class TensorboardLoggerHook(LoggerHook):
                 tags[name] = values[0]
         return tags
 
-    def log(self, runner: Any) -> None:
+    def log(self, runner: Runner) -> None:
         if self.writer is None:
             return
         step = self.get_iter(runner)
@@ -97,7 +101,7 @@ class TensorboardLoggerHook(LoggerHook):
             else:
                 self.writer.add_scalar(tag, float(value), step)
 
-    def after_run(self, runner: Any) -> None:
+    def after_run(self, runner: Runner) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detforge.engine.hooks.base import policy_hook_name
+from detforge.engine.protocols import Runner
 from detforge.errors import ConfigError
 from detforge.registry import HOOKS, build_module
 
@@ -13,7 +14,7 @@ __all__ = ["register_training_hooks"]
 
 
 def register_training_hooks(
-    runner: Any,
+    runner: Runner,
     lr_config: Mapping[str, Any] | None,
     optimizer_config: Mapping[str, Any] | None = None,
     checkpoint_config: Mapping[str, Any] | None = None,
