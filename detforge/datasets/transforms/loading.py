@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from detforge.datasets.issues import DatasetError
 from detforge.registry import TRANSFORMS
 from detforge.utils.image import imread
 
@@ -222,11 +223,18 @@ def _boxes(value: Any, key: str) -> np.ndarray:
 
 
 def _poly2mask(mask_ann: Any, height: int, width: int) -> np.ndarray:
-    """Rasterise one instance (polygons, uncompressed or compressed RLE) to ``ndarray[H, W]``."""
+    """Rasterise one instance (polygons, uncompressed or compressed RLE) to ``ndarray[H, W]``.
+
+    Polygons with fewer than 3 points are skipped, as :class:`PolygonMasks` does (pycocotools
+    would read a 2-point polygon as a box); an instance without any is an empty mask.
+    """
     from pycocotools import mask as mask_utils
 
     if isinstance(mask_ann, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(mask_ann, height, width))
+        polygons = [p for p in mask_ann if len(p) >= 6]
+        if not polygons:
+            return np.zeros((height, width), dtype=np.uint8)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     elif isinstance(mask_ann, Mapping) and isinstance(mask_ann.get("counts"), list):
         rle = mask_utils.frPyObjects(dict(mask_ann), height, width)
     elif isinstance(mask_ann, Mapping) and "counts" in mask_ann:
@@ -337,6 +345,12 @@ class LoadAnnotations:
         anns = self._ann_info(results).get("masks")
         if anns is None:
             raise KeyError("LoadAnnotations(with_mask=True): ann_info has no 'masks'")
+        for k, ann in enumerate(anns):
+            if not isinstance(ann, list | Mapping):
+                raise DatasetError(
+                    f"LoadAnnotations(with_mask=True): {info.get('filename')}: instance {k} has "
+                    f"no mask (polygons or RLE), got {ann!r:.60}"
+                )
         gt_masks: Any
         if self.poly2mask:
             bitmaps = [_poly2mask(ann, h, w) for ann in anns]
