@@ -10,8 +10,10 @@ Subclasses override :meth:`CustomDataset.load_annotations` and :meth:`CustomData
 Bad annotations are dropped and counted (one summary line), or raise with ``strict=True``; an
 image that cannot be read is skipped during training (another image of the same aspect group
 is drawn), or raises in strict and test mode. A training set with no image left after
-filtering is an error. An error raised by the pipeline is re-raised naming the dataset's
-annotation file.
+filtering is an error. ``pre_pipeline`` hands the dataset's :class:`DataIssues` to the
+pipeline as ``results['data_issues']`` so that ``LoadImageFromFile`` can count an image whose
+real size differs from the annotation's (see its ``size_mismatch``); an error raised by the
+pipeline is re-raised naming the dataset's annotation file.
 """
 
 from __future__ import annotations
@@ -267,6 +269,8 @@ class CustomDataset(Dataset[dict[str, Any]]):
         results["bbox_fields"] = []
         results["mask_fields"] = []
         results["seg_fields"] = []
+        # lets LoadImageFromFile count (or, strict, raise on) an image of the wrong size
+        results["data_issues"] = self.issues
 
     def prepare_train_img(self, idx: int) -> dict[str, Any] | None:
         results: dict[str, Any] = dict(

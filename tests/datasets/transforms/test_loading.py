@@ -112,7 +112,7 @@ def test_webcam() -> None:
 def test_reprs() -> None:
     assert repr(LoadImageFromFile()) == (
         "LoadImageFromFile(to_float32=False, color_type='color', channel_order='bgr', "
-        "file_client_args={'backend': 'disk'})"
+        "file_client_args={'backend': 'disk'}, size_mismatch='rescale')"
     )
     assert repr(LoadMultiChannelImageFromFiles()) == (
         "LoadMultiChannelImageFromFiles(to_float32=False, color_type='unchanged', "
