@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
+import math
 import os.path as osp
 import tempfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from pycocotools.coco import COCO
 
+from detforge.datasets.coco_json import read_coco
 from detforge.datasets.custom import CustomDataset
-from detforge.datasets.issues import DatasetError
+from detforge.datasets.issues import DataIssues, DatasetError, check_classes_known
 from detforge.evaluation import evaluate_coco, fast_eval_recall, results2json
 from detforge.evaluation.class_names import COCO_CLASSES
 from detforge.registry import DATASETS
@@ -27,13 +27,13 @@ logger = logging.getLogger("detforge")
 _METRICS = ("bbox", "segm", "proposal", "proposal_fast")
 
 
-def load_coco(ann_file: str) -> COCO:
-    """Load a COCO json quietly (pycocotools prints to stdout), with a clear error if broken."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            return COCO(ann_file)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(f"{ann_file}: not a valid COCO annotation file: {exc}") from exc
+def load_coco(ann_file: str, issues: DataIssues | None = None) -> COCO:
+    """Load a COCO json quietly, checked entry by entry (see :mod:`detforge.datasets.coco_json`).
+
+    Raises:
+        DatasetError: naming the file and its first bad entry.
+    """
+    return read_coco(ann_file, issues)
 
 
 @DATASETS.register_module()
@@ -41,22 +41,26 @@ class CocoDataset(CustomDataset):
     """COCO instances json (v2 ``CocoDataset``); same arguments as :class:`CustomDataset`.
 
     Labels follow the json's category order among the selected ``classes`` (as in v2). A name in
-    ``classes`` that matches no category is an error listing the json's names. Annotations that
-    are ``ignore``, have no overlap with the image, ``area <= 0`` or ``w``/``h < 1`` are dropped
-    and reported; ``iscrowd`` boxes go to ``bboxes_ignore``.
+    ``classes`` that matches no category is an error listing the json's names. The json is
+    checked entry by entry when read (:mod:`detforge.datasets.coco_json`): a broken entry or a
+    duplicate id is an error naming the file and the entry. Annotations that are ``ignore`` are
+    skipped; those with non-finite coordinates, ``w``/``h`` below 1 pixel, ``area <= 0`` or no
+    overlap with the image are dropped and reported by that reason; ``iscrowd`` boxes go to
+    ``bboxes_ignore``.
     """
 
     CLASSES: tuple[str, ...] | None = COCO_CLASSES
 
     def load_annotations(self, ann_file: str) -> list[dict[str, Any]]:
-        self.coco = load_coco(ann_file)
+        self.coco = load_coco(ann_file, self.issues)
         names = [c["name"] for c in self.coco.dataset.get("categories", [])]
         classes = self.CLASSES or ()
-        unknown = [c for c in classes if c not in names]
-        if unknown:
+        check_classes_known(ann_file, classes, names, "category in the json")
+        repeated = sorted(n for n, k in Counter(names).items() if k > 1 and n in classes)
+        if repeated:
             raise DatasetError(
-                f"{ann_file}: classes {unknown} match no category in the json; its categories "
-                f"are: {names}"
+                f"{ann_file}: categories {repeated} are named more than once in the json, so "
+                "their objects cannot be given one label"
             )
         self.cat_ids = self.coco.getCatIds(catNms=list(classes))
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
@@ -84,14 +88,10 @@ class CocoDataset(CustomDataset):
                 )
         self.img_ids = self.coco.getImgIds()
         infos = []
-        ann_ids: list[int] = []
         for img_id in self.img_ids:
             info = dict(self.coco.loadImgs([img_id])[0])
             info["filename"] = info["file_name"]
             infos.append(info)
-            ann_ids.extend(self.coco.getAnnIds(imgIds=[img_id]))
-        if len(set(ann_ids)) != len(ann_ids):
-            raise DatasetError(f"Annotation ids in '{ann_file}' are not unique!")
         # parsed once, so that every dropped annotation is counted in the summary line
         self._ann_by_id = {info["id"]: self._parse_ann_info(info) for info in infos}
         return infos
@@ -108,13 +108,9 @@ class CocoDataset(CustomDataset):
             if ann.get("ignore", False) or ann["category_id"] not in self.cat2label:
                 continue
             x1, y1, w, h = ann["bbox"]
-            inter_w = max(0, min(x1 + w, width) - max(x1, 0))
-            inter_h = max(0, min(y1 + h, height) - max(y1, 0))
-            if inter_w * inter_h == 0:
-                self.issues.add("boxes outside the image", where, f"bbox {ann['bbox']}")
-                continue
-            if ann.get("area", w * h) <= 0 or w < 1 or h < 1:
-                self.issues.add("boxes with zero or negative size", where, f"bbox {ann['bbox']}")
+            reason = _bad_box_reason(x1, y1, w, h, ann["area"], width, height)
+            if reason is not None:
+                self.issues.add(reason, where, f"bbox {ann['bbox']} (annotation id {ann['id']})")
                 continue
             box = [x1, y1, x1 + w, y1 + h]
             if ann.get("iscrowd", False):
@@ -209,3 +205,22 @@ class CocoDataset(CustomDataset):
                 if tmp_dir is not None:
                     tmp_dir.cleanup()
         return eval_results
+
+
+def _bad_box_reason(
+    x1: float, y1: float, w: float, h: float, area: float, width: float, height: float
+) -> str | None:
+    """Why v2 drops the box ``[x1, y1, w, h]`` of a ``width`` x ``height`` image, or None."""
+    if not all(math.isfinite(v) for v in (x1, y1, w, h)):
+        return "boxes with non-finite coordinates"
+    if w <= 0 or h <= 0:
+        return "boxes with zero or negative size"
+    if w < 1 or h < 1:
+        return "boxes narrower or lower than 1 pixel"
+    if area <= 0:
+        return "annotations with zero or negative area"
+    inter_w = max(0, min(x1 + w, width) - max(x1, 0))
+    inter_h = max(0, min(y1 + h, height) - max(y1, 0))
+    if inter_w * inter_h == 0:
+        return "boxes outside the image"
+    return None

@@ -9,7 +9,11 @@ Middle format (a ``.pkl`` or ``.json`` list, one entry per image)::
 Subclasses override :meth:`CustomDataset.load_annotations` and :meth:`CustomDataset.get_ann_info`.
 Bad annotations are dropped and counted (one summary line), or raise with ``strict=True``; an
 image that cannot be read is skipped during training (another image of the same aspect group
-is drawn), or raises in strict and test mode.
+is drawn), or raises in strict and test mode. A training set with no image left after
+filtering is an error. ``pre_pipeline`` hands the dataset's :class:`DataIssues` to the
+pipeline as ``results['data_issues']`` so that ``LoadImageFromFile`` can count an image whose
+real size differs from the annotation's (see its ``size_mismatch``); an error raised by the
+pipeline is re-raised naming the dataset's annotation file.
 """
 
 from __future__ import annotations
@@ -128,11 +132,23 @@ class CustomDataset(Dataset[dict[str, Any]]):
         self.data_infos = self.load_annotations(self.ann_file)
         self.proposals = self.load_proposals(self.proposal_file) if self.proposal_file else None
         if not test_mode:
+            loaded = len(self.data_infos)
             valid = self._filter_imgs()
             self.data_infos = [self.data_infos[i] for i in valid]
             if self.proposals is not None:
                 self.proposals = [self.proposals[i] for i in valid]
             self._set_group_flag()
+            if not self.data_infos:
+                self.issues.report()
+                raise DatasetError(
+                    f"{self.issues.source}: no training images: of the {loaded} images loaded, "
+                    + (
+                        f"none has both a shorter side of at least 32 pixels and an annotation "
+                        f"of classes {self.CLASSES} (filter_empty_gt=True)"
+                        if filter_empty_gt
+                        else "none has a shorter side of at least 32 pixels"
+                    )
+                )
         self.issues.report()
         self.pipeline = Compose(pipeline)
         self._unreadable: set[str] = set()
@@ -178,7 +194,10 @@ class CustomDataset(Dataset[dict[str, Any]]):
         keep = np.ones(len(boxes), dtype=bool)
         num_classes = None if self.CLASSES is None else len(self.CLASSES)
         for i, (box, label) in enumerate(zip(boxes, labels, strict=True)):
-            if not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+            if not np.isfinite(box).all():
+                self.issues.add("boxes with non-finite coordinates", where, f"bbox {box.tolist()}")
+                keep[i] = False
+            elif box[2] <= box[0] or box[3] <= box[1]:
                 self.issues.add("boxes with zero or negative size", where, f"bbox {box.tolist()}")
                 keep[i] = False
             elif num_classes is not None and not 0 <= label < num_classes:
@@ -250,6 +269,8 @@ class CustomDataset(Dataset[dict[str, Any]]):
         results["bbox_fields"] = []
         results["mask_fields"] = []
         results["seg_fields"] = []
+        # lets LoadImageFromFile count (or, strict, raise on) an image of the wrong size
+        results["data_issues"] = self.issues
 
     def prepare_train_img(self, idx: int) -> dict[str, Any] | None:
         results: dict[str, Any] = dict(
@@ -272,11 +293,19 @@ class CustomDataset(Dataset[dict[str, Any]]):
         return int(np.random.choice(pool))
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
+        try:
+            return self._get_sample(idx)
+        except DatasetError as exc:
+            if self.issues.source in str(exc):
+                raise
+            raise DatasetError(f"{self.issues.source}: {exc}") from exc
+
+    def _get_sample(self, idx: int) -> dict[str, Any]:
         if self.test_mode:
             data = self.prepare_test_img(idx)
             if data is None:
                 raise DatasetError(
-                    f"{type(self).__name__}: the test pipeline dropped "
+                    f"{self.issues.source}: the test pipeline dropped "
                     f"{self.data_infos[idx].get('filename')}"
                 )
             return data
@@ -297,7 +326,7 @@ class CustomDataset(Dataset[dict[str, Any]]):
             idx = self._rand_another(idx)
         shown = ", ".join(list(dict.fromkeys(tried))[:10])
         raise DatasetError(
-            f"{type(self).__name__}: the pipeline returned None for {len(tried)} samples in a row "
+            f"{self.issues.source}: the pipeline returned None for {len(tried)} samples in a row "
             f"({shown}); check the images and the pipeline (e.g. RandomCrop dropping every box)"
         )
 

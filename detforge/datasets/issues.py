@@ -5,15 +5,20 @@ Every dataset owns one :class:`DataIssues`. Loading code reports each problem wi
 file and the annotation, otherwise problems are counted and :meth:`DataIssues.report` logs one
 summary line per dataset, e.g.
 ``XMLDataset(BCCD/ImageSets/Main/train.txt): dropped 2 boxes with zero or negative size
-(BloodImage_00338.xml, BloodImage_00343.xml)``.
+(BloodImage_00338.xml, BloodImage_00343.xml)``. A problem that was repaired rather than dropped
+is reported with its own verb (``action``), e.g. ``...; fixed 3 annotations without 'iscrowd'
+(taken as 0) (a.jpg)``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
-__all__ = ["DataIssues", "DatasetError"]
+from detforge.utils.suggest import close_matches
+
+__all__ = ["DataIssues", "DatasetError", "check_classes_known"]
 
 logger = logging.getLogger("detforge")
 
@@ -37,19 +42,39 @@ class DataIssues:
         >>> issues.add('boxes with zero or negative size', 'b.jpg', 'bbox [3, 3, 3, 4]')
         >>> issues.summary()
         'CocoDataset(ann.json): dropped 2 boxes with zero or negative size (a.jpg, b.jpg)'
+        >>> issues.add("annotations without 'iscrowd' (taken as 0)", 'a.jpg', action='fixed')
+        >>> issues.summary().split('; ')[1]
+        "fixed 1 annotations without 'iscrowd' (taken as 0) (a.jpg)"
     """
 
     def __init__(self, source: str, strict: bool = False) -> None:
         self.source = source
         self.strict = strict
         self._places: dict[str, list[str]] = defaultdict(list)
+        self._actions: dict[str, str] = {}
 
-    def add(self, kind: str, where: str, detail: str = "") -> None:
-        """Record one problem (``kind`` is a plural noun phrase: 'boxes outside the image')."""
+    def __deepcopy__(self, memo: dict[int, object]) -> DataIssues:
+        # one accumulator per dataset: pipelines that deep-copy ``results`` share it
+        return self
+
+    def add(self, kind: str, where: str, detail: str = "", action: str = "dropped") -> None:
+        """Record one problem.
+
+        Args:
+            kind: A plural noun phrase, e.g. ``'boxes outside the image'``.
+            where: The file or image it was found in.
+            detail: The offending value (shown in strict mode's error).
+            action: The verb of the summary: ``'dropped'``, or e.g. ``'fixed'`` for a problem
+                that was repaired.
+
+        Raises:
+            DatasetError: in strict mode, naming the dataset, ``where`` and ``detail``.
+        """
         if self.strict:
             extra = f": {detail}" if detail else ""
             raise DatasetError(f"{self.source}: {kind} in {where}{extra} (strict mode)")
         self._places[kind].append(where)
+        self._actions.setdefault(kind, action)
 
     def count(self, kind: str | None = None) -> int:
         if kind is not None:
@@ -64,15 +89,53 @@ class DataIssues:
         """One line describing everything dropped, or ``None`` when nothing was."""
         if not self._places:
             return None
-        parts = []
+        parts: dict[str, list[str]] = defaultdict(list)
         for kind, places in self._places.items():
             unique = list(dict.fromkeys(places))
             shown = ", ".join(unique[:_SHOWN]) + (", ..." if len(unique) > _SHOWN else "")
-            parts.append(f"{len(places)} {kind} ({shown})")
-        return f"{self.source}: dropped " + "; ".join(parts)
+            parts[self._actions[kind]].append(f"{len(places)} {kind} ({shown})")
+        groups = [f"{action} " + "; ".join(items) for action, items in parts.items()]
+        return f"{self.source}: " + "; ".join(groups)
 
     def report(self) -> None:
         """Log the summary line (a warning) if anything was dropped."""
         line = self.summary()
         if line:
             logger.warning(line)
+
+
+def check_classes_known(
+    source: str, classes: Sequence[str], names: Sequence[str], where: str
+) -> None:
+    """Raise when a name in ``classes`` is none of the ``names`` the annotations use.
+
+    Args:
+        source: The annotation file (or dataset) the names come from.
+        classes: The class names asked for.
+        names: The names found in the annotations, in their order.
+        where: What the names are, e.g. ``'category in the json'``.
+
+    Raises:
+        DatasetError: listing the unknown classes, close matches and every name found.
+
+    Example:
+        >>> check_classes_known('ann.json', ['persn'], ['person', 'car'], 'category in the json')
+        Traceback (most recent call last):
+        ...
+        detforge.datasets.issues.DatasetError: ann.json: classes ['persn'] match no category \
+in the json ('persn': did you mean 'person'?); the names there are: ['person', 'car']
+    """
+    unknown = [c for c in classes if c not in names]
+    if not unknown:
+        return
+    hints = [(c, close_matches(c, names)) for c in unknown]
+    shown = "; ".join(
+        f"{c!r}: did you mean " + " or ".join(repr(m) for m in matches) + "?"
+        for c, matches in hints
+        if matches
+    )
+    raise DatasetError(
+        f"{source}: classes {unknown} match no {where}"
+        + (f" ({shown})" if shown else "")
+        + f"; the names there are: {list(names)}"
+    )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os.path as osp
 import re
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,11 +15,13 @@ import numpy as np
 from PIL import Image
 
 from detforge.datasets.custom import CustomDataset, evaluate_map_or_recall, list_from_file
-from detforge.datasets.issues import DatasetError
+from detforge.datasets.issues import DatasetError, check_classes_known
 from detforge.evaluation.class_names import VOC_CLASSES, WIDER_FACE_CLASSES
 from detforge.registry import DATASETS
 
 __all__ = ["VOCDataset", "WIDERFaceDataset", "XMLDataset"]
+
+logger = logging.getLogger("detforge")
 
 
 @DATASETS.register_module()
@@ -27,8 +30,12 @@ class XMLDataset(CustomDataset):
 
     Box coordinates are read as ``int(float(text))`` and shifted by −1 (v2's convention for
     1-based VOC pixels); ``difficult`` objects, and objects smaller than ``min_size``, go to
-    ``bboxes_ignore``. Objects of classes not in ``classes`` are skipped. Boxes with zero or
-    negative size after the shift are dropped and reported.
+    ``bboxes_ignore``. Objects of classes not in ``classes`` are skipped and counted by name in
+    one warning; a name in ``classes`` that no XML uses, while some object names match no
+    class, is an error listing the names found (a typo such as ``'Platelet'`` for
+    ``'Platelets'`` would drop every object of that class). Boxes with zero or negative size
+    after the shift, or with unreadable or non-finite coordinates, are dropped and reported. An
+    XML whose ``<size>`` is zero or unreadable gets the size of its image file (reported).
 
     Args:
         min_size: Objects whose width or height is below this are ignored (training only).
@@ -75,21 +82,56 @@ class XMLDataset(CustomDataset):
                 self.issues.add("images whose XML cannot be read", xml_path, str(exc))
                 continue
             filename = self._image_filename(img_id, root)
-            size = root.find("size")
-            if size is not None and size.findtext("width") and size.findtext("height"):
-                width = int(float(size.findtext("width") or 0))
-                height = int(float(size.findtext("height") or 0))
-            else:
+            size = self._declared_size(root, osp.basename(xml_path))
+            if size is None:
                 try:
                     with Image.open(osp.join(self.img_prefix, filename)) as img:
-                        width, height = img.size
+                        size = img.size
                 except OSError as exc:
                     self.issues.add("images that cannot be opened", filename, str(exc))
                     continue
             self._objects[img_id] = root.findall("object")
-            infos.append(dict(id=img_id, filename=filename, width=width, height=height))
+            infos.append(dict(id=img_id, filename=filename, width=size[0], height=size[1]))
+        self._check_object_names(ann_file)
         self._anns = {info["id"]: self._parse_objects(info) for info in infos}
         return infos
+
+    def _declared_size(self, root: ET.Element, where: str) -> tuple[int, int] | None:
+        """``(width, height)`` of ``<size>``; None when absent, zero or unreadable (reported)."""
+        size = root.find("size")
+        if size is None or not (size.findtext("width") and size.findtext("height")):
+            return None
+        text = (size.findtext("width") or "", size.findtext("height") or "")
+        try:
+            width, height = (int(float(t)) for t in text)
+        except (ValueError, OverflowError):
+            width = height = 0
+        if width > 0 and height > 0:
+            return width, height
+        self.issues.add(
+            "XMLs with a zero or unreadable <size> (size read from the image)",
+            where,
+            f"<width>{text[0]}</width> <height>{text[1]}</height>",
+            action="fixed",
+        )
+        return None
+
+    def _check_object_names(self, ann_file: str) -> None:
+        """Raise on a class no XML uses (when names go unmatched); count skipped objects."""
+        found = Counter(
+            (obj.findtext("name") or "").strip() for objs in self._objects.values() for obj in objs
+        )
+        classes = self.CLASSES or ()
+        skipped = {name: n for name, n in found.items() if name not in classes}
+        if not skipped:
+            return
+        check_classes_known(ann_file, classes, sorted(found), "object <name> in its XML files")
+        logger.warning(
+            "%s: skipped %d objects whose <name> is not in classes: %s",
+            self.issues.source,
+            sum(skipped.values()),
+            ", ".join(f"{name!r} ({n})" for name, n in sorted(skipped.items())),
+        )
 
     def _parse_objects(self, info: dict[str, Any]) -> dict[str, Any]:
         where = osp.basename(self._xml_path(info["id"]))
@@ -107,13 +149,16 @@ class XMLDataset(CustomDataset):
             if bnd is None:
                 self.issues.add("objects without a bndbox", where, name)
                 continue
+            texts = [bnd.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")]
             try:
-                box = [
-                    int(float(bnd.findtext(k) or "nan")) for k in ("xmin", "ymin", "xmax", "ymax")
-                ]
+                coords = [float(t or "") for t in texts]  # a missing one is unreadable too
             except ValueError:
-                self.issues.add("objects with unreadable coordinates", where, name)
+                self.issues.add("objects with unreadable coordinates", where, f"{name} {texts}")
                 continue
+            if not all(math.isfinite(c) for c in coords):
+                self.issues.add("boxes with non-finite coordinates", where, f"{name} {texts}")
+                continue
+            box = [int(c) for c in coords]
             if box[2] <= box[0] or box[3] <= box[1]:
                 self.issues.add("boxes with zero or negative size", where, f"{name} {box}")
                 continue

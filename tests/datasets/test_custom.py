@@ -127,3 +127,22 @@ def test_pipeline_returning_none_gives_up_naming_images(pkl: Path) -> None:
     )
     with pytest.raises(DatasetError, match=r"a\.jpg|b\.jpg"):
         ds[0]
+
+
+def test_non_finite_boxes_are_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "nan.pkl"
+    write_pkl(path)
+    entries = pickle.loads(path.read_bytes())
+    entries[0]["ann"]["bboxes"][1, 2] = np.nan
+    path.write_bytes(pickle.dumps(entries))
+    ds = CustomDataset(ann_file=str(path), pipeline=[], classes=("a", "b"))
+    # before: counted as 'boxes with zero or negative size'
+    assert ds.issues.kinds == {"boxes with non-finite coordinates": ["a.jpg"]}
+
+
+def test_no_training_image_left_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "small.pkl"
+    path.write_bytes(pickle.dumps([dict(filename="t.jpg", width=20, height=20)]))
+    with pytest.raises(DatasetError, match=r"small\.pkl\): no training images: of the 1 images"):
+        CustomDataset(ann_file=str(path), pipeline=[], classes=("a",))
+    assert len(CustomDataset(ann_file=str(path), pipeline=[], classes=("a",), test_mode=True)) == 1

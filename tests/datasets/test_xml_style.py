@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,13 +23,8 @@ def bccd(shared_data: Path) -> Path:
 
 
 def bccd_dataset(root: Path, split: str = "train", **kwargs) -> XMLDataset:
-    return XMLDataset(
-        ann_file=str(root / "ImageSets" / "Main" / f"{split}.txt"),
-        pipeline=[],
-        classes=BCCD_CLASSES,
-        img_prefix=str(root),
-        **kwargs,
-    )
+    args = dict(pipeline=[], classes=BCCD_CLASSES, img_prefix=str(root))
+    return XMLDataset(ann_file=str(root / "ImageSets" / "Main" / f"{split}.txt"), **args | kwargs)
 
 
 def test_bccd_train_split_loads_205_images(bccd: Path) -> None:
@@ -133,3 +129,72 @@ def test_bccd_with_the_voc_training_pipeline(bccd: Path) -> None:
     meta = sample["img_metas"]
     assert meta["ori_shape"] == (480, 640, 3) and meta["img_shape"] == (600, 800, 3)
     assert meta["pad_shape"] == (608, 800, 3)
+
+
+def test_bccd_class_name_typo_is_an_error_listing_the_names(bccd: Path) -> None:
+    # before: every 'Platelets' object was dropped without a word (292 boxes of trainval)
+    with pytest.raises(DatasetError, match=r"classes \['Platelet'\] match no object") as info:
+        bccd_dataset(bccd, split="trainval", classes=("RBC", "WBC", "Platelet"))
+    message = str(info.value)
+    assert "trainval.txt" in message and "did you mean 'Platelets'?" in message
+    assert "the names there are: ['Platelets', 'RBC', 'WBC']" in message
+
+
+def test_bccd_class_subset_counts_the_skipped_objects(
+    bccd: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="detforge"):
+        ds = bccd_dataset(bccd, classes=("RBC", "WBC"))
+    assert len(ds) == 205
+    assert any(
+        "skipped 209 objects" in r.getMessage() and "'Platelets' (209)" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def write_voc(root: Path, size: str, objects: list[tuple[str, str]]) -> Path:
+    """One 64x48 image ``a.jpg`` with ``<size>`` and (name, 'xmin ymin xmax ymax') objects."""
+    for sub in ("JPEGImages", "Annotations"):
+        (root / sub).mkdir(exist_ok=True)
+    cv2.imwrite(str(root / "JPEGImages" / "a.jpg"), np.zeros((48, 64, 3), np.uint8))
+    body = "".join(
+        f"<object><name>{name}</name><bndbox>"
+        + "".join(
+            f"<{k}>{v}</{k}>"
+            for k, v in zip(("xmin", "ymin", "xmax", "ymax"), coords.split(), strict=True)
+        )
+        + "</bndbox></object>"
+        for name, coords in objects
+    )
+    (root / "Annotations" / "a.xml").write_text(f"<annotation>{size}{body}</annotation>")
+    (root / "list.txt").write_text("a\n")
+    return root / "list.txt"
+
+
+def test_zero_size_in_xml_reads_the_image_and_is_counted(tmp_path: Path) -> None:
+    size = "<size><width>0</width><height>0</height></size>"
+    ann = write_voc(tmp_path, size, [("cell", "2 2 40 40")])
+    ds = XMLDataset(ann_file=str(ann), img_prefix=str(tmp_path), classes=("cell",), pipeline=[])
+    # before: the image was silently filtered out of training (0 < min_size)
+    assert len(ds) == 1
+    assert (ds.data_infos[0]["width"], ds.data_infos[0]["height"]) == (64, 48)
+    assert ds.issues.kinds == {
+        "XMLs with a zero or unreadable <size> (size read from the image)": ["a.xml"]
+    }
+
+
+def test_bad_coordinates_are_reported_by_their_real_reason(tmp_path: Path) -> None:
+    objects = [
+        ("cell", "2 2 40 40"),
+        ("cell", "nan 2 40 40"),
+        ("cell", "x 2 40 40"),
+        ("cell", "5 5 5 30"),
+    ]
+    ann = write_voc(tmp_path, "", objects)
+    ds = XMLDataset(ann_file=str(ann), img_prefix=str(tmp_path), classes=("cell",), pipeline=[])
+    assert ds.issues.kinds == {
+        "boxes with non-finite coordinates": ["a.xml"],
+        "objects with unreadable coordinates": ["a.xml"],
+        "boxes with zero or negative size": ["a.xml"],
+    }
+    np.testing.assert_array_equal(ds.get_ann_info(0)["bboxes"], [[1, 1, 39, 39]])

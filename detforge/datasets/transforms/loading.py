@@ -8,12 +8,20 @@ with the ``bbox_fields`` / ``mask_fields`` / ``seg_fields`` lists that later tra
 
 from __future__ import annotations
 
+import logging
 import os.path as osp
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from detforge.datasets.issues import DataIssues, DatasetError
+from detforge.datasets.transforms._declared_size import (
+    SIZE_MISMATCH_POLICIES,
+    rescale_annotations,
+    rescale_loaded_gt,
+    size_mismatch,
+)
 from detforge.registry import TRANSFORMS
 from detforge.utils.image import imread
 
@@ -25,6 +33,8 @@ __all__ = [
     "LoadMultiChannelImageFromFiles",
     "LoadProposals",
 ]
+
+logger = logging.getLogger("detforge")
 
 _DISK = {"backend": "disk"}
 
@@ -62,19 +72,37 @@ class LoadImageFromFile:
     Sets ``filename`` (prefix joined), ``ori_filename``, ``img`` (uint8 BGR ``ndarray[H, W, 3]``
     unless told otherwise), ``img_shape = ori_shape = img.shape`` and ``img_fields = ['img']``.
 
+    When ``img_info`` declares ``height`` and ``width`` (COCO json, VOC ``<size>``) and the
+    decoded image has another size, the annotation's boxes point into the wrong frame; what
+    happens then is ``size_mismatch``:
+
+    - ``'rescale'`` (default): ``ann_info``'s boxes and masks (and any ``gt_*`` already loaded)
+      are scaled to the real size, ``img_info`` is replaced by a copy with the real size, and
+      a warning names the file once.
+    - ``'drop'``: the sample is dropped (``None``; a training dataset draws another image).
+    - ``'error'``: :class:`DatasetError` naming the file and both sizes.
+
+    Rescaled and dropped images are counted in the dataset's summary of bad data, and a
+    dataset built with ``strict=True`` raises instead. A width/height swap explained by an EXIF
+    orientation the decoder applied is no mismatch. Load the image before the annotations,
+    as every v2 pipeline does.
+
     Args:
         to_float32: Convert the image to float32.
         color_type: Read flag: ``'color'``, ``'grayscale'`` or ``'unchanged'``.
         channel_order: ``'bgr'`` or ``'rgb'``.
         file_client_args: Accepted for v2 configs; only ``dict(backend='disk')`` works.
+        size_mismatch: ``'rescale'``, ``'drop'`` or ``'error'`` (see above).
 
     Raises:
         ImageLoadError: the file is missing or unreadable (the message names it).
+        DatasetError: with ``size_mismatch='error'`` (or a strict dataset), the decoded size
+            is not the declared one.
 
     Example:
         >>> LoadImageFromFile()
         LoadImageFromFile(to_float32=False, color_type='color', channel_order='bgr', \
-file_client_args={'backend': 'disk'})
+file_client_args={'backend': 'disk'}, size_mismatch='rescale')
     """
 
     def __init__(
@@ -83,20 +111,32 @@ file_client_args={'backend': 'disk'})
         color_type: str = "color",
         channel_order: str = "bgr",
         file_client_args: Mapping[str, Any] | None = None,
+        size_mismatch: str = "rescale",
     ) -> None:
+        if size_mismatch not in SIZE_MISMATCH_POLICIES:
+            raise ValueError(
+                f"{type(self).__name__}: size_mismatch must be one of "
+                f"{list(SIZE_MISMATCH_POLICIES)}, got {size_mismatch!r}"
+            )
         self.to_float32 = to_float32
         self.color_type = color_type
         self.channel_order = channel_order
         self.file_client_args = _check_file_client_args(file_client_args, type(self).__name__)
+        self.size_mismatch = size_mismatch
+        self._reported: set[str] = set()
 
     def _read(self, filename: str) -> np.ndarray:
         img = imread(filename, flag=self.color_type, channel_order=self.channel_order)
         return img.astype(np.float32) if self.to_float32 else img
 
-    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
-        name = _img_info(results, type(self).__name__)["filename"]
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        info = _img_info(results, type(self).__name__)
+        name = info["filename"]
         filename = _join(results.get("img_prefix"), name)
         img = self._read(filename)
+        declared = size_mismatch(info, img.shape, filename, self.color_type)
+        if declared is not None and not self._on_size_mismatch(results, filename, declared, img):
+            return None
         results["filename"] = filename
         results["ori_filename"] = name
         results["img"] = img
@@ -105,11 +145,43 @@ file_client_args={'backend': 'disk'})
         results["img_fields"] = ["img"]
         return results
 
+    def _on_size_mismatch(
+        self, results: dict[str, Any], filename: str, declared: tuple[int, int], img: np.ndarray
+    ) -> bool:
+        """Apply the policy; False when the sample is to be dropped."""
+        real = (int(img.shape[0]), int(img.shape[1]))
+        sizes = (
+            f"the annotation declares {declared[1]}x{declared[0]} (width x height), "
+            f"the decoded image is {real[1]}x{real[0]}"
+        )
+        if self.size_mismatch == "error":
+            raise DatasetError(f"{type(self).__name__}: {filename}: {sizes}")
+        drop = self.size_mismatch == "drop"
+        if filename not in self._reported:
+            # once per file: the summary counts images, and the log is not flooded
+            issues = results.get("data_issues")
+            if isinstance(issues, DataIssues):  # raises for a strict dataset
+                kind = "images whose real size differs from the annotation's"
+                if drop:
+                    issues.add(kind, filename, sizes)
+                else:
+                    issues.add(f"{kind} (boxes and masks rescaled)", filename, sizes, "fixed")
+            self._reported.add(filename)
+            what = "dropped (size_mismatch='drop')" if drop else "boxes and masks are rescaled"
+            logger.warning("%s: %s; %s", filename, sizes, what)
+        if drop:
+            return False
+        if results.get("ann_info") is not None:
+            results["ann_info"] = rescale_annotations(results["ann_info"], declared, real)
+        results["img_info"] = {**results["img_info"], "height": real[0], "width": real[1]}
+        rescale_loaded_gt(results, declared, real)
+        return True
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(to_float32={self.to_float32}, "
             f"color_type='{self.color_type}', channel_order='{self.channel_order}', "
-            f"file_client_args={self.file_client_args})"
+            f"file_client_args={self.file_client_args}, size_mismatch='{self.size_mismatch}')"
         )
 
 
@@ -222,11 +294,18 @@ def _boxes(value: Any, key: str) -> np.ndarray:
 
 
 def _poly2mask(mask_ann: Any, height: int, width: int) -> np.ndarray:
-    """Rasterise one instance (polygons, uncompressed or compressed RLE) to ``ndarray[H, W]``."""
+    """Rasterise one instance (polygons, uncompressed or compressed RLE) to ``ndarray[H, W]``.
+
+    Polygons with fewer than 3 points are skipped, as :class:`PolygonMasks` does (pycocotools
+    would read a 2-point polygon as a box); an instance without any is an empty mask.
+    """
     from pycocotools import mask as mask_utils
 
     if isinstance(mask_ann, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(mask_ann, height, width))
+        polygons = [p for p in mask_ann if len(p) >= 6]
+        if not polygons:
+            return np.zeros((height, width), dtype=np.uint8)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     elif isinstance(mask_ann, Mapping) and isinstance(mask_ann.get("counts"), list):
         rle = mask_utils.frPyObjects(dict(mask_ann), height, width)
     elif isinstance(mask_ann, Mapping) and "counts" in mask_ann:
@@ -337,6 +416,12 @@ class LoadAnnotations:
         anns = self._ann_info(results).get("masks")
         if anns is None:
             raise KeyError("LoadAnnotations(with_mask=True): ann_info has no 'masks'")
+        for k, ann in enumerate(anns):
+            if not isinstance(ann, list | Mapping):
+                raise DatasetError(
+                    f"LoadAnnotations(with_mask=True): {info.get('filename')}: instance {k} has "
+                    f"no mask (polygons or RLE), got {ann!r:.60}"
+                )
         gt_masks: Any
         if self.poly2mask:
             bitmaps = [_poly2mask(ann, h, w) for ann in anns]

@@ -35,7 +35,7 @@ from detforge.utils.image.geometry import (
     imresize,
     rescale_size,
 )
-from detforge.utils.image.io import ImageLoadError, imfrombytes, imread, imwrite
+from detforge.utils.image.io import ImageLoadError, exif_orientation, imfrombytes, imread, imwrite
 from detforge.utils.image.warp import imrotate, imshear, imtranslate
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "bgr2hsv",
     "bgr2rgb",
     "corrupt",
+    "exif_orientation",
     "gray2bgr",
     "hsv2bgr",
     "imcrop",

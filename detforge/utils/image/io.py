@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["ImageLoadError", "imfrombytes", "imread", "imwrite"]
+__all__ = ["ImageLoadError", "exif_orientation", "imfrombytes", "imread", "imwrite"]
 
 _READ_FLAGS: dict[str, int] = {
     "color": cv2.IMREAD_COLOR,
@@ -22,6 +22,7 @@ _READ_FLAGS: dict[str, int] = {
     "grayscale_ignore_orientation": cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_GRAYSCALE,
 }
 
+_EXIF_ORIENTATION = 0x0112
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 
@@ -118,6 +119,26 @@ def imread(
     except OSError as exc:
         raise ImageLoadError(f"could not read image file {path}: {exc}") from exc
     return _decode(content, flag, channel_order, str(path))
+
+
+def exif_orientation(path: str | os.PathLike[str]) -> int:
+    """The EXIF orientation (1 to 8) of an image file; 1 when it has none or cannot be read.
+
+    Orientations 5 to 8 swap width and height; ``imread`` with ``'color'`` or ``'grayscale'``
+    applies them.
+
+    Example:
+        >>> exif_orientation('/no/such/file.jpg')
+        1
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            value = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def imwrite(

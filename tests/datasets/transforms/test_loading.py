@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from detforge.datasets.issues import DatasetError
 from detforge.datasets.transforms.loading import (
     FilterAnnotations,
     LoadAnnotations,
@@ -111,7 +112,7 @@ def test_webcam() -> None:
 def test_reprs() -> None:
     assert repr(LoadImageFromFile()) == (
         "LoadImageFromFile(to_float32=False, color_type='color', channel_order='bgr', "
-        "file_client_args={'backend': 'disk'})"
+        "file_client_args={'backend': 'disk'}, size_mismatch='rescale')"
     )
     assert repr(LoadMultiChannelImageFromFiles()) == (
         "LoadMultiChannelImageFromFiles(to_float32=False, color_type='unchanged', "
@@ -206,6 +207,19 @@ def test_load_polygon_masks_drops_invalid_polygons() -> None:
     masks = out["gt_masks"]
     assert isinstance(masks, masks_mod.PolygonMasks)
     assert len(masks.masks[0]) == 1 and len(masks.masks[1]) == 1
+
+
+def test_masks_without_polygons_or_missing_masks() -> None:
+    _masks_module()
+    results = _ann_results()
+    # no polygon, or only a 2-point one (pycocotools would read [x1, y1, x2, y2] as a box)
+    results["ann_info"]["masks"] = [[], [[1.0, 1.0, 9.0, 9.0]]]
+    out = LoadAnnotations(with_mask=True)(results)
+    assert out["gt_masks"].masks.shape == (2, 20, 30) and not out["gt_masks"].masks.any()
+    results = _ann_results()
+    results["ann_info"]["masks"] = [results["ann_info"]["masks"][0], None]
+    with pytest.raises(DatasetError, match=r"x\.jpg: instance 1 has no mask"):
+        LoadAnnotations(with_mask=True)(results)
 
 
 def test_load_rle_mask() -> None:
