@@ -1,5 +1,6 @@
 """Second-stage (RoI) heads, RoI extractors and box heads."""
 
+from detforge.models.roi_heads.base_roi_head import BaseRoIHead
 from detforge.models.roi_heads.bbox_heads import BBoxHead
 from detforge.models.roi_heads.cascade_roi_head import CascadeRoIHead
 from detforge.models.roi_heads.convfc_bbox_head import (
@@ -13,6 +14,7 @@ from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
     "BBoxHead",
+    "BaseRoIHead",
     "CascadeRoIHead",
     "ConvFCBBoxHead",
     "FCNMaskHead",

@@ -21,15 +21,16 @@ import torch
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg
-from detforge.models.roi_heads.mask_heads import merge_aug_masks
-from detforge.models.roi_heads.standard_roi_head import (
-    RCNN_TEST_CFG_KEYS,
-    RCNN_TRAIN_CFG_KEYS,
+from detforge.models.roi_heads.base_roi_head import (
+    BaseRoIHead,
+    assign_and_sample,
     detections_per_image,
+    scale_factor_tensor,
 )
+from detforge.models.roi_heads.mask_heads import merge_aug_masks
 from detforge.models.test_time_aug import merge_aug_bboxes
 from detforge.ops import multiclass_nms
-from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
 
@@ -47,12 +48,6 @@ def _per_stage(cfg: Any, num_stages: int, name: str) -> list[Any]:
     return [cfg] * num_stages
 
 
-def _scale_tensor(scale_factor: Any, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(scale_factor, int | float):
-        scale_factor = [float(scale_factor)] * 4
-    return like.new_tensor(np.asarray(scale_factor, dtype=np.float32))
-
-
 def _activated(head: Any, cls_score: torch.Tensor) -> torch.Tensor:
     """Scores as the head's loss sees them (only custom-activation losses change them)."""
     if getattr(head, "custom_activation", False):
@@ -62,7 +57,7 @@ def _activated(head: Any, cls_score: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class CascadeRoIHead(nn.Module):
+class CascadeRoIHead(BaseRoIHead):
     """Cascade R-CNN's RoI head (``mmdet.models.roi_heads.CascadeRoIHead``, v2).
 
     Args:
@@ -107,15 +102,16 @@ class CascadeRoIHead(nn.Module):
         pretrained: str | None = None,
         init_cfg: Any = None,
     ) -> None:
-        super().__init__()
-        if shared_head is not None:
-            raise NotImplementedError("CascadeRoIHead: shared_head is not supported (as in v2)")
-        if pretrained is not None:
-            raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
+        super().__init__(
+            test_cfg=test_cfg,
+            init_cfg=init_cfg,
+            shared_head=shared_head,
+            pretrained=pretrained,
+            has_mask_head=mask_head is not None,
+            has_mask_roi_extractor=mask_roi_extractor is not None,
+        )
         if bbox_roi_extractor is None or bbox_head is None:
             raise ValueError("CascadeRoIHead needs bbox_roi_extractor and bbox_head")
-        if mask_roi_extractor is not None and mask_head is None:
-            raise ValueError("CascadeRoIHead: mask_roi_extractor is given without a mask_head")
         if num_stages < 1:
             raise ValueError(f"CascadeRoIHead: num_stages must be >= 1, got {num_stages}")
         if len(stage_loss_weights) != num_stages:
@@ -125,9 +121,6 @@ class CascadeRoIHead(nn.Module):
             )
         self.num_stages = num_stages
         self.stage_loss_weights = [float(w) for w in stage_loss_weights]
-        check_cfg_keys(test_cfg, RCNN_TEST_CFG_KEYS, "test_cfg", self)
-        self.test_cfg = test_cfg
-        self.init_cfg = init_cfg
         self.bbox_roi_extractor: Any = nn.ModuleList(
             build_module(c, MODELS)
             for c in _per_stage(bbox_roi_extractor, num_stages, "bbox_roi_extractor")
@@ -164,7 +157,7 @@ class CascadeRoIHead(nn.Module):
                 )
             self.train_cfg = list(train_cfg)
             for cfg in self.train_cfg:
-                check_cfg_keys(cfg, RCNN_TRAIN_CFG_KEYS, "train_cfg (a stage's)", self)
+                self._check_train_cfg(cfg, "train_cfg (a stage's)")
                 self.bbox_assigner.append(build_module(cfg["assigner"], TASK_UTILS))
                 self.bbox_sampler.append(build_module(cfg["sampler"], TASK_UTILS))
 
@@ -181,12 +174,8 @@ class CascadeRoIHead(nn.Module):
                     module.init_weights()
 
     @property
-    def with_bbox(self) -> bool:
-        return True
-
-    @property
-    def with_mask(self) -> bool:
-        return self.mask_head is not None
+    def num_classes(self) -> int:
+        return int(self.bbox_head[-1].num_classes)
 
     # ------------------------------------------------------------------ forward
     def _bbox_forward(
@@ -217,31 +206,6 @@ class CascadeRoIHead(nn.Module):
         return outs
 
     # ----------------------------------------------------------------- training
-    def _sample(
-        self,
-        stage: int,
-        x: Sequence[torch.Tensor],
-        proposal_list: Sequence[torch.Tensor],
-        gt_bboxes: Sequence[torch.Tensor],
-        gt_labels: Sequence[torch.Tensor],
-        ignores: Sequence[torch.Tensor | None],
-    ) -> list[Any]:
-        results = []
-        for j in range(len(proposal_list)):
-            assign = self.bbox_assigner[stage].assign(
-                proposal_list[j], gt_bboxes[j], ignores[j], gt_labels[j]
-            )
-            results.append(
-                self.bbox_sampler[stage].sample(
-                    assign,
-                    proposal_list[j],
-                    gt_bboxes[j],
-                    gt_labels[j],
-                    feats=[level[j][None] for level in x],
-                )
-            )
-        return results
-
     def _bbox_forward_train(
         self,
         stage: int,
@@ -288,13 +252,20 @@ class CascadeRoIHead(nn.Module):
             raise RuntimeError("CascadeRoIHead.forward_train needs train_cfg (one per stage)")
         if self.with_mask and gt_masks is None:
             raise ValueError("CascadeRoIHead.forward_train: the mask heads need gt_masks")
-        ignores = list(gt_bboxes_ignore or [None] * len(img_metas))
         losses: dict[str, torch.Tensor] = {}
         proposals = list(proposal_list)
         for i in range(self.num_stages):
             weight = self.stage_loss_weights[i]
             stage_cfg = self.train_cfg[i]
-            sampling_results = self._sample(i, x, proposals, gt_bboxes, gt_labels, ignores)
+            sampling_results = assign_and_sample(
+                self.bbox_assigner[i],
+                self.bbox_sampler[i],
+                x,
+                proposals,
+                gt_bboxes,
+                gt_labels,
+                gt_bboxes_ignore,
+            )
             bbox_results = self._bbox_forward_train(
                 i, x, sampling_results, gt_bboxes, gt_labels, stage_cfg
             )
@@ -379,28 +350,6 @@ class CascadeRoIHead(nn.Module):
             self.bbox_head[-1], rois_per_img, scores, preds, img_metas, rcnn_test_cfg, rescale
         )
 
-    def simple_test(
-        self,
-        x: Sequence[torch.Tensor],
-        proposal_list: Sequence[torch.Tensor],
-        img_metas: Sequence[ImgMeta],
-        proposals: Any = None,
-        rescale: bool = False,
-    ) -> list[Any]:
-        """v2 results: per image a list over classes of ``ndarray [n, 5]`` (in the original
-        frame with ``rescale``); with mask heads, per image ``(bbox_results, segm_results)``."""
-        det_bboxes, det_labels = self.simple_test_bboxes(
-            x, img_metas, proposal_list, self.test_cfg, rescale=rescale
-        )
-        num_classes = self.bbox_head[-1].num_classes
-        bbox_results = [
-            bbox2result(det_bboxes[i], det_labels[i], num_classes) for i in range(len(det_bboxes))
-        ]
-        if not self.with_mask:
-            return bbox_results
-        segm_results = self.simple_test_mask(x, img_metas, det_bboxes, det_labels, rescale)
-        return list(zip(bbox_results, segm_results, strict=True))
-
     def simple_test_mask(
         self,
         x: Sequence[torch.Tensor],
@@ -415,7 +364,8 @@ class CascadeRoIHead(nn.Module):
         if all(b.shape[0] == 0 for b in det_bboxes):
             return [[[] for _ in range(num_classes)] for _ in det_bboxes]
         factors = [
-            _scale_tensor(m["scale_factor"], b) for m, b in zip(img_metas, det_bboxes, strict=True)
+            scale_factor_tensor(m["scale_factor"], b)
+            for m, b in zip(img_metas, det_bboxes, strict=True)
         ]
         bboxes = [
             b[:, :4] * f if rescale else b[:, :4] for b, f in zip(det_bboxes, factors, strict=True)
@@ -496,7 +446,7 @@ class CascadeRoIHead(nn.Module):
         out_bboxes = det_bboxes
         if not rescale:
             out_bboxes = det_bboxes.clone()
-            out_bboxes[:, :4] *= _scale_tensor(img_metas[0][0]["scale_factor"], det_bboxes)
+            out_bboxes[:, :4] *= scale_factor_tensor(img_metas[0][0]["scale_factor"], det_bboxes)
         bbox_result = bbox2result(out_bboxes, det_labels, self.bbox_head[-1].num_classes)
         if not self.with_mask:
             return [bbox_result]

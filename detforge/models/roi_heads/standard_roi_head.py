@@ -8,50 +8,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from detforge.models.layers import apply_init_cfg
+from detforge.models.roi_heads.base_roi_head import (
+    BaseRoIHead,
+    assign_and_sample,
+    detections_per_image,
+    scale_factor_tensor,
+)
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
 from detforge.models.test_time_aug import roi_aug_test
-from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
 from detforge.structures import ImgMeta
-from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping
+from detforge.structures.bbox import bbox2roi, bbox_mapping
 
-__all__ = ["RCNN_TEST_CFG_KEYS", "RCNN_TRAIN_CFG_KEYS", "StandardRoIHead"]
-
-
-def detections_per_image(
-    bbox_head: Any,
-    rois_per_img: Sequence[torch.Tensor],
-    scores: Sequence[torch.Tensor],
-    preds: Sequence[torch.Tensor | None],
-    img_metas: Sequence[ImgMeta],
-    rcnn_test_cfg: Cfg | None,
-    rescale: bool,
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """``bbox_head.get_bboxes`` image by image (an image without RoIs gets empty results)."""
-    det_bboxes, det_labels = [], []
-    for i, meta in enumerate(img_metas):
-        if rois_per_img[i].shape[0] == 0:
-            det_bboxes.append(rois_per_img[i].new_zeros(0, 5))
-            det_labels.append(rois_per_img[i].new_zeros((0,), dtype=torch.long))
-            continue
-        bboxes, labels = bbox_head.get_bboxes(
-            rois_per_img[i], scores[i], preds[i], meta["img_shape"], meta["scale_factor"],
-            rescale=rescale, cfg=rcnn_test_cfg,
-        )  # fmt: skip
-        det_bboxes.append(bboxes)
-        det_labels.append(labels)
-    return det_bboxes, det_labels
-
-
-#: the keys of an R-CNN stage's ``train_cfg`` (v2's ``train_cfg.rcnn``) and ``test_cfg``
-RCNN_TRAIN_CFG_KEYS = frozenset({"assigner", "sampler", "pos_weight", "debug", "mask_size"})
-RCNN_TEST_CFG_KEYS = frozenset({"score_thr", "nms", "max_per_img", "mask_thr_binary"})
+__all__ = ["StandardRoIHead"]
 
 
 @MODELS.register_module()
-class StandardRoIHead(nn.Module):
+class StandardRoIHead(BaseRoIHead):
     """Second stage of Faster R-CNN style detectors.
 
     Args:
@@ -82,20 +56,18 @@ class StandardRoIHead(nn.Module):
         pretrained: str | None = None,
         init_cfg: Any = None,
     ) -> None:
-        super().__init__()
-        if shared_head is not None:
-            raise NotImplementedError("StandardRoIHead: shared_head is not supported yet")
-        if mask_roi_extractor is not None and mask_head is None:
-            raise ValueError("StandardRoIHead: mask_roi_extractor is given without a mask_head")
-        if pretrained is not None:
-            raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
+        super().__init__(
+            test_cfg=test_cfg,
+            init_cfg=init_cfg,
+            shared_head=shared_head,
+            pretrained=pretrained,
+            has_mask_head=mask_head is not None,
+            has_mask_roi_extractor=mask_roi_extractor is not None,
+        )
         if bbox_roi_extractor is None or bbox_head is None:
             raise ValueError("StandardRoIHead needs bbox_roi_extractor and bbox_head")
-        check_cfg_keys(train_cfg, RCNN_TRAIN_CFG_KEYS, "train_cfg", self)
-        check_cfg_keys(test_cfg, RCNN_TEST_CFG_KEYS, "test_cfg", self)
+        self._check_train_cfg(train_cfg)
         self.train_cfg = train_cfg
-        self.test_cfg = test_cfg
-        self.init_cfg = init_cfg
         self.bbox_roi_extractor = build_module(bbox_roi_extractor, MODELS)
         self.bbox_head = build_module(bbox_head, MODELS)
         self.share_roi_extractor = False
@@ -114,16 +86,9 @@ class StandardRoIHead(nn.Module):
             self.bbox_assigner = build_module(train_cfg["assigner"], TASK_UTILS)
             self.bbox_sampler = build_module(train_cfg["sampler"], TASK_UTILS)
 
-    def init_weights(self) -> None:
-        apply_init_cfg(self, self.init_cfg)
-
     @property
-    def with_bbox(self) -> bool:
-        return True
-
-    @property
-    def with_mask(self) -> bool:
-        return self.mask_head is not None
+    def num_classes(self) -> int:
+        return int(self.bbox_head.num_classes)
 
     def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict[str, Any]:
         bbox_feats = self.bbox_roi_extractor(x[: self.bbox_roi_extractor.num_inputs], rois)
@@ -196,17 +161,15 @@ class StandardRoIHead(nn.Module):
             raise RuntimeError("StandardRoIHead.forward_train needs train_cfg (assigner, sampler)")
         if self.with_mask and gt_masks is None:
             raise ValueError("StandardRoIHead.forward_train: the mask head needs gt_masks")
-        ignores = list(gt_bboxes_ignore or [None] * len(img_metas))
-        sampling_results = []
-        for i in range(len(img_metas)):
-            assign_result = self.bbox_assigner.assign(
-                proposal_list[i], gt_bboxes[i], ignores[i], gt_labels[i]
-            )
-            sampling_results.append(
-                self.bbox_sampler.sample(
-                    assign_result, proposal_list[i], gt_bboxes[i], gt_labels[i]
-                )
-            )
+        sampling_results = assign_and_sample(
+            self.bbox_assigner,
+            self.bbox_sampler,
+            x,
+            proposal_list,
+            gt_bboxes,
+            gt_labels,
+            gt_bboxes_ignore,
+        )
         rois = bbox2roi([res.bboxes for res in sampling_results])
         results = self._bbox_forward(x, rois)
         targets = self.bbox_head.get_targets(sampling_results, gt_bboxes, gt_labels, self.train_cfg)
@@ -246,28 +209,6 @@ class StandardRoIHead(nn.Module):
             self.bbox_head, rois_per_img, scores, preds, img_metas, rcnn_test_cfg, rescale
         )
 
-    def simple_test(
-        self,
-        x: Sequence[torch.Tensor],
-        proposal_list: Sequence[torch.Tensor],
-        img_metas: Sequence[ImgMeta],
-        proposals: Any = None,
-        rescale: bool = False,
-    ) -> list[Any]:
-        """v2 results: per image a list over classes of ``ndarray [n, 5]``; with a mask head,
-        per image ``(bbox_results, segm_results)``."""
-        det_bboxes, det_labels = self.simple_test_bboxes(
-            x, img_metas, proposal_list, self.test_cfg, rescale=rescale
-        )
-        bbox_results = [
-            bbox2result(det_bboxes[i], det_labels[i], self.bbox_head.num_classes)
-            for i in range(len(det_bboxes))
-        ]
-        if not self.with_mask:
-            return bbox_results
-        segm_results = self.simple_test_mask(x, img_metas, det_bboxes, det_labels, rescale)
-        return list(zip(bbox_results, segm_results, strict=True))
-
     def simple_test_mask(
         self,
         x: Sequence[torch.Tensor],
@@ -285,12 +226,10 @@ class StandardRoIHead(nn.Module):
         num_classes = self.mask_head.num_classes
         if all(b.shape[0] == 0 for b in det_bboxes):
             return [[[] for _ in range(num_classes)] for _ in det_bboxes]
-        scale_factors = []
-        for meta, boxes in zip(img_metas, det_bboxes, strict=True):
-            factor = meta["scale_factor"]
-            if isinstance(factor, int | float):
-                factor = [float(factor)] * 4
-            scale_factors.append(boxes.new_tensor(np.asarray(factor, dtype=np.float32)))
+        scale_factors = [
+            scale_factor_tensor(meta["scale_factor"], boxes)
+            for meta, boxes in zip(img_metas, det_bboxes, strict=True)
+        ]
         bboxes = [
             b[:, :4] * f if rescale else b[:, :4]
             for b, f in zip(det_bboxes, scale_factors, strict=True)

@@ -1,0 +1,241 @@
+"""``BaseRoIHead``: the abstract base of second-stage heads (v2's ``BaseRoIHead``).
+
+A RoI head takes the neck's features and one set of proposals per image. In training it
+assigns and samples the proposals (:func:`assign_and_sample`), pools their features and
+returns the losses of its box (and mask) heads; at test time it returns v2 results: per image
+a list over classes of ``ndarray[n, 5]``, with a mask head ``(bbox_results, segm_results)``.
+
+The base class owns the constructor checks shared by all of them, the ``train_cfg``/
+``test_cfg`` keys (:attr:`BaseRoIHead.TRAIN_CFG_KEYS`), ``init_weights`` and ``simple_test``
+(boxes from ``simple_test_bboxes``, masks from ``simple_test_mask``); a subclass builds its
+heads and implements those two plus ``forward_train`` and ``aug_test``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from detforge.models.layers import apply_init_cfg
+from detforge.registry import Cfg, check_cfg_keys
+from detforge.structures import ImgMeta
+from detforge.structures.bbox import bbox2result
+
+__all__ = ["BaseRoIHead", "assign_and_sample", "detections_per_image", "scale_factor_tensor"]
+
+
+def scale_factor_tensor(scale_factor: Any, like: torch.Tensor) -> torch.Tensor:
+    """An image's ``scale_factor`` (a number or ``(w, h, w, h)``) as ``float32 [4]`` on the
+    device of ``like``.
+
+    Example:
+        >>> scale_factor_tensor(2, torch.zeros(1)).tolist()
+        [2.0, 2.0, 2.0, 2.0]
+    """
+    if isinstance(scale_factor, int | float):
+        scale_factor = [float(scale_factor)] * 4
+    return like.new_tensor(np.asarray(scale_factor, dtype=np.float32))
+
+
+def assign_and_sample(
+    assigner: Any,
+    sampler: Any,
+    x: Sequence[torch.Tensor],
+    proposal_list: Sequence[torch.Tensor],
+    gt_bboxes: Sequence[torch.Tensor],
+    gt_labels: Sequence[torch.Tensor],
+    gt_bboxes_ignore: Sequence[torch.Tensor | None] | None = None,
+) -> list[Any]:
+    """Per image, the proposals assigned to the ground truths and sampled (v2).
+
+    The sampler also gets the image's features (``feats``), which feature-aware samplers
+    (OHEM) use.
+    """
+    ignores = list(gt_bboxes_ignore or [None] * len(proposal_list))
+    results = []
+    for i, proposals in enumerate(proposal_list):
+        assign = assigner.assign(proposals, gt_bboxes[i], ignores[i], gt_labels[i])
+        results.append(
+            sampler.sample(
+                assign, proposals, gt_bboxes[i], gt_labels[i], feats=[lvl[i][None] for lvl in x]
+            )
+        )
+    return results
+
+
+def detections_per_image(
+    bbox_head: Any,
+    rois_per_img: Sequence[torch.Tensor],
+    scores: Sequence[torch.Tensor],
+    preds: Sequence[torch.Tensor | None],
+    img_metas: Sequence[ImgMeta],
+    rcnn_test_cfg: Cfg | None,
+    rescale: bool,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``bbox_head.get_bboxes`` image by image (an image without RoIs gets empty results)."""
+    det_bboxes, det_labels = [], []
+    for i, meta in enumerate(img_metas):
+        if rois_per_img[i].shape[0] == 0:
+            det_bboxes.append(rois_per_img[i].new_zeros(0, 5))
+            det_labels.append(rois_per_img[i].new_zeros((0,), dtype=torch.long))
+            continue
+        bboxes, labels = bbox_head.get_bboxes(
+            rois_per_img[i],
+            scores[i],
+            preds[i],
+            meta["img_shape"],
+            meta["scale_factor"],
+            rescale=rescale,
+            cfg=rcnn_test_cfg,
+        )
+        det_bboxes.append(bboxes)
+        det_labels.append(labels)
+    return det_bboxes, det_labels
+
+
+class BaseRoIHead(nn.Module, ABC):
+    """Shared state and v2 entry points of RoI heads (see the module docstring).
+
+    Args:
+        train_cfg: The detector's ``train_cfg.rcnn`` (a subclass checks and uses it).
+        test_cfg: ``score_thr``, ``nms``, ``max_per_img`` (+ ``mask_thr_binary``).
+        init_cfg: Initialisation config, applied by :meth:`init_weights`.
+        shared_head: Not supported yet (v2's C4 models).
+        pretrained: Deprecated v2 argument; must be ``None``.
+        has_mask_head: Whether a mask head is configured (a mask RoI extractor alone is an
+            error).
+        has_mask_roi_extractor: Whether a mask RoI extractor is configured.
+
+    Raises:
+        NotImplementedError: ``shared_head`` is given.
+        ValueError: ``pretrained`` is given, or a mask RoI extractor without a mask head.
+    """
+
+    #: the keys of an R-CNN stage's ``train_cfg`` (v2's ``train_cfg.rcnn``) and ``test_cfg``
+    TRAIN_CFG_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"assigner", "sampler", "pos_weight", "debug", "mask_size"}
+    )
+    TEST_CFG_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"score_thr", "nms", "max_per_img", "mask_thr_binary"}
+    )
+    mask_head: Any
+
+    def __init__(
+        self,
+        *,
+        test_cfg: Cfg | None,
+        init_cfg: Any,
+        shared_head: Cfg | None,
+        pretrained: str | None,
+        has_mask_head: bool,
+        has_mask_roi_extractor: bool,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if shared_head is not None:
+            raise NotImplementedError(f"{name}: shared_head is not supported yet")
+        if pretrained is not None:
+            raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
+        if has_mask_roi_extractor and not has_mask_head:
+            raise ValueError(f"{name}: mask_roi_extractor is given without a mask_head")
+        check_cfg_keys(test_cfg, self.TEST_CFG_KEYS, "test_cfg", self)
+        self.test_cfg = test_cfg
+        self.init_cfg = init_cfg
+
+    def _check_train_cfg(self, cfg: Cfg | None, name: str = "train_cfg") -> None:
+        check_cfg_keys(cfg, self.TRAIN_CFG_KEYS, name, self)
+
+    def init_weights(self) -> None:
+        apply_init_cfg(self, self.init_cfg)
+
+    @property
+    def with_bbox(self) -> bool:
+        return True
+
+    @property
+    def with_mask(self) -> bool:
+        return self.mask_head is not None
+
+    @property
+    def with_shared_head(self) -> bool:
+        return False
+
+    # ------------------------------------------------------------- abstract
+    @property
+    @abstractmethod
+    def num_classes(self) -> int:
+        """Foreground classes of the (last) box head."""
+
+    @abstractmethod
+    def forward_train(
+        self,
+        x: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+        proposal_list: Sequence[torch.Tensor],
+        gt_bboxes: Sequence[torch.Tensor],
+        gt_labels: Sequence[torch.Tensor],
+        gt_bboxes_ignore: Sequence[torch.Tensor | None] | None = None,
+        gt_masks: Any = None,
+    ) -> dict[str, torch.Tensor]:
+        """The losses of the batch by their v2 names."""
+
+    @abstractmethod
+    def simple_test_bboxes(
+        self,
+        x: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+        proposals: Sequence[torch.Tensor],
+        rcnn_test_cfg: Cfg | None,
+        rescale: bool = False,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image ``det_bboxes [n, 5]`` and ``det_labels [n]``."""
+
+    @abstractmethod
+    def simple_test_mask(
+        self,
+        x: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+        det_bboxes: Sequence[torch.Tensor],
+        det_labels: Sequence[torch.Tensor],
+        rescale: bool = False,
+    ) -> list[list[list[np.ndarray]]]:
+        """Per image, per class, the bool masks of the detections."""
+
+    @abstractmethod
+    def aug_test(
+        self,
+        x: Sequence[Sequence[torch.Tensor]],
+        proposal_list: Sequence[torch.Tensor],
+        img_metas: Sequence[Sequence[ImgMeta]],
+        rescale: bool = False,
+    ) -> list[Any]:
+        """v2 results of one image seen through several test-time augmentations."""
+
+    # ------------------------------------------------------------- v2 API
+    def simple_test(
+        self,
+        x: Sequence[torch.Tensor],
+        proposal_list: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+        proposals: Any = None,
+        rescale: bool = False,
+    ) -> list[Any]:
+        """v2 results: per image a list over classes of ``ndarray [n, 5]`` (in the original
+        frame with ``rescale``); with a mask head, per image ``(bbox_results,
+        segm_results)``."""
+        det_bboxes, det_labels = self.simple_test_bboxes(
+            x, img_metas, proposal_list, self.test_cfg, rescale=rescale
+        )
+        bbox_results = [
+            bbox2result(boxes, labels, self.num_classes)
+            for boxes, labels in zip(det_bboxes, det_labels, strict=True)
+        ]
+        if not self.with_mask:
+            return bbox_results
+        segm_results = self.simple_test_mask(x, img_metas, det_bboxes, det_labels, rescale)
+        return list(zip(bbox_results, segm_results, strict=True))
