@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 import detforge
+from detforge.utils.checkpoint import CheckpointError, read_checkpoint_file
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
@@ -270,9 +271,9 @@ def restore_rng_state(state: Mapping[str, Any]) -> list[str]:
 
 def _is_valid(path: Path) -> bool:
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a zip/pickle, unreadable, ...
-        warnings.warn(f"skipping unreadable checkpoint {path}: {exc}", stacklevel=3)
+        content = read_checkpoint_file(path)
+    except CheckpointError as exc:  # truncated, not a zip/pickle, a directory, ...
+        warnings.warn(f"{exc}; skipped", stacklevel=3)
         return False
     if not isinstance(content, Mapping):
         warnings.warn(f"skipping {path}: not a checkpoint dict", stacklevel=3)

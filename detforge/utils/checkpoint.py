@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -116,12 +117,35 @@ def read_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     """``torch.load`` of a local checkpoint file (``weights_only``), as it is stored.
 
     Raises:
-        CheckpointError: the file cannot be read (truncated, needs arbitrary code to unpickle).
+        CheckpointError: the file cannot be read: it is empty or truncated, or it holds code or
+            objects other than tensors and plain data (refused, never unpickled).
     """
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated file, a pickle that needs code, ...
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    except pickle.UnpicklingError as exc:
+        # PyTorch's text advises loading with weights_only=False, which runs the file's code.
+        text = str(exc)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            raise CheckpointError(
+                f"refused to read checkpoint {path}: it contains code or objects other than "
+                f"tensors and plain data ({found.group(1)}), which detforge never unpickles"
+            ) from None
+        found = re.search(r"WeightsUnpickler error: \s*(.+)", text)
+        why = found.group(1).strip() if found else text.splitlines()[0]
+        raise CheckpointError(
+            f"refused to read checkpoint {path}: PyTorch's safe (weights-only) reader does not "
+            f"accept it ({why})"
+        ) from None
+    except EOFError:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"cannot read checkpoint {path}: it is a directory") from None
+    except Exception as exc:  # a truncated zip, a file that is no checkpoint at all, ...
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (truncated, corrupt or not a PyTorch file): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _extract_state_dict(checkpoint: Any, path: Path) -> OrderedDict[str, torch.Tensor]:

@@ -168,7 +168,7 @@ def test_find_latest_checkpoint(tmp_path: Path) -> None:
     _corrupt(tmp_path / "epoch_10.pth")
     found, said = _find(tmp_path)
     assert found == str(tmp_path / "epoch_2.pth")
-    assert f"skipping unreadable checkpoint {tmp_path / 'epoch_10.pth'}" in said
+    assert f"cannot read checkpoint {tmp_path / 'epoch_10.pth'} (truncated" in said
 
     save_checkpoint(model, tmp_path / "latest.pth")
     assert _find(tmp_path) == (str(tmp_path / "latest.pth"), "")

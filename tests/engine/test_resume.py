@@ -99,8 +99,8 @@ def test_killed_run_auto_resumes_to_identical_weights(tmp_path: Path) -> None:
 
     assert "resumed from" in log and "epoch=2, iter=6, optimizer, rng (torch, numpy" in log
     assert "epoch=1, iter=3, optimizer, rng" in log_corrupt
-    assert f"skipping unreadable checkpoint {corrupt_dir / 'latest.pth'}" in log_corrupt
-    assert f"skipping unreadable checkpoint {corrupt_dir / 'epoch_2.pth'}" in log_corrupt
+    assert f"cannot read checkpoint {corrupt_dir / 'latest.pth'} (truncated" in log_corrupt
+    assert f"cannot read checkpoint {corrupt_dir / 'epoch_2.pth'} (truncated" in log_corrupt
     text_logs = sorted(killed_dir.glob("*.log"))
     assert len(text_logs) == 2 and "resumed from" in text_logs[-1].read_text()
 

@@ -96,8 +96,14 @@ class _Evil:
 def test_pickles_that_need_code_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"state_dict": {"x": _Evil()}}, protocol=2))
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(Tiny(), path)
+    message = str(info.value)
+    assert message.startswith(f"refused to read checkpoint {path}: it contains code")
+    assert "(print)" in message and "weights_only" not in message
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pth: the file is empty"):
+        load_checkpoint(Tiny(), tmp_path / "empty.pth")
 
 
 def test_torchvision_resnet_maps_onto_detforge_resnet(cache: Path) -> None:
