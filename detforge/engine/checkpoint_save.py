@@ -36,6 +36,7 @@ from torch import nn
 
 import detforge
 from detforge.utils.checkpoint import CheckpointError, read_checkpoint_file
+from detforge.utils.dist import unwrap_model
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
@@ -46,26 +47,14 @@ __all__ = [
     "save_checkpoint",
 ]
 
-_WRAPPERS: tuple[type[nn.Module], ...] = (
-    nn.DataParallel,
-    nn.parallel.DistributedDataParallel,
-)
 _NUMBERED = re.compile(r"^(?:epoch|iter)_(\d+)\.pth$")
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while isinstance(model, _WRAPPERS):
-        inner = model.module
-        assert isinstance(inner, nn.Module)
-        model = inner
-    return model
 
 
 def _cpu_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     """The state_dict on CPU, without the ``module.`` level of wrapped (sub)modules."""
-    model = _unwrap(model)
+    model = unwrap_model(model)
     state = model.state_dict()
-    wrapped = [name for name, mod in model.named_modules() if name and isinstance(mod, _WRAPPERS)]
+    wrapped = [name for name, mod in model.named_modules() if name and unwrap_model(mod) is not mod]
     # Deepest wrappers first, so a wrapper nested in a wrapper is stripped level by level.
     wrapped.sort(key=lambda n: n.count("."), reverse=True)
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -133,7 +122,7 @@ def save_checkpoint(
     else:
         raise TypeError(f"save_checkpoint({filename}): meta must be a dict, got {type(meta)}")
     meta_out.update(detforge_version=detforge.__version__, time=time.asctime())
-    bare = _unwrap(model)
+    bare = unwrap_model(model)
     classes = getattr(bare, "CLASSES", None)
     if classes is not None:
         meta_out["CLASSES"] = _plain(classes)

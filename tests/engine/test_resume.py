@@ -159,4 +159,4 @@ def test_resume_rescales_iter_when_the_world_size_changed(tmp_path: Path, caplog
         runner.resume(str(path))
     assert (runner.epoch, runner.iter) == (1, 8)
     assert "saved by 2 processes, this run has 1: iter 4 -> 8" in caplog.text
-    assert "weights, epoch=1, iter=8" in caplog.text
+    assert "weights (2 of 2 tensors), epoch=1, iter=8" in caplog.text
