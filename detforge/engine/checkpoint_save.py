@@ -41,6 +41,7 @@ from detforge.utils.fileio import atomic_write
 
 __all__ = [
     "capture_rng_state",
+    "check_latest_link",
     "find_latest_checkpoint",
     "point_latest",
     "restore_rng_state",
@@ -154,9 +155,28 @@ def save_checkpoint(
     atomic_write(filename, buffer.getvalue())
 
 
+def check_latest_link(out_dir: str | os.PathLike[str]) -> None:
+    """Fail now if ``out_dir/latest.pth`` is a directory, which :func:`point_latest` could not
+    replace after the first checkpoint.
+
+    Raises:
+        CheckpointError: ``latest.pth`` is a directory (the message names it).
+    """
+    latest = os.path.join(out_dir, "latest.pth")
+    if os.path.isdir(latest) and not os.path.islink(latest):
+        raise CheckpointError(
+            f"{latest} is a directory, but checkpoints are saved as epoch_N.pth/iter_N.pth "
+            "with latest.pth a link to the newest one; move it away and run again"
+        )
+
+
 def point_latest(out_dir: str | os.PathLike[str], filename: str, path: str) -> None:
     """Make ``out_dir/latest.pth`` a link to ``filename`` (a copy of ``path`` where links fail),
     replacing the old one in one rename so that it never goes missing.
+
+    Raises:
+        CheckpointError: ``latest.pth`` cannot be replaced (e.g. it is a directory); nothing is
+            left behind.
 
     Example:
         >>> import tempfile
@@ -174,7 +194,11 @@ def point_latest(out_dir: str | os.PathLike[str], filename: str, path: str) -> N
         os.symlink(filename, tmp)
     except OSError:
         shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
+    try:
+        os.replace(tmp, latest)
+    except OSError as exc:
+        os.remove(tmp)
+        raise CheckpointError(f"cannot point {latest} at {filename}: {exc}") from exc
 
 
 def capture_rng_state() -> dict[str, Any]:

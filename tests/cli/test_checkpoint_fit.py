@@ -1,5 +1,6 @@
 """Commands refuse a checkpoint that does not fit the model (``--allow-partial`` opts out),
-and ``load_from`` fails only when nothing fits."""
+``load_from`` fails only when nothing fits, and ``--auto-resume`` refuses a ``latest.pth``
+directory before training."""
 
 from __future__ import annotations
 
@@ -89,3 +90,19 @@ def test_load_from_warns_on_the_head_and_fails_when_nothing_fits(
     err = capsys.readouterr().err
     assert "2 of another shape" in err and "retina_cls.bias: checkpoint (45,) vs model (18,)" in err
     assert (tmp_path / "five" / "epoch_1.pth").is_file()
+
+
+def test_auto_resume_refuses_a_latest_directory_before_training(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work_dir = tmp_path / "work"
+    (work_dir / "latest.pth").mkdir(parents=True)
+    capsys.readouterr()
+    code = main(["train", str(setup["config"]), "--work-dir", str(work_dir), "--device", "cpu",
+                 "--auto-resume"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{work_dir / 'latest.pth'} is a directory" in err
+    assert "Epoch [1]" not in err  # not one iteration trained
+    left = sorted(p.name for p in work_dir.iterdir() if p.suffix in (".pth", ".tmp"))
+    assert left == ["latest.pth"]
