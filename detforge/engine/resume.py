@@ -103,7 +103,9 @@ def resume(runner: Any, checkpoint: str, resume_optimizer: bool = True) -> None:
         ConfigError: it has no ``meta`` epoch/iter.
     """
     ckpt, state = read_checkpoint(checkpoint)
-    report = load_state_dict(runner.model, state, True, str(checkpoint), runner.logger)
+    report = load_state_dict(
+        runner.model, state, strict=True, source=str(checkpoint), logger=runner.logger
+    )
     meta = dict(ckpt.get("meta") or {})
     if "epoch" not in meta or "iter" not in meta:
         raise ConfigError(f"resume: {checkpoint} has no meta epoch/iter to resume from")
