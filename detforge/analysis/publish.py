@@ -35,8 +35,8 @@ def publish_model(in_file: str | os.PathLike[str], out_file: str | os.PathLike[s
             give ``work/model-<hash>.pth``).
 
     Raises:
-        CheckpointError: ``in_file`` does not exist or cannot be read (a ``FileNotFoundError``).
-        ValueError: ``in_file`` is not a checkpoint dict with a ``state_dict``.
+        CheckpointError: ``in_file`` does not exist or cannot be read, is not a checkpoint dict
+            with a ``state_dict``, or its ``state_dict`` holds no tensor.
 
     Example:
         >>> import tempfile
@@ -54,8 +54,13 @@ def publish_model(in_file: str | os.PathLike[str], out_file: str | os.PathLike[s
         raise CheckpointError(f"checkpoint not found: {source}")
     checkpoint = read_checkpoint_file(source)
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"), Mapping):
-        raise ValueError(
+        raise CheckpointError(
             f"{source} is not a training checkpoint (a dict with 'state_dict'); nothing to publish"
+        )
+    state = checkpoint["state_dict"]
+    if not any(isinstance(value, torch.Tensor) for value in state.values()):
+        raise CheckpointError(
+            f"{source}: its state_dict holds no tensor ({len(state)} entries); nothing to publish"
         )
     published = {k: v for k, v in checkpoint.items() if k != "optimizer"}
     meta = published.get("meta")

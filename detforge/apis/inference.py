@@ -99,6 +99,7 @@ def init_detector(
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = "cuda:0",
     cfg_options: Mapping[str, Any] | None = None,
+    strict: bool = True,
 ) -> nn.Module:
     """Build a detector from a config, load a checkpoint, and put it in eval mode on ``device``.
 
@@ -115,6 +116,15 @@ def init_detector(
         device: ``'cuda:0'``, ``'cpu'``...; CUDA falls back to the CPU with a warning;
             ``None``: see :func:`resolve_device`.
         cfg_options: Dotted overrides (``--cfg-options``).
+        strict: Fail when the checkpoint leaves a weight of the model unset (missing, or of
+            another shape: a checkpoint of another model or class count). ``False`` (the CLI's
+            ``--allow-partial``) loads what fits and warns about the rest, as v2's
+            ``init_detector`` did; a checkpoint of which nothing fits fails either way. Keys
+            the model lacks and BatchNorm ``num_batches_tracked`` counters never fail.
+
+    Raises:
+        CheckpointError: the checkpoint is missing, unreadable or does not fit (the message
+            lists the keys and names the file and the model type).
 
     Example:
         >>> model = init_detector('configs/retinanet/retinanet_r50_fpn_1x_coco.py',
@@ -138,7 +148,7 @@ def init_detector(
     classes: Any = None
     meta: Mapping[str, Any] = {}
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location="cpu")
+        ckpt = load_checkpoint(model, checkpoint, map_location="cpu", strict=strict)
         meta = ckpt.get("meta") or {}
         classes = meta.get("CLASSES")
         if classes is None and isinstance(meta.get("dataset_meta"), Mapping):

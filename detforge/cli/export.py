@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 
 __all__ = ["add_parser", "run"]
@@ -56,6 +57,7 @@ def _common(parser: argparse.ArgumentParser, fmt: str) -> None:
         action="store_true",
         help="export the raw head outputs (no decoding, no NMS; single-stage detectors)",
     )
+    add_allow_partial_argument(parser)
     add_cfg_options_argument(parser)
 
 
@@ -188,7 +190,11 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"detforge export: {exc}") from None
     model = init_detector(
-        args.config, args.checkpoint, device="cpu", cfg_options=resolve_cfg_options(args)
+        args.config,
+        args.checkpoint,
+        device="cpu",
+        cfg_options=resolve_cfg_options(args),
+        strict=not args.allow_partial,
     )
     img, meta = prepare_input(model.cfg, args.input_img, shape)
     _warn_v2_normalisation(args, model, meta)

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 
 __all__ = [
@@ -75,6 +76,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="coco, voc, citys, random or a colour name (default: coco, or random for models "
         "with more than 80 classes)",
     )
+    add_allow_partial_argument(parser)
     add_cfg_options_argument(parser)
     parser.set_defaults(func=run)
     return parser
@@ -349,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"detforge infer: no images found in {source}")
     model = init_detector(
         args.config, args.checkpoint, device=args.device,
-        cfg_options=resolve_cfg_options(args),
+        cfg_options=resolve_cfg_options(args), strict=not args.allow_partial,
     )  # fmt: skip
     if args.palette is None:
         args.palette = default_palette(len(getattr(model, "CLASSES", ())))

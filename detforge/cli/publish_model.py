@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         path = publish_model(args.in_file, args.out_file)
-    except (CheckpointError, ValueError) as exc:
+    except CheckpointError as exc:
         raise SystemExit(f"detforge publish-model: {exc}") from None
     print(f"published {args.in_file} as {path}")
     return 0

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 
 __all__ = ["add_parser", "run"]
@@ -59,6 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn's log level",
     )
+    add_allow_partial_argument(parser)
     add_cfg_options_argument(parser)
     parser.set_defaults(func=run)
     return parser
@@ -110,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
     from detforge.apis.inference import init_detector
     from detforge.utils.device import model_device
 
-    model = init_detector(args.config, args.checkpoint, device=args.device, cfg_options=cfg_options)
+    model = init_detector(
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=cfg_options,
+        strict=not args.allow_partial,
+    )
     app = create_app(
         model,
         score_thr=args.score_thr,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import DictAction, load_config
 
@@ -58,6 +59,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="distributed: gather the results through pickles in this shared folder "
         "(removed afterwards)",
     )
+    add_allow_partial_argument(parser)
     add_cfg_options_argument(parser)
     parser.add_argument(
         "--eval-options", nargs="+", action=DictAction, help="kwargs for dataset.evaluate"
@@ -110,7 +112,9 @@ def _predict(
     )
 
     model = build_detector(cfg.model)
-    checkpoint = load_checkpoint(model, args.checkpoint, map_location="cpu")
+    checkpoint = load_checkpoint(
+        model, args.checkpoint, map_location="cpu", strict=not args.allow_partial
+    )
     classes = checkpoint.get("meta", {}).get("CLASSES")
     model.CLASSES = tuple(classes) if classes is not None else dataset.CLASSES
     if args.fuse_conv_bn:

@@ -18,6 +18,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 
 __all__ = ["add_parser", "run"]
@@ -67,6 +68,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         default="benchmark", help="aggregate over all or the benchmark "
                         "corruptions")  # fmt: skip
     parser.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cuda if any)")
+    add_allow_partial_argument(parser)
     add_cfg_options_argument(parser)
     parser.set_defaults(func=run)
     return parser
@@ -113,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     test_cfg["test_mode"] = True
     test_cfg.pop("samples_per_gpu", None)
     model = build_detector(cfg.model)
-    checkpoint = load_checkpoint(model, args.checkpoint, map_location="cpu")
+    checkpoint = load_checkpoint(
+        model, args.checkpoint, map_location="cpu", strict=not args.allow_partial
+    )
     classes = checkpoint.get("meta", {}).get("CLASSES")
     if classes is not None:
         model.CLASSES = tuple(classes)

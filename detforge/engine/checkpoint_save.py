@@ -35,36 +35,27 @@ import torch
 from torch import nn
 
 import detforge
+from detforge.utils.checkpoint import CheckpointError, read_checkpoint_file
+from detforge.utils.dist import unwrap_model
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
     "capture_rng_state",
+    "check_latest_link",
     "find_latest_checkpoint",
     "point_latest",
     "restore_rng_state",
     "save_checkpoint",
 ]
 
-_WRAPPERS: tuple[type[nn.Module], ...] = (
-    nn.DataParallel,
-    nn.parallel.DistributedDataParallel,
-)
 _NUMBERED = re.compile(r"^(?:epoch|iter)_(\d+)\.pth$")
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while isinstance(model, _WRAPPERS):
-        inner = model.module
-        assert isinstance(inner, nn.Module)
-        model = inner
-    return model
 
 
 def _cpu_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     """The state_dict on CPU, without the ``module.`` level of wrapped (sub)modules."""
-    model = _unwrap(model)
+    model = unwrap_model(model)
     state = model.state_dict()
-    wrapped = [name for name, mod in model.named_modules() if name and isinstance(mod, _WRAPPERS)]
+    wrapped = [name for name, mod in model.named_modules() if name and unwrap_model(mod) is not mod]
     # Deepest wrappers first, so a wrapper nested in a wrapper is stripped level by level.
     wrapped.sort(key=lambda n: n.count("."), reverse=True)
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -132,7 +123,7 @@ def save_checkpoint(
     else:
         raise TypeError(f"save_checkpoint({filename}): meta must be a dict, got {type(meta)}")
     meta_out.update(detforge_version=detforge.__version__, time=time.asctime())
-    bare = _unwrap(model)
+    bare = unwrap_model(model)
     classes = getattr(bare, "CLASSES", None)
     if classes is not None:
         meta_out["CLASSES"] = _plain(classes)
@@ -164,9 +155,28 @@ def save_checkpoint(
     atomic_write(filename, buffer.getvalue())
 
 
+def check_latest_link(out_dir: str | os.PathLike[str]) -> None:
+    """Fail now if ``out_dir/latest.pth`` is a directory, which :func:`point_latest` could not
+    replace after the first checkpoint.
+
+    Raises:
+        CheckpointError: ``latest.pth`` is a directory (the message names it).
+    """
+    latest = os.path.join(out_dir, "latest.pth")
+    if os.path.isdir(latest) and not os.path.islink(latest):
+        raise CheckpointError(
+            f"{latest} is a directory, but checkpoints are saved as epoch_N.pth/iter_N.pth "
+            "with latest.pth a link to the newest one; move it away and run again"
+        )
+
+
 def point_latest(out_dir: str | os.PathLike[str], filename: str, path: str) -> None:
     """Make ``out_dir/latest.pth`` a link to ``filename`` (a copy of ``path`` where links fail),
     replacing the old one in one rename so that it never goes missing.
+
+    Raises:
+        CheckpointError: ``latest.pth`` cannot be replaced (e.g. it is a directory); nothing is
+            left behind.
 
     Example:
         >>> import tempfile
@@ -184,7 +194,11 @@ def point_latest(out_dir: str | os.PathLike[str], filename: str, path: str) -> N
         os.symlink(filename, tmp)
     except OSError:
         shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
+    try:
+        os.replace(tmp, latest)
+    except OSError as exc:
+        os.remove(tmp)
+        raise CheckpointError(f"cannot point {latest} at {filename}: {exc}") from exc
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -271,9 +285,9 @@ def restore_rng_state(state: Mapping[str, Any]) -> list[str]:
 
 def _is_valid(path: Path) -> bool:
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a zip/pickle, unreadable, ...
-        warnings.warn(f"skipping unreadable checkpoint {path}: {exc}", stacklevel=3)
+        content = read_checkpoint_file(path)
+    except CheckpointError as exc:  # truncated, not a zip/pickle, a directory, ...
+        warnings.warn(f"{exc}; skipped", stacklevel=3)
         return False
     if not isinstance(content, Mapping):
         warnings.warn(f"skipping {path}: not a checkpoint dict", stacklevel=3)

@@ -38,6 +38,7 @@ from detforge.engine.checkpoint_save import (
 )
 from detforge.engine.hooks.base import optimizers_of
 from detforge.errors import ConfigError
+from detforge.utils.checkpoint import load_state_dict, read_checkpoint
 from detforge.utils.dist import get_dist_info
 
 if TYPE_CHECKING:  # the runners call these functions with themselves
@@ -96,9 +97,18 @@ def resume(runner: _BaseRunner, checkpoint: str, resume_optimizer: bool = True) 
 
     The RNG state is kept for :func:`apply_resumed_rng`. As in MMCV, ``iter`` is rescaled by
     ``old_world_size / world_size`` when the number of processes changed (the data position
-    is then dropped). The log line names everything that was restored.
+    is then dropped). The weights must fit the model (see
+    :func:`~detforge.utils.checkpoint.load_state_dict`'s ``strict``), which is looked through
+    DDP/DataParallel wrappers. The log line names everything that was restored.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be read or leaves a weight of the model unset.
+        ConfigError: it has no ``meta`` epoch/iter.
     """
-    ckpt = runner.load_checkpoint(checkpoint)
+    ckpt, state = read_checkpoint(checkpoint)
+    report = load_state_dict(
+        runner.model, state, strict=True, source=str(checkpoint), logger=runner.logger
+    )
     meta = dict(ckpt.get("meta") or {})
     if "epoch" not in meta or "iter" not in meta:
         raise ConfigError(f"resume: {checkpoint} has no meta epoch/iter to resume from")
@@ -115,7 +125,8 @@ def resume(runner: _BaseRunner, checkpoint: str, resume_optimizer: bool = True) 
         runner._iter = new_iter
         meta.pop("data_position", None)
     runner._restore_inner(meta)
-    restored = ["weights", f"epoch={runner._epoch}", f"iter={runner._iter}"]
+    weights = f"weights ({report.loaded} of {report.total} tensors)"
+    restored = [weights, f"epoch={runner._epoch}", f"iter={runner._iter}"]
     if meta.get("data_position"):
         restored.append(f"data position={meta['data_position']} batches")
     if resume_optimizer and "optimizer" in ckpt and runner.optimizer is not None:

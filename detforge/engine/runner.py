@@ -210,8 +210,12 @@ class _BaseRunner:
     def load_checkpoint(
         self, filename: str, map_location: Any = "cpu", strict: bool = False
     ) -> dict[str, Any]:
-        """Load weights only (``load_from``)."""
-        self.logger.info("load checkpoint from %s", filename)
+        """Load weights only (``load_from``) into the model inside a DDP/DataParallel wrapper.
+
+        Without ``strict``, tensors of another shape (a head for another class count) are
+        skipped with a warning; a checkpoint of which no tensor fits is a ``CheckpointError``.
+        The log line says how many tensors were loaded.
+        """
         return _load_checkpoint(self.model, filename, map_location, strict, self.logger)
 
     def resume(self, checkpoint: str, resume_optimizer: bool = True) -> None:

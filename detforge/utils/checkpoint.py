@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from detforge.utils.dist import unwrap_model
+
 __all__ = [
     "CheckpointError",
+    "LoadReport",
     "cache_dirs",
     "load_checkpoint",
     "load_pretrained",
@@ -116,12 +121,35 @@ def read_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     """``torch.load`` of a local checkpoint file (``weights_only``), as it is stored.
 
     Raises:
-        CheckpointError: the file cannot be read (truncated, needs arbitrary code to unpickle).
+        CheckpointError: the file cannot be read: it is empty or truncated, or it holds code or
+            objects other than tensors and plain data (refused, never unpickled).
     """
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated file, a pickle that needs code, ...
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    except pickle.UnpicklingError as exc:
+        # PyTorch's text advises loading with weights_only=False, which runs the file's code.
+        text = str(exc)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            raise CheckpointError(
+                f"refused to read checkpoint {path}: it contains code or objects other than "
+                f"tensors and plain data ({found.group(1)}), which detforge never unpickles"
+            ) from None
+        found = re.search(r"WeightsUnpickler error: \s*(.+)", text)
+        why = found.group(1).strip() if found else text.splitlines()[0]
+        raise CheckpointError(
+            f"refused to read checkpoint {path}: PyTorch's safe (weights-only) reader does not "
+            f"accept it ({why})"
+        ) from None
+    except EOFError:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"cannot read checkpoint {path}: it is a directory") from None
+    except Exception as exc:  # a truncated zip, a file that is no checkpoint at all, ...
+        raise CheckpointError(
+            f"cannot read checkpoint {path} (truncated, corrupt or not a PyTorch file): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _extract_state_dict(checkpoint: Any, path: Path) -> OrderedDict[str, torch.Tensor]:
@@ -147,45 +175,154 @@ def _key_table(title: str, keys: Iterable[str], limit: int = 12) -> str:
     return f"  {title} ({len(keys)}):\n{shown}{more}"
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_state_dict` put into a model.
+
+    Attributes:
+        model: The model's class name.
+        total: Entries of the model's state_dict.
+        loaded: How many of them were set from the checkpoint.
+        missing: Model keys the checkpoint does not have (BatchNorm ``num_batches_tracked``
+            counters are in ``counters`` instead).
+        missing_weights: The part of ``missing`` that are learned: parameters and BatchNorm
+            running statistics. Other buffers (constants a module computes itself, such as
+            GFL's ``integral.project``) keep the model's own values.
+        unexpected: Checkpoint keys the model does not have (e.g. the ``ema_*`` buffers that
+            v2's EMA hooks leave in checkpoints).
+        mismatched: ``'key: checkpoint (shape) vs model (shape)'`` of tensors not loaded.
+        counters: BatchNorm ``num_batches_tracked`` counters the checkpoint lacks (PyTorch
+            sets them to 0; inference does not use them).
+    """
+
+    model: str
+    total: int
+    loaded: int
+    missing: list[str] = field(default_factory=list)
+    missing_weights: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    counters: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every weight of the model came from the checkpoint."""
+        return not self.missing_weights and not self.mismatched
+
+    def summary(self) -> str:
+        """One line, e.g. ``'148 of 150 tensors; 2 of another shape'``.
+
+        Example:
+            >>> LoadReport('Linear', total=2, loaded=1, missing=['bias'],
+            ...            missing_weights=['bias']).summary()
+            '1 of 2 tensors; 1 missing (1 weight)'
+        """
+        parts = [f"{self.loaded} of {self.total} tensors"]
+        if self.mismatched:
+            parts.append(f"{len(self.mismatched)} of another shape")
+        if self.missing:
+            weights = len(self.missing_weights)
+            parts.append(f"{len(self.missing)} missing ({weights} weight{'s' * (weights != 1)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected")
+        if self.counters:
+            parts.append(f"{len(self.counters)} BatchNorm num_batches_tracked absent (set to 0)")
+        return "; ".join(parts)
+
+    def describe(self, source: str, verb: str = "loaded into") -> str:
+        """``'<source> <verb> <model> (<summary>):'`` and the tables of mismatched, missing
+        and unexpected keys."""
+        lines = [f"{source} {verb} {self.model} ({self.summary()}):"]
+        if self.mismatched:
+            lines.append(_key_table("shape mismatch", self.mismatched))
+        if self.missing:
+            lines.append(_key_table("missing in checkpoint", self.missing))
+        if self.unexpected:
+            lines.append(_key_table("unexpected in checkpoint", self.unexpected))
+        return "\n".join(lines)
+
+
+def _weight_keys(module: nn.Module, own: Mapping[str, torch.Tensor]) -> set[str]:
+    """Keys of the learned tensors: parameters and BatchNorm running statistics."""
+    keys = {name for name, _ in module.named_parameters(remove_duplicate=False)}
+    keys.update(k for k in own if k.rsplit(".", 1)[-1] in ("running_mean", "running_var"))
+    return keys
+
+
 def load_state_dict(
     module: nn.Module,
     state_dict: Mapping[str, torch.Tensor],
     strict: bool = False,
     source: str = "state_dict",
-) -> tuple[list[str], list[str]]:
-    """Load ``state_dict`` into ``module``; report missing/unexpected keys and shape mismatches.
+    logger: logging.Logger | None = None,
+) -> LoadReport:
+    """Load ``state_dict`` into ``module`` (DataParallel/DDP wrappers are looked through).
 
-    Tensors whose shapes differ are not loaded (they count as mismatched). With ``strict``,
-    any missing, unexpected or mismatched key is an error listing them.
+    Tensors whose shapes differ are not loaded (they count as mismatched). Missing,
+    unexpected and mismatched keys are logged as a warning listing them. With ``strict``, a
+    checkpoint that leaves a weight of the model unset (missing or of another shape, see
+    :attr:`LoadReport.missing_weights`) is an error; keys the model does not have are only
+    reported, since v2 checkpoints of EMA runs carry ``ema_*`` buffers.
+
+    Args:
+        module: The model (or a wrapper around it).
+        state_dict: Keys as the model names them.
+        strict: Fail on missing weights instead of warning (for inference and resuming).
+        source: Names the checkpoint in messages (its path).
+        logger: Where the warning goes (the ``detforge`` logger by default).
 
     Returns:
-        ``(missing_keys, unexpected_keys)``.
+        What was loaded, see :class:`LoadReport`.
+
+    Raises:
+        CheckpointError: no tensor of ``state_dict`` fits the model, or ``strict`` and a
+            weight is missing; the message lists the keys and names ``source`` and the model.
+
+    Example:
+        >>> report = load_state_dict(nn.Linear(2, 1), nn.Linear(2, 1).state_dict(), strict=True)
+        >>> report.summary()
+        '2 of 2 tensors'
     """
+    module = unwrap_model(module)
     own = module.state_dict()
-    mismatched = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+    model_name = type(module).__name__
+    mismatched = {
+        k: f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state_dict.items()
         if k in own and own[k].shape != v.shape
+    }
+    loadable = {k: v for k, v in state_dict.items() if k not in mismatched}
+    try:
+        result = module.load_state_dict(loadable, strict=False)
+    except RuntimeError as exc:  # a shape mismatch under a key a module's load hook renamed
+        raise CheckpointError(f"{source} does not fit {model_name}: {exc}") from None
+    counters = [k for k in own if k.endswith("num_batches_tracked") and k not in loadable]
+    missing = [
+        k for k in result.missing_keys if k in own and k not in mismatched and k not in counters
     ]
-    loadable = {k: v for k, v in state_dict.items() if k not in own or own[k].shape == v.shape}
-    result = module.load_state_dict(loadable, strict=False)
-    missing = [k for k in result.missing_keys if k in own]
-    unexpected = list(result.unexpected_keys)
-    mismatched_keys = [m.split(":")[0] for m in mismatched]
-    missing = [k for k in missing if k not in mismatched_keys]
-    if missing or unexpected or mismatched:
-        parts = [f"{source} does not match {type(module).__name__}:"]
-        if mismatched:
-            parts.append(_key_table("shape mismatch", mismatched))
-        if missing:
-            parts.append(_key_table("missing in checkpoint", missing))
-        if unexpected:
-            parts.append(_key_table("unexpected in checkpoint", unexpected))
-        message = "\n".join(parts)
-        if strict:
-            raise RuntimeError(message)
-        _LOG.warning(message)
-    return missing, unexpected
+    weights = _weight_keys(module, own)
+    report = LoadReport(
+        model=model_name,
+        total=len(own),
+        loaded=len(own) - len(missing) - len(mismatched) - len(counters),
+        missing=missing,
+        missing_weights=[k for k in missing if k in weights],
+        unexpected=list(result.unexpected_keys),
+        mismatched=list(mismatched.values()),
+        counters=counters,
+    )
+    if report.loaded == 0 and report.total > 0:
+        raise CheckpointError(report.describe(source, "does not fit") + "\nNo tensor of it fits.")
+    if strict and not report.complete:
+        raise CheckpointError(
+            report.describe(source, "does not fit")
+            + "\nThose weights would keep their random values. To load it anyway (e.g. to "
+            "fine-tune a new head) use strict=False: --allow-partial of test/infer/serve/export, "
+            "or load_from to start training from it."
+        )
+    if report.missing or report.unexpected or report.mismatched:
+        (logger or _LOG).warning(report.describe(source))
+    return report
 
 
 def read_checkpoint(
@@ -224,13 +361,16 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load weights into ``model`` (see :func:`read_checkpoint`) and return the checkpoint dict.
 
+    The log line says how many of the model's tensors were loaded. ``strict`` fails on
+    weights the checkpoint leaves unset, see :func:`load_state_dict`.
+
     Raises:
-        CheckpointError: the file is missing or unreadable.
-        RuntimeError: ``strict`` and the keys do not match.
+        CheckpointError: the file is missing or unreadable, no tensor of it fits ``model``, or
+            ``strict`` and a weight of ``model`` is missing or of another shape.
     """
     checkpoint, state = read_checkpoint(filename, map_location, revise_keys)
-    load_state_dict(model, state, strict=strict, source=str(filename))
-    (logger or _LOG).info("loaded checkpoint %s", filename)
+    report = load_state_dict(model, state, strict=strict, source=str(filename), logger=logger)
+    (logger or _LOG).info("loaded %s into %s: %s", filename, report.model, report.summary())
     return checkpoint or {"state_dict": state}
 
 
@@ -242,7 +382,8 @@ def load_pretrained(
     This is what ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` runs.
 
     Raises:
-        CheckpointError: the file is missing (the message says where to put it).
+        CheckpointError: the file is missing (the message says where to put it) or no tensor
+            of it fits ``module``.
         ValueError: no key of the checkpoint starts with ``prefix``.
     """
     _, state = read_checkpoint(checkpoint, map_location or "cpu")

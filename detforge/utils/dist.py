@@ -29,9 +29,14 @@ __all__ = [
     "slurm_environ",
     "slurm_first_host",
     "sync_random_seed",
+    "unwrap_model",
 ]
 
 _REQUIRED = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+_WRAPPERS: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.DataParallel,
+    torch.nn.parallel.DistributedDataParallel,
+)
 
 
 def get_dist_info() -> tuple[int, int]:
@@ -39,6 +44,22 @@ def get_dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DataParallel/DistributedDataParallel wrappers (``model`` itself if it is
+    not wrapped), as MMCV's ``is_module_wrapper`` checks see it.
+
+    Example:
+        >>> inner = torch.nn.Linear(2, 1)
+        >>> unwrap_model(torch.nn.DataParallel(inner)) is inner
+        True
+    """
+    while isinstance(model, _WRAPPERS):
+        inner = model.module
+        assert isinstance(inner, torch.nn.Module)
+        model = inner
+    return model
 
 
 def sync_random_seed(seed: int | None = None) -> int:

@@ -22,9 +22,11 @@ from detforge.apis import (
 )
 from detforge.apis.inference import resolve_device
 from detforge.config import Config
+from detforge.errors import UnknownTypeError
 from detforge.evaluation.class_names import COCO_CLASSES
+from detforge.utils.checkpoint import CheckpointError
 from detforge.utils.image import ImageLoadError
-from tests.apis.tiny_detector import fixture_root, write_tiny_config
+from tests.apis.tiny_detector import FIXTURES, fixture_root, write_tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +164,50 @@ def test_init_detector_classes_device_and_eval(tmp_path: Path) -> None:
         assert init_detector(raw, device="cpu").CLASSES == COCO_CLASSES
     with pytest.raises(TypeError, match="config must be"):
         init_detector(42, device="cpu")  # type: ignore[arg-type]
+
+
+FAMILIES = sorted(p.name for p in FIXTURES.glob("*") if (p / "weights.pth").is_file())
+
+
+@pytest.mark.parametrize("family", FAMILIES or ["none"])
+def test_every_golden_checkpoint_loads_strictly(
+    family: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MMDetection's own checkpoints fit without ``strict=False`` (the default)."""
+    config, weights = write_tiny_config(tmp_path, family)
+    try:
+        with caplog.at_level("INFO", logger="detforge"):
+            model = init_detector(config, weights, device="cpu")
+    except UnknownTypeError as exc:
+        pytest.skip(f"{family}: the model is not in detforge yet ({str(exc)[:60]})")
+    total = len(model.state_dict())
+    assert f"loaded {weights} into {type(model).__name__}: {total} of {total} tensors" in (
+        caplog.text
+    )
+    state = torch.load(weights, weights_only=True)["state_dict"]
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_checkpoint_that_does_not_fit_is_an_error(tmp_path: Path) -> None:
+    config, weights = write_tiny_config(tmp_path, "retinanet")
+    empty = tmp_path / "empty.pth"
+    torch.save({"state_dict": {}, "meta": {}}, empty)
+    with pytest.raises(CheckpointError, match=rf"{empty} does not fit RetinaNet \(0 of "):
+        init_detector(config, empty, device="cpu", strict=False)
+    _, gfl_weights = write_tiny_config(tmp_path, "gfl")  # another model: its head is missing
+    with pytest.raises(CheckpointError) as info:
+        init_detector(config, gfl_weights, device="cpu")
+    message = str(info.value)
+    assert f"{gfl_weights} does not fit RetinaNet" in message
+    assert "missing in checkpoint" in message and "bbox_head.retina_cls.weight" in message
+    assert "unexpected in checkpoint" in message and "bbox_head.gfl_cls.weight" in message
+    three = {"model.bbox_head.num_classes": 3}  # another class count
+    with pytest.raises(CheckpointError, match=r"retina_cls.weight: checkpoint \(720, 32, 3, 3\)"):
+        init_detector(config, weights, device="cpu", cfg_options=three)
+    partial = init_detector(config, weights, device="cpu", cfg_options=three, strict=False)
+    state = torch.load(weights, weights_only=True)["state_dict"]
+    key = "backbone.layer1.0.conv1.weight"
+    assert torch.equal(partial.state_dict()[key], state[key])
 
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:

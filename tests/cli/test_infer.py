@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import runpy
 import sys
 import warnings
@@ -19,14 +18,7 @@ from tests.apis.tiny_detector import write_tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def _restore_log_handlers() -> Any:
-    """``main`` adds a handler bound to the (captured) stderr of the moment; drop it after."""
-    logger = logging.getLogger("detforge")
-    handlers = list(logger.handlers)
-    yield
-    logger.handlers[:] = handlers
+pytestmark = pytest.mark.usefixtures("restore_log_handlers")
 
 
 @pytest.fixture(scope="module")

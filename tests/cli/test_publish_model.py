@@ -71,3 +71,14 @@ def test_out_name_without_pth_and_bad_inputs(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pth")
     with pytest.raises(SystemExit, match=r"plain\.pth is not a training checkpoint"):
         main(["publish-model", str(tmp_path / "plain.pth"), str(tmp_path / "x.pth")])
+
+
+def test_empty_state_dict_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pth"
+    torch.save({"meta": {"epoch": 1}, "state_dict": {}}, empty)
+    with pytest.raises(CheckpointError, match=r"empty\.pth: its state_dict holds no tensor"):
+        publish_model(empty, tmp_path / "x.pth")
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    with pytest.raises(SystemExit, match=r"list\.pth is not a training checkpoint"):
+        main(["publish-model", str(tmp_path / "list.pth"), str(tmp_path / "x.pth")])
+    assert not list(tmp_path.glob("x-*.pth"))

@@ -15,8 +15,13 @@ import torch
 from torch import nn
 
 import detforge
-from detforge.engine.checkpoint_save import find_latest_checkpoint, save_checkpoint
-from detforge.utils.checkpoint import load_checkpoint
+from detforge.engine.checkpoint_save import (
+    check_latest_link,
+    find_latest_checkpoint,
+    point_latest,
+    save_checkpoint,
+)
+from detforge.utils.checkpoint import CheckpointError, load_checkpoint
 
 
 class Tiny(nn.Module):
@@ -168,7 +173,7 @@ def test_find_latest_checkpoint(tmp_path: Path) -> None:
     _corrupt(tmp_path / "epoch_10.pth")
     found, said = _find(tmp_path)
     assert found == str(tmp_path / "epoch_2.pth")
-    assert f"skipping unreadable checkpoint {tmp_path / 'epoch_10.pth'}" in said
+    assert f"cannot read checkpoint {tmp_path / 'epoch_10.pth'} (truncated" in said
 
     save_checkpoint(model, tmp_path / "latest.pth")
     assert _find(tmp_path) == (str(tmp_path / "latest.pth"), "")
@@ -188,3 +193,14 @@ def test_find_latest_checkpoint(tmp_path: Path) -> None:
     assert _find(iters) == (str(iters / "iter_1000.pth"), "")
     found, said = _find(tmp_path / "missing")
     assert found is None and "does not exist" in said
+
+
+def test_latest_directory_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    save_checkpoint(Tiny(), tmp_path / "epoch_1.pth")
+    (tmp_path / "latest.pth").mkdir()
+    with pytest.raises(CheckpointError, match=r"latest\.pth is a directory"):
+        check_latest_link(tmp_path)
+    with pytest.raises(CheckpointError, match=r"cannot point .*latest\.pth at epoch_1\.pth"):
+        point_latest(tmp_path, "epoch_1.pth", str(tmp_path / "epoch_1.pth"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "latest.pth"]
+    check_latest_link(tmp_path / "nowhere")  # no folder yet: nothing to refuse

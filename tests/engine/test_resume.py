@@ -99,8 +99,8 @@ def test_killed_run_auto_resumes_to_identical_weights(tmp_path: Path) -> None:
 
     assert "resumed from" in log and "epoch=2, iter=6, optimizer, rng (torch, numpy" in log
     assert "epoch=1, iter=3, optimizer, rng" in log_corrupt
-    assert f"skipping unreadable checkpoint {corrupt_dir / 'latest.pth'}" in log_corrupt
-    assert f"skipping unreadable checkpoint {corrupt_dir / 'epoch_2.pth'}" in log_corrupt
+    assert f"cannot read checkpoint {corrupt_dir / 'latest.pth'} (truncated" in log_corrupt
+    assert f"cannot read checkpoint {corrupt_dir / 'epoch_2.pth'} (truncated" in log_corrupt
     text_logs = sorted(killed_dir.glob("*.log"))
     assert len(text_logs) == 2 and "resumed from" in text_logs[-1].read_text()
 
@@ -159,4 +159,4 @@ def test_resume_rescales_iter_when_the_world_size_changed(tmp_path: Path, caplog
         runner.resume(str(path))
     assert (runner.epoch, runner.iter) == (1, 8)
     assert "saved by 2 processes, this run has 1: iter 4 -> 8" in caplog.text
-    assert "weights, epoch=1, iter=8" in caplog.text
+    assert "weights (2 of 2 tensors), epoch=1, iter=8" in caplog.text

@@ -61,15 +61,60 @@ def test_strict_mismatch_lists_the_keys(tmp_path: Path) -> None:
     state["bn.weight"] = torch.zeros(7)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(Tiny(), path, strict=True)
     message = str(info.value)
+    assert f"{path} does not fit Tiny (5 of 7 tensors; 1 of another shape; 1 missing" in message
     assert "conv.bias" in message and "extra.weight" in message
     assert "bn.weight: checkpoint (7,) vs model (4,)" in message
+    assert "--allow-partial" in message
     model = Tiny()
     before = model.bn.weight.clone()
     load_checkpoint(model, path, strict=False)  # loads what fits, warns about the rest
     assert torch.equal(model.bn.weight, before)
+
+
+def test_strict_ignores_counters_constants_and_extra_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Old checkpoints lack BatchNorm counters, EMA runs leave ``ema_*`` buffers: both load
+    strictly; a missing running statistic does not."""
+    src = Tiny()
+    src.register_buffer("project", torch.arange(3.0))  # a constant the module computes itself
+    state = dict(src.state_dict())
+    del state["bn.num_batches_tracked"], state["project"]
+    state["ema_conv_weight"] = state["conv.weight"].clone()
+    path = tmp_path / "old.pth"
+    torch.save({"state_dict": state}, path)
+    dst = Tiny()
+    dst.register_buffer("project", torch.arange(3.0))
+    with caplog.at_level("INFO", logger="detforge"):
+        load_checkpoint(dst, path, strict=True)
+    assert torch.equal(dst.conv.weight, src.conv.weight)
+    assert "6 of 8 tensors; 1 missing (0 weights); 1 unexpected; 1 BatchNorm" in caplog.text
+    del state["bn.running_var"]
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=r"(?s)missing in checkpoint \(1\):.*bn.running_var"):
+        load_checkpoint(Tiny(), path, strict=True)
+
+
+def test_nothing_fits_fails_even_when_not_strict(tmp_path: Path) -> None:
+    other = tmp_path / "other.pth"
+    torch.save({"state_dict": nn.Linear(3, 2).state_dict()}, other)
+    empty = tmp_path / "empty.pth"
+    torch.save({"state_dict": {}}, empty)
+    for path in (other, empty):
+        with pytest.raises(CheckpointError, match=rf"{path} does not fit Tiny \(0 of 7 tensors"):
+            load_checkpoint(Tiny(), path, strict=False)
+
+
+def test_wrapped_model_loads_into_the_inner_model(tmp_path: Path) -> None:
+    src = Tiny()
+    path = tmp_path / "epoch_1.pth"
+    torch.save({"state_dict": src.state_dict()}, path)
+    wrapped = nn.DataParallel(Tiny())
+    load_checkpoint(wrapped, path, strict=True)
+    assert torch.equal(wrapped.module.conv.weight, src.conv.weight)
 
 
 def test_torchvision_name_resolves_from_the_cache(cache: Path) -> None:
@@ -96,8 +141,14 @@ class _Evil:
 def test_pickles_that_need_code_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"state_dict": {"x": _Evil()}}, protocol=2))
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(Tiny(), path)
+    message = str(info.value)
+    assert message.startswith(f"refused to read checkpoint {path}: it contains code")
+    assert "(print)" in message and "weights_only" not in message
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pth: the file is empty"):
+        load_checkpoint(Tiny(), tmp_path / "empty.pth")
 
 
 def test_torchvision_resnet_maps_onto_detforge_resnet(cache: Path) -> None:
@@ -107,7 +158,7 @@ def test_torchvision_resnet_maps_onto_detforge_resnet(cache: Path) -> None:
     tv = torchvision.models.resnet18(weights=None)
     torch.save(tv.state_dict(), cache / "resnet18-f37072fd.pth")
     ours = ResNet(depth=18)
-    missing, unexpected = load_state_dict(ours, read_checkpoint("torchvision://resnet18")[1])
-    assert missing == [] and sorted(unexpected) == ["fc.bias", "fc.weight"]
+    report = load_state_dict(ours, read_checkpoint("torchvision://resnet18")[1], strict=True)
+    assert report.missing == [] and sorted(report.unexpected) == ["fc.bias", "fc.weight"]
     assert torch.equal(ours.conv1.weight, tv.conv1.weight)
     assert torch.equal(ours.layer4[1].bn2.running_var, tv.layer4[1].bn2.running_var)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from detforge.engine.checkpoint_save import check_latest_link
 from detforge.engine.hooks.base import Hook
 from detforge.engine.protocols import Runner
 from detforge.registry import HOOKS
@@ -23,6 +24,10 @@ class CheckpointHook(Hook):
         max_keep_ckpts: Keep only the newest this many numbered checkpoints (``-1``: all).
         save_last: Also save at the end of training when it is off the interval.
         sync_buffer: Accepted for v2 configs (buffers are not synchronised here).
+
+    Raises:
+        CheckpointError: before training, when ``latest.pth`` in the output folder is a
+            directory (it could never be pointed at the newest checkpoint).
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class CheckpointHook(Hook):
             self.out_dir = os.path.join(
                 self.out_dir, os.path.basename(os.path.abspath(runner.work_dir))
             )
+        if self.out_dir is not None:
+            check_latest_link(self.out_dir)
         runner.logger.info("Checkpoints will be saved to %s", self.out_dir)
 
     def after_train_epoch(self, runner: Runner) -> None:
