@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+from detforge.errors import DetforgeError
+
 __all__ = ["DataIssues", "DatasetError"]
 
 logger = logging.getLogger("detforge")
@@ -20,7 +22,7 @@ logger = logging.getLogger("detforge")
 _SHOWN = 5
 
 
-class DatasetError(ValueError):
+class DatasetError(DetforgeError, ValueError):
     """Bad data found in strict mode (or data that cannot be used at all)."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import DetforgeError
+
 __all__ = [
     "CheckpointError",
     "cache_dirs",
@@ -57,7 +59,7 @@ _OPEN_MMLAB_FILES = {
 }
 
 
-class CheckpointError(FileNotFoundError):
+class CheckpointError(DetforgeError, FileNotFoundError):
     """A checkpoint cannot be found or read; the message says where it was expected."""
 
 
