@@ -6,24 +6,47 @@ file and the annotation, otherwise problems are counted and :meth:`DataIssues.re
 summary line per dataset, e.g.
 ``XMLDataset(BCCD/ImageSets/Main/train.txt): dropped 2 boxes with zero or negative size
 (BloodImage_00338.xml, BloodImage_00343.xml)``.
+
+Images that cannot be read are the one problem found while iterating rather than loading: the
+dataset turns each into an :class:`UnreadableImage` (or raises the ``ImageLoadError`` in strict
+mode) and whoever consumes the samples counts it with :meth:`DataIssues.skip_unreadable` —
+training draws another image, testing keeps the image's place with an empty result.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 from detforge.errors import DetforgeError
 
-__all__ = ["DataIssues", "DatasetError"]
+__all__ = ["UNREADABLE_IMAGES", "DataIssues", "DatasetError", "UnreadableImage"]
 
 logger = logging.getLogger("detforge")
 
 _SHOWN = 5
 
+#: The kind :meth:`DataIssues.skip_unreadable` counts under.
+UNREADABLE_IMAGES = "unreadable images"
+
 
 class DatasetError(DetforgeError, ValueError):
     """Bad data found in strict mode (or data that cannot be used at all)."""
+
+
+@dataclass(frozen=True)
+class UnreadableImage:
+    """Stands in for the sample of an image that cannot be read (a non-strict dataset's
+    ``__getitem__`` returns it instead of raising).
+
+    Attributes:
+        filename: The image as the annotation file names it (``data_infos[i]['filename']``).
+        reason: The ``ImageLoadError`` message (it names the full path and what is wrong).
+    """
+
+    filename: str
+    reason: str
 
 
 class DataIssues:
@@ -32,6 +55,7 @@ class DataIssues:
     Args:
         source: Names the dataset in messages, e.g. ``'CocoDataset(data/ann.json)'``.
         strict: Raise on the first problem instead of counting it.
+        action: What happens to a counted item, the verb of the summary line.
 
     Example:
         >>> issues = DataIssues('CocoDataset(ann.json)', strict=False)
@@ -41,9 +65,10 @@ class DataIssues:
         'CocoDataset(ann.json): dropped 2 boxes with zero or negative size (a.jpg, b.jpg)'
     """
 
-    def __init__(self, source: str, strict: bool = False) -> None:
+    def __init__(self, source: str, strict: bool = False, action: str = "dropped") -> None:
         self.source = source
         self.strict = strict
+        self.action = action
         self._places: dict[str, list[str]] = defaultdict(list)
 
     def add(self, kind: str, where: str, detail: str = "") -> None:
@@ -52,6 +77,24 @@ class DataIssues:
             extra = f": {detail}" if detail else ""
             raise DatasetError(f"{self.source}: {kind} in {where}{extra} (strict mode)")
         self._places[kind].append(where)
+
+    def skip_unreadable(self, image: UnreadableImage) -> None:
+        """Count an image that cannot be read, once per file, warning the first time.
+
+        The one accounting of unreadable images for training and testing alike; strict mode
+        never gets here (the dataset raises the ``ImageLoadError`` instead).
+
+        Example:
+            >>> issues = DataIssues('CocoDataset(ann.json)', action='skipped')
+            >>> bad = UnreadableImage('a.jpg', 'image file is empty: /data/a.jpg')
+            >>> issues.skip_unreadable(bad); issues.skip_unreadable(bad)
+            >>> issues.summary()
+            'CocoDataset(ann.json): skipped 1 unreadable images (a.jpg)'
+        """
+        if image.filename in self._places.get(UNREADABLE_IMAGES, ()):
+            return
+        logger.warning("%s: skipping unreadable image: %s", self.source, image.reason)
+        self._places[UNREADABLE_IMAGES].append(image.filename)
 
     def count(self, kind: str | None = None) -> int:
         if kind is not None:
@@ -71,7 +114,7 @@ class DataIssues:
             unique = list(dict.fromkeys(places))
             shown = ", ".join(unique[:_SHOWN]) + (", ..." if len(unique) > _SHOWN else "")
             parts.append(f"{len(places)} {kind} ({shown})")
-        return f"{self.source}: dropped " + "; ".join(parts)
+        return f"{self.source}: {self.action} " + "; ".join(parts)
 
     def report(self) -> None:
         """Log the summary line (a warning) if anything was dropped."""
