@@ -1,5 +1,9 @@
 """Exception types that carry a readable message and stay catchable as the builtins v2 raised.
 
+Every error detforge raises on purpose derives from :class:`DetforgeError` (the per-package ones
+too: ``DatasetError``, ``ImageLoadError``, ``CheckpointError``, ...), which is what the command
+line catches to print one line instead of a traceback.
+
 ``KeyError`` prints its argument through ``repr``, which turns a helpful sentence into a quoted
 string with escaped newlines; the classes here print the message as written.
 """
@@ -10,13 +14,27 @@ __all__ = [
     "ConfigError",
     "ConfigKeyError",
     "ConfigTypeError",
+    "DetforgeError",
     "InvalidLossError",
     "UnexpectedKeyError",
     "UnknownTypeError",
 ]
 
 
-class ConfigError(Exception):
+class DetforgeError(Exception):
+    """Base of every error detforge raises on purpose, with a message that names the culprit.
+
+    The command line prints such an error as one line (``detforge <command>: error: ...``)
+    instead of a traceback. Each subclass also derives from the builtin v2 raised in its place
+    (``KeyError``, ``ValueError``, ``OSError``, ...), so existing ``except`` clauses still work.
+
+    Example:
+        >>> issubclass(ConfigKeyError, DetforgeError), issubclass(ConfigKeyError, KeyError)
+        (True, True)
+    """
+
+
+class ConfigError(DetforgeError):
     """A config or a value in it is wrong; the message names the file or config path."""
 
 
@@ -39,6 +57,6 @@ class UnexpectedKeyError(ConfigTypeError):
     """A config dict passes a keyword the component's constructor does not accept."""
 
 
-class InvalidLossError(FloatingPointError):
+class InvalidLossError(DetforgeError, FloatingPointError):
     """A training loss became NaN or infinite; the message names the iteration, the loss
     terms and the images of the batch."""

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.datasets.collate import UNREADABLE_KEY
 from detforge.utils.device import model_device, to_device
+from detforge.utils.image import ImageLoadError
 
 __all__ = ["SpeedResult", "format_repeats", "measure_inference_speed"]
 
@@ -38,6 +40,9 @@ class SpeedResult:
 
 
 def _test_inputs(data: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    for marker in data.get(UNREADABLE_KEY) or ():  # timing needs every image: stop as v2 did
+        if marker is not None:
+            raise ImageLoadError(marker.reason)
     batch = to_device(dict(data), device)
     if isinstance(batch.get("img"), torch.Tensor):  # one augmentation, not wrapped in a list
         batch = {k: [v] for k, v in batch.items()}

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detforge.errors import DetforgeError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 
-class LogAnalysisError(ValueError):
+class LogAnalysisError(DetforgeError, ValueError):
     """A log file or a request that cannot be analysed (the message names the file and key)."""
 
 

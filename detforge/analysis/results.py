@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from detforge.errors import DetforgeError
+
 __all__ = [
     "ResultsError",
     "bbox_results",
@@ -29,7 +31,7 @@ GT_COLOR = (61, 102, 255)
 DET_COLOR = (241, 101, 72)
 
 
-class ResultsError(ValueError):
+class ResultsError(DetforgeError, ValueError):
     """A results file that cannot belong to the dataset (wrong type or length)."""
 
 

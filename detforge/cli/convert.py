@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -219,14 +218,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detforge.datasets.issues import DatasetError
-
     handler: Handler = args.convert
-    try:
-        results = handler(args)
-    except (DatasetError, OSError) as exc:
-        print(f"detforge convert {args.converter}: error: {exc}", file=sys.stderr)
-        return 1
+    results = handler(args)  # a DatasetError or OSError is one line (detforge.cli.main)
     for result in results:
         print(f"wrote {result.describe()}")
         for note in result.notes:

@@ -3,13 +3,16 @@
 At least one of ``--out``, ``--eval``, ``--format-only``, ``--show`` or ``--show-dir`` is
 required; ``--eval`` and ``--format-only`` exclude each other. ``--out`` pickles the list of
 per-image v2 results; ``--work-dir`` also writes ``eval_<timestamp>.json``.
+
+An image that cannot be read is skipped with a warning naming it and kept with no detections
+(so the results stay one per image of the annotation file), and one line counts them at the
+end; ``--strict`` (or ``strict=True`` in ``data.test``) stops at the first one instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import time
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import DictAction, load_config
+from detforge.utils.fileio import atomic_write
 
 __all__ = ["add_parser", "run"]
 
@@ -69,6 +73,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cuda if any)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable image or bad annotation (default: skip it with a "
+        "warning, count it, and keep the image with no detections)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -84,6 +94,16 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"detforge test: --out must be a .pkl or .pickle file, got {args.out}")
 
 
+def _set_strict(dataset_cfg: Any) -> None:
+    """``strict=True`` in a dataset config, or in the ones a wrapper config holds."""
+    inner = dataset_cfg.get("datasets", dataset_cfg.get("dataset"))
+    if inner is None:
+        dataset_cfg["strict"] = True
+        return
+    for child in inner if isinstance(inner, list | tuple) else [inner]:
+        _set_strict(child)
+
+
 def _predict(
     args: argparse.Namespace, cfg: Any, device: str, distributed: bool
 ) -> tuple[Any, list[Any] | None]:
@@ -97,6 +117,8 @@ def _predict(
 
     test_cfg = dict(cfg.data.test)
     test_cfg["test_mode"] = True
+    if args.strict:
+        _set_strict(test_cfg)
     samples_per_gpu = int(test_cfg.pop("samples_per_gpu", 1))
     loader_cfg = dict(cfg.data.get("test_dataloader") or {})
     samples_per_gpu = int(loader_cfg.pop("samples_per_gpu", samples_per_gpu))
@@ -149,9 +171,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "wb") as f:
-            pickle.dump(outputs, f)
+        atomic_write(args.out, pickle.dumps(outputs))
         print(f"writing results to {args.out}")
     kwargs = dict(args.eval_options or {})
     if args.format_only:
@@ -160,8 +180,7 @@ def run(args: argparse.Namespace) -> int:
         metric = dataset.evaluate(outputs, metric=args.eval, **kwargs)
         print(metric)
         if args.work_dir is not None:
-            os.makedirs(args.work_dir, exist_ok=True)
             timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
             path = Path(args.work_dir) / f"eval_{timestamp}.json"
-            path.write_text(json.dumps(dict(config=args.config, metric=metric), default=str))
+            atomic_write(path, json.dumps(dict(config=args.config, metric=metric), default=str))
     return 0

@@ -1,5 +1,10 @@
 """Batching: images padded bottom-right to the batch's largest size and stacked; everything
-else kept as per-image lists, under the same keys the pipeline produced (``Collect``)."""
+else kept as per-image lists, under the same keys the pipeline produced (``Collect``).
+
+A test set returns an :class:`~detforge.datasets.issues.UnreadableImage` for an image it cannot
+read; the batch then also holds ``UNREADABLE_KEY``: one entry per sample, the marker or ``None``
+for a sample that was collated, so the test loop can keep every image's place.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PAD_VALUES", "collate", "pad_and_stack"]
+from detforge.datasets.issues import UnreadableImage
+
+__all__ = ["PAD_VALUES", "UNREADABLE_KEY", "collate", "pad_and_stack"]
 
 # keys stacked into one tensor, and the value their padding takes (v2's DefaultFormatBundle)
 PAD_VALUES = {"img": 0.0, "gt_semantic_seg": 255.0}
+# batch key of the per-sample UnreadableImage markers (present only when there is one)
+UNREADABLE_KEY = "unreadable_images"
 
 
 def pad_and_stack(tensors: Sequence[torch.Tensor], pad_value: float = 0.0) -> torch.Tensor:
@@ -44,7 +53,9 @@ def _collate_key(key: str, values: list[Any]) -> Any:
     return values
 
 
-def collate(batch: Sequence[Mapping[str, Any]], samples_per_gpu: int = 1) -> dict[str, Any]:
+def collate(
+    batch: Sequence[Mapping[str, Any] | UnreadableImage], samples_per_gpu: int = 1
+) -> dict[str, Any]:
     """Collate pipeline outputs into a batch.
 
     Training samples (``img`` a tensor) give ``img: Tensor[B, C, H, W]`` and lists of length B
@@ -55,9 +66,23 @@ def collate(batch: Sequence[Mapping[str, Any]], samples_per_gpu: int = 1) -> dic
     Args:
         batch: Samples from the dataset.
         samples_per_gpu: Accepted for v2 compatibility (padding is over the whole batch).
+
+    Example:
+        >>> bad = UnreadableImage('b.jpg', 'image file is empty: b.jpg')
+        >>> out = collate([dict(img=torch.zeros(3, 2, 2)), bad])
+        >>> out['img'].shape, out[UNREADABLE_KEY] == [None, bad]
+        (torch.Size([1, 3, 2, 2]), True)
     """
     if not batch:
         raise ValueError("empty batch")
+    samples = [s for s in batch if not isinstance(s, UnreadableImage)]
+    out = _collate_samples(samples) if samples else {}
+    if len(samples) < len(batch):
+        out[UNREADABLE_KEY] = [s if isinstance(s, UnreadableImage) else None for s in batch]
+    return out
+
+
+def _collate_samples(batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     keys = list(batch[0])
     for sample in batch[1:]:
         if list(sample) != keys:

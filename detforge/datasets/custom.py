@@ -7,13 +7,16 @@ Middle format (a ``.pkl`` or ``.json`` list, one entry per image)::
              'bboxes_ignore': ndarray[k, 4], 'labels_ignore': ndarray[k]}}
 
 Subclasses override :meth:`CustomDataset.load_annotations` and :meth:`CustomDataset.get_ann_info`.
-Bad annotations are dropped and counted (one summary line), or raise with ``strict=True``; an
-image that cannot be read is skipped during training (another image of the same aspect group
-is drawn), or raises in strict and test mode. A training set with no image left after
-filtering is an error. ``pre_pipeline`` hands the dataset's :class:`DataIssues` to the
-pipeline as ``results['data_issues']`` so that ``LoadImageFromFile`` can count an image whose
-real size differs from the annotation's (see its ``size_mismatch``); an error raised by the
-pipeline is re-raised naming the dataset's annotation file.
+Bad annotations are dropped and counted (one summary line), or raise with ``strict=True``. An
+image that cannot be read raises its ``ImageLoadError`` with ``strict=True``; otherwise training
+skips it with a warning (another image of the same aspect group is drawn) and a test-mode
+dataset returns an :class:`~detforge.datasets.issues.UnreadableImage` in its place, which the
+test loop counts and answers with an empty result (see :mod:`detforge.engine.testing`). A
+training set with no image left after filtering is an error. ``pre_pipeline`` hands the
+dataset's :class:`DataIssues` to the pipeline as ``results['data_issues']`` so that
+``LoadImageFromFile`` can count an image whose real size differs from the annotation's (see its
+``size_mismatch``); an error raised by the pipeline is re-raised naming the dataset's
+annotation file.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from detforge.datasets.issues import DataIssues, DatasetError
+from detforge.datasets.issues import DataIssues, DatasetError, UnreadableImage
 from detforge.datasets.transforms.compose import Compose
 from detforge.evaluation import eval_map, eval_recalls
 from detforge.registry import DATASETS
@@ -63,7 +66,7 @@ def _load_middle_format(path: str) -> list[dict[str, Any]]:
 
 
 @DATASETS.register_module()
-class CustomDataset(Dataset[dict[str, Any]]):
+class CustomDataset(Dataset[dict[str, Any] | UnreadableImage]):
     """Base detection dataset (v2 ``CustomDataset``).
 
     Args:
@@ -151,7 +154,6 @@ class CustomDataset(Dataset[dict[str, Any]]):
                 )
         self.issues.report()
         self.pipeline = Compose(pipeline)
-        self._unreadable: set[str] = set()
 
     # ---------------------------------------------------------------- annotations
     def __len__(self) -> int:
@@ -292,7 +294,7 @@ class CustomDataset(Dataset[dict[str, Any]]):
         pool = np.where(self.flag == self.flag[idx])[0]
         return int(np.random.choice(pool))
 
-    def __getitem__(self, idx: int) -> dict[str, Any]:
+    def __getitem__(self, idx: int) -> dict[str, Any] | UnreadableImage:
         try:
             return self._get_sample(idx)
         except DatasetError as exc:
@@ -300,26 +302,31 @@ class CustomDataset(Dataset[dict[str, Any]]):
                 raise
             raise DatasetError(f"{self.issues.source}: {exc}") from exc
 
-    def _get_sample(self, idx: int) -> dict[str, Any]:
+    def _prepare(self, idx: int) -> dict[str, Any] | UnreadableImage | None:
+        """The sample of ``idx`` (``None`` when the pipeline drops it), or an
+        :class:`UnreadableImage` when its image cannot be read (raised in strict mode)."""
+        try:
+            return self.prepare_test_img(idx) if self.test_mode else self.prepare_train_img(idx)
+        except ImageLoadError as exc:
+            if self.strict:
+                raise
+            return UnreadableImage(str(self.data_infos[idx].get("filename", idx)), str(exc))
+
+    def _get_sample(self, idx: int) -> dict[str, Any] | UnreadableImage:
         if self.test_mode:
-            data = self.prepare_test_img(idx)
-            if data is None:
+            sample = self._prepare(idx)
+            if sample is None:
                 raise DatasetError(
                     f"{self.issues.source}: the test pipeline dropped "
                     f"{self.data_infos[idx].get('filename')}"
                 )
-            return data
+            return sample
         tried = []
         for _ in range(self.max_refetch + 1):
             tried.append(str(self.data_infos[idx].get("filename", idx)))
-            try:
-                data = self.prepare_train_img(idx)
-            except ImageLoadError as exc:
-                if self.strict:
-                    raise
-                if tried[-1] not in self._unreadable:
-                    self._unreadable.add(tried[-1])
-                    logger.warning("skipping unreadable image: %s", exc)
+            data = self._prepare(idx)
+            if isinstance(data, UnreadableImage):
+                self.issues.skip_unreadable(data)
                 data = None
             if data is not None:
                 return data

@@ -8,6 +8,11 @@ summary line per dataset, e.g.
 (BloodImage_00338.xml, BloodImage_00343.xml)``. A problem that was repaired rather than dropped
 is reported with its own verb (``action``), e.g. ``...; fixed 3 annotations without 'iscrowd'
 (taken as 0) (a.jpg)``.
+
+Images that cannot be read are the one problem found while iterating rather than loading: the
+dataset turns each into an :class:`UnreadableImage` (or raises the ``ImageLoadError`` in strict
+mode) and whoever consumes the samples counts it with :meth:`DataIssues.skip_unreadable` —
+training draws another image, testing keeps the image's place with an empty result.
 """
 
 from __future__ import annotations
@@ -15,18 +20,43 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from detforge.errors import DetforgeError
 from detforge.utils.suggest import close_matches
 
-__all__ = ["DataIssues", "DatasetError", "check_classes_known"]
+__all__ = [
+    "UNREADABLE_IMAGES",
+    "DataIssues",
+    "DatasetError",
+    "UnreadableImage",
+    "check_classes_known",
+]
 
 logger = logging.getLogger("detforge")
 
 _SHOWN = 5
 
+#: The kind :meth:`DataIssues.skip_unreadable` counts under.
+UNREADABLE_IMAGES = "unreadable images"
 
-class DatasetError(ValueError):
+
+class DatasetError(DetforgeError, ValueError):
     """Bad data found in strict mode (or data that cannot be used at all)."""
+
+
+@dataclass(frozen=True)
+class UnreadableImage:
+    """Stands in for the sample of an image that cannot be read (a non-strict dataset's
+    ``__getitem__`` returns it instead of raising).
+
+    Attributes:
+        filename: The image as the annotation file names it (``data_infos[i]['filename']``).
+        reason: The ``ImageLoadError`` message (it names the full path and what is wrong).
+    """
+
+    filename: str
+    reason: str
 
 
 class DataIssues:
@@ -35,6 +65,7 @@ class DataIssues:
     Args:
         source: Names the dataset in messages, e.g. ``'CocoDataset(data/ann.json)'``.
         strict: Raise on the first problem instead of counting it.
+        action: What happens to a counted item, the verb of the summary line.
 
     Example:
         >>> issues = DataIssues('CocoDataset(ann.json)', strict=False)
@@ -47,9 +78,10 @@ class DataIssues:
         "fixed 1 annotations without 'iscrowd' (taken as 0) (a.jpg)"
     """
 
-    def __init__(self, source: str, strict: bool = False) -> None:
+    def __init__(self, source: str, strict: bool = False, action: str = "dropped") -> None:
         self.source = source
         self.strict = strict
+        self.action = action
         self._places: dict[str, list[str]] = defaultdict(list)
         self._actions: dict[str, str] = {}
 
@@ -57,15 +89,15 @@ class DataIssues:
         # one accumulator per dataset: pipelines that deep-copy ``results`` share it
         return self
 
-    def add(self, kind: str, where: str, detail: str = "", action: str = "dropped") -> None:
+    def add(self, kind: str, where: str, detail: str = "", action: str | None = None) -> None:
         """Record one problem.
 
         Args:
             kind: A plural noun phrase, e.g. ``'boxes outside the image'``.
             where: The file or image it was found in.
             detail: The offending value (shown in strict mode's error).
-            action: The verb of the summary: ``'dropped'``, or e.g. ``'fixed'`` for a problem
-                that was repaired.
+            action: The verb of the summary: by default the dataset's (``'dropped'``), or e.g.
+                ``'fixed'`` for a problem that was repaired.
 
         Raises:
             DatasetError: in strict mode, naming the dataset, ``where`` and ``detail``.
@@ -74,7 +106,26 @@ class DataIssues:
             extra = f": {detail}" if detail else ""
             raise DatasetError(f"{self.source}: {kind} in {where}{extra} (strict mode)")
         self._places[kind].append(where)
-        self._actions.setdefault(kind, action)
+        self._actions.setdefault(kind, action or self.action)
+
+    def skip_unreadable(self, image: UnreadableImage) -> None:
+        """Count an image that cannot be read, once per file, warning the first time.
+
+        The one accounting of unreadable images for training and testing alike; strict mode
+        never gets here (the dataset raises the ``ImageLoadError`` instead).
+
+        Example:
+            >>> issues = DataIssues('CocoDataset(ann.json)', action='skipped')
+            >>> bad = UnreadableImage('a.jpg', 'image file is empty: /data/a.jpg')
+            >>> issues.skip_unreadable(bad); issues.skip_unreadable(bad)
+            >>> issues.summary()
+            'CocoDataset(ann.json): skipped 1 unreadable images (a.jpg)'
+        """
+        if image.filename in self._places.get(UNREADABLE_IMAGES, ()):
+            return
+        logger.warning("%s: skipping unreadable image: %s", self.source, image.reason)
+        self._places[UNREADABLE_IMAGES].append(image.filename)
+        self._actions.setdefault(UNREADABLE_IMAGES, "skipped")
 
     def count(self, kind: str | None = None) -> int:
         if kind is not None:

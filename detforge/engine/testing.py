@@ -2,10 +2,17 @@
 
 Each image's result is v2's: a list over classes of ``ndarray[K, 5]`` boxes, or
 ``(bbox_results, segm_results)`` with masks RLE-encoded.
+
+An image the dataset cannot read (it yields an
+:class:`~detforge.datasets.issues.UnreadableImage`; a strict dataset raises instead) is skipped
+with a warning naming the file, counted, and kept in the results with no detections, so the
+results stay one per image of the annotation file (what ``dataset.evaluate`` and ``results.pkl``
+readers pair them with); one summary line at the end says how many and which.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import shutil
@@ -13,11 +20,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from detforge.datasets.collate import UNREADABLE_KEY
+from detforge.datasets.issues import DataIssues, UnreadableImage
 from detforge.structures.masks import encode_mask_results
 from detforge.utils.device import model_device, to_device
 from detforge.utils.dist import get_dist_info
@@ -30,6 +40,9 @@ __all__ = [
     "multi_gpu_test",
     "single_gpu_test",
 ]
+
+
+logger = logging.getLogger("detforge")
 
 
 def _first_aug(value: Any) -> Any:
@@ -50,6 +63,70 @@ def _encode(result: list[Any]) -> list[Any]:
     if result and isinstance(result[0], tuple):
         return [(bbox, encode_mask_results(segm)) for bbox, segm in result]
     return result
+
+
+def _unreadable_issues(data_loader: Any) -> DataIssues:
+    dataset = getattr(data_loader, "dataset", None)
+    issues = getattr(dataset, "issues", None)
+    source = issues.source if isinstance(issues, DataIssues) else type(dataset).__name__
+    return DataIssues(source, action="skipped")
+
+
+def _split_unreadable(
+    data: Mapping[str, Any], issues: DataIssues
+) -> tuple[dict[str, Any], list[UnreadableImage | None] | None]:
+    """The batch without its unreadable-image markers, and the markers (each counted)."""
+    batch = dict(data)
+    markers: list[UnreadableImage | None] | None = batch.pop(UNREADABLE_KEY, None)
+    for marker in markers or ():
+        if marker is not None:
+            issues.skip_unreadable(marker)
+    return batch, markers
+
+
+def _keep_places(results: list[Any], markers: list[UnreadableImage | None] | None) -> list[Any]:
+    """``results`` of the readable samples with ``None`` in the place of each unreadable one."""
+    if markers is None:
+        return results
+    found = iter(results)
+    return [next(found) if marker is None else None for marker in markers]
+
+
+def _empty_like(result: Any) -> Any:
+    """``result`` with no detections: the same per-class structure, every array with 0 rows.
+
+    Example:
+        >>> _empty_like([np.ones((2, 5)), np.zeros((0, 5))])
+        [array([], shape=(0, 5), dtype=float64), array([], shape=(0, 5), dtype=float64)]
+        >>> _empty_like(([np.ones((1, 5))], [[{'size': [2, 2], 'counts': b'4'}]]))[1]
+        [[]]
+    """
+    if isinstance(result, np.ndarray):
+        return result[:0].copy()
+    if isinstance(result, tuple):
+        return tuple(_empty_like(part) for part in result)
+    if isinstance(result, list) and all(isinstance(x, np.ndarray | list | tuple) for x in result):
+        return [_empty_like(part) for part in result]
+    return []  # a class's masks (RLE dicts) or scores
+
+
+def _fill_unreadable(results: list[Any], data_loader: Any, issues: DataIssues) -> list[Any]:
+    """Put an empty result in each unreadable image's place and log the summary line."""
+    line = issues.summary()
+    if line is None:
+        return results
+    template = next((r for r in results if r is not None), None)
+    if template is not None:
+        empty = _empty_like(template)
+    else:  # nothing was readable: v2's box-only result with no boxes
+        classes = getattr(getattr(data_loader, "dataset", None), "CLASSES", None) or ()
+        empty = [np.zeros((0, 5), np.float32) for _ in classes]
+    logger.warning(
+        "%s; each is kept with an empty detection list, so the results stay aligned with "
+        "the annotation file",
+        line,
+    )
+    return [_empty_like(empty) if r is None else r for r in results]
 
 
 def _draw(
@@ -89,17 +166,20 @@ def single_gpu_test(
         show_score_thr: Boxes below this score are not drawn.
 
     Returns:
-        One v2 result per image (masks RLE-encoded).
+        One v2 result per image (masks RLE-encoded); an image the dataset could not read
+        gets one with no detections (see the module docstring).
     """
     model.eval()
     device = model_device(model)
+    issues = _unreadable_issues(data_loader)
     results: list[Any] = []
     for data in tqdm(data_loader, desc="test", unit="batch", dynamic_ncols=True):
-        result = _run_batch(model, data, device)
-        if show or out_dir:
-            _draw(model, _first_aug(data["img_metas"]), result, show, out_dir, show_score_thr)
-        results.extend(_encode(result))
-    return results
+        batch, markers = _split_unreadable(data, issues)
+        result = _run_batch(model, batch, device) if batch else []
+        if (show or out_dir) and result:
+            _draw(model, _first_aug(batch["img_metas"]), result, show, out_dir, show_score_thr)
+        results.extend(_keep_places(_encode(result), markers))
+    return _fill_unreadable(results, data_loader, issues)
 
 
 def multi_gpu_test(
@@ -129,10 +209,14 @@ def multi_gpu_test(
     model.eval()
     device = model_device(model)
     rank, world_size = get_dist_info()
+    issues = _unreadable_issues(data_loader)
     part: list[Any] = []
     iterator = tqdm(data_loader, desc="test", unit="batch", disable=rank != 0)
     for data in iterator:
-        part.extend(_encode(_run_batch(model, data, device)))
+        batch, markers = _split_unreadable(data, issues)
+        result = _run_batch(model, batch, device) if batch else []
+        part.extend(_keep_places(_encode(result), markers))
+    part = _fill_unreadable(part, data_loader, issues)  # each rank names its own images
     if world_size == 1:
         return part
     if tmpdir is not None and not gpu_collect:

@@ -25,6 +25,7 @@ import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from detforge.errors import DetforgeError
 from detforge.evaluation.recall import eval_recalls
 from detforge.evaluation.table import LoggerLike, format_table, print_log
 from detforge.utils.fileio import atomic_write
@@ -54,7 +55,7 @@ _PROPOSAL_ITEMS = ["AR@100", "AR@300", "AR@1000", "AR_s@1000", "AR_m@1000", "AR_
 JsonResults = list[dict[str, Any]]
 
 
-class MetricKeyError(KeyError):
+class MetricKeyError(DetforgeError, KeyError):
     """An unknown metric, metric item or missing result file (a ``KeyError`` in v2)."""
 
     def __str__(self) -> str:

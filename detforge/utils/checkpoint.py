@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import DetforgeError
 from detforge.utils.dist import unwrap_model
 
 __all__ = [
@@ -62,7 +63,7 @@ _OPEN_MMLAB_FILES = {
 }
 
 
-class CheckpointError(FileNotFoundError):
+class CheckpointError(DetforgeError, FileNotFoundError):
     """A checkpoint cannot be found or read; the message says where it was expected."""
 
 

@@ -32,7 +32,10 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:  # a read-only folder or file system fails here
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -44,5 +47,9 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise OSError(exc.errno, f"could not write {target}: {exc.strerror or exc}") from exc
+            raise _write_error(target, exc) from exc
         raise
+
+
+def _write_error(target: Path, exc: OSError) -> OSError:
+    return OSError(exc.errno, f"could not write {target}: {exc.strerror or exc}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detforge.datasets.collate import collate, pad_and_stack
+from detforge.datasets.collate import UNREADABLE_KEY, collate, pad_and_stack
+from detforge.datasets.issues import UnreadableImage
 
 
 def test_images_padded_bottom_right_and_stacked() -> None:
@@ -49,3 +50,14 @@ def test_errors() -> None:
         collate([dict(img=torch.zeros(3, 2, 2)), dict(img=torch.zeros(3, 2, 2), x=1)])
     with pytest.raises(ValueError, match="leading"):
         pad_and_stack([torch.zeros(3, 2, 2), torch.zeros(1, 2, 2)])
+
+
+def test_unreadable_images_keep_their_places_beside_the_batch() -> None:
+    bad = UnreadableImage("b.jpg", "image file is empty: data/b.jpg")
+    batch = collate([dict(img=torch.zeros(3, 2, 2), img_metas=dict(i=0)), bad,
+                     dict(img=torch.ones(3, 4, 2), img_metas=dict(i=2))])  # fmt: skip
+    assert batch["img"].shape == (2, 3, 4, 2)
+    assert [m["i"] for m in batch["img_metas"]] == [0, 2]
+    assert batch[UNREADABLE_KEY] == [None, bad, None]
+    assert collate([bad, bad]) == {UNREADABLE_KEY: [bad, bad]}
+    assert UNREADABLE_KEY not in collate([dict(img=torch.zeros(3, 2, 2))])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +18,8 @@ from detforge.datasets import (
     RepeatDataset,
     build_dataset,
 )
+from detforge.datasets.issues import UNREADABLE_IMAGES, UnreadableImage
+from detforge.utils.image import ImageLoadError
 
 
 def write_pkl(path: Path, extra_bad: bool = False) -> None:
@@ -146,3 +150,39 @@ def test_no_training_image_left_is_an_error_naming_the_file(tmp_path: Path) -> N
     with pytest.raises(DatasetError, match=r"small\.pkl\): no training images: of the 1 images"):
         CustomDataset(ann_file=str(path), pipeline=[], classes=("a",))
     assert len(CustomDataset(ann_file=str(path), pipeline=[], classes=("a",), test_mode=True)) == 1
+
+
+@pytest.fixture()
+def one_unreadable(tmp_path: Path) -> dict:
+    """Three 64x48 images listed in a middle-format file; b.png is corrupt."""
+    info = dict(width=64, height=48, ann=dict(bboxes=np.array([[1, 1, 20, 20]], np.float32),
+                                              labels=np.array([0])))  # fmt: skip
+    entries = [dict(filename=name, **info) for name in ("a.png", "b.png", "c.png")]
+    (tmp_path / "ann.pkl").write_bytes(pickle.dumps(entries))
+    for name in ("a.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), 90, np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    return dict(ann_file=str(tmp_path / "ann.pkl"), img_prefix=str(tmp_path), classes=("a",),
+                pipeline=[dict(type="LoadImageFromFile")])  # fmt: skip
+
+
+def test_train_skips_an_unreadable_image_once_counted(
+    one_unreadable: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds = CustomDataset(**one_unreadable)
+    with caplog.at_level(logging.WARNING, logger="detforge"):
+        drawn = [ds[1]["img_info"]["filename"] for _ in range(3)]
+    assert set(drawn) <= {"a.png", "c.png"}  # another image of the same aspect group
+    assert ds.issues.kinds == {UNREADABLE_IMAGES: ["b.png"]}
+    warnings = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(warnings) == 1 and "b.png" in warnings[0]
+
+
+def test_test_mode_returns_a_marker_and_strict_raises(one_unreadable: dict) -> None:
+    marker = CustomDataset(**one_unreadable, test_mode=True)[1]
+    assert isinstance(marker, UnreadableImage) and marker.filename == "b.png"
+    assert marker.reason.endswith("b.png") and "could not decode" in marker.reason
+    for test_mode in (False, True):
+        strict = CustomDataset(**one_unreadable, test_mode=test_mode, strict=True)
+        with pytest.raises(ImageLoadError, match=r"b\.png"):
+            strict[1]

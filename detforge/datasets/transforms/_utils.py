@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from detforge.errors import DetforgeError
+
 __all__ = [
     "BBOX2LABEL",
     "BBOX2MASK",
@@ -38,7 +40,7 @@ BBOX2MASK = {"gt_bboxes": "gt_masks", "gt_bboxes_ignore": "gt_masks_ignore"}
 _MAX_LEVEL = 10
 
 
-class TransformArgumentError(ValueError, AssertionError):
+class TransformArgumentError(DetforgeError, ValueError, AssertionError):
     """A transform got an argument it cannot use (also an ``AssertionError``, as v2 asserted)."""
 
 

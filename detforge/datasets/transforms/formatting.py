@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detforge.errors import DetforgeError
 from detforge.registry import TRANSFORMS
 
 __all__ = [
@@ -61,7 +62,7 @@ _PROVIDERS = {
 }
 
 
-class MissingResultKeyError(KeyError):
+class MissingResultKeyError(DetforgeError, KeyError):
     """A transform needs a ``results`` key no earlier transform set (a ``KeyError`` in v2)."""
 
     def __str__(self) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detforge.errors import DetforgeError
+
 __all__ = ["ImageLoadError", "exif_orientation", "imfrombytes", "imread", "imwrite"]
 
 _READ_FLAGS: dict[str, int] = {
@@ -27,7 +29,7 @@ _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 
 
-class ImageLoadError(OSError):
+class ImageLoadError(DetforgeError, OSError):
     """An image file is missing, empty, corrupt or truncated; the message names the file."""
 
 
