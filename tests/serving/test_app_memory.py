@@ -106,6 +106,8 @@ def test_peak_memory_stays_under_the_documented_bound(tiny_detector):
         except OSError as exc:
             pytest.skip(f"cannot reset the peak RSS: {exc}")
         baseline = _status_mb("VmRSS")
+        if _status_mb("VmHWM") > baseline + 50:
+            pytest.skip("this kernel does not reset the peak RSS")
 
         def client() -> None:
             codes.append(httpx.post(f"{url}/predict", content=data, timeout=300).status_code)
