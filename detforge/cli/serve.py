@@ -5,8 +5,17 @@ the API: ``curl -F file=@demo.jpg http://127.0.0.1:8000/predict`` answers
 ``{"detections": [{"bbox": [x1, y1, x2, y2], "score": s, "label": i, "class": name}],
 "width": W, "height": H, "time_ms": t}``; ``?format=image`` answers the drawn PNG. The old
 Tornado app's ``GET /main?image=NAME`` works for files under ``--image-root`` only. Requests
-from all clients are queued and run in batches of up to ``--max-batch`` images. Needs the
-``serve`` extra: ``pip install 'detforge[serve]'``.
+from all clients are queued and run in batches of up to ``--max-batch`` images of one size.
+
+Memory: each request takes its image's pixel count (from the header) out of a budget of
+``--max-megapixels-in-flight`` before decoding it (``?format=image`` takes it twice) and gives it
+back when answered; a request that finds no room within 5 s gets 503 with Retry-After. Decoded
+images take 3 bytes a pixel, about twice that while OpenCV decodes, so they add at most about
+7 bytes per budget pixel to the server's memory (about 900 MB at the default 128 megapixels;
+TIFF and formats only Pillow reads briefly need up to 15); the model's inputs add at most
+``--max-batch`` images at the test scale.
+
+Needs the ``serve`` extra: ``pip install 'detforge[serve]'``.
 """
 
 from __future__ import annotations
@@ -48,6 +57,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="larger images get 413 before decoding (decompression bombs)",
     )
     parser.add_argument(
+        "--max-megapixels-in-flight",
+        type=float,
+        default=128.0,
+        help="decoded pixels of all requests in progress together (>= --max-megapixels); "
+        "more wait up to 5 s, then get 503; decoded images take at most ~7 bytes a pixel of it",
+    )
+    parser.add_argument(
         "--max-wait-ms", type=float, default=2.0, help="how long a batch waits to fill up"
     )
     parser.add_argument(
@@ -76,6 +92,11 @@ def _check_args(args: argparse.Namespace) -> None:
         problems.append(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
     if args.max_megapixels <= 0:
         problems.append(f"--max-megapixels must be > 0, got {args.max_megapixels}")
+    if args.max_megapixels_in_flight < args.max_megapixels:
+        problems.append(
+            f"--max-megapixels-in-flight ({args.max_megapixels_in_flight:g}) must be at least "
+            f"--max-megapixels ({args.max_megapixels:g})"
+        )
     if not 0 <= args.port <= 65535:
         problems.append(f"--port must be in [0, 65535], got {args.port}")
     if args.image_root is not None and not Path(args.image_root).is_dir():
@@ -126,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         image_root=args.image_root,
         max_pixels=int(args.max_megapixels * 1e6),
+        max_pixels_in_flight=int(args.max_megapixels_in_flight * 1e6),
         max_wait_ms=args.max_wait_ms,
         config_name=Path(args.config).name,
     )

@@ -4,12 +4,18 @@ Endpoints: ``POST /predict`` (multipart upload or raw image bytes; ``?format=ima
 the drawn PNG), ``GET /main?image=NAME`` (the old Tornado app's call, limited to
 ``image_root``), ``GET /health``, ``GET /metadata``, ``GET /`` (the web page) and FastAPI's
 ``/openapi.json`` and ``/docs``. Every error answers ``{"error": message}`` with a 4xx/5xx
-status. One worker thread runs the model in micro-batches (:mod:`detforge.serving.batching`).
+status and a short message that shows no server path, object repr or traceback (the server log
+has the details of a 500). One worker thread runs the model in micro-batches of images of one
+shape (:mod:`detforge.serving.batching`), so an answer does not depend on what else is in
+flight. Each image is charged its pixel count, read from the header, against a budget shared by
+all requests before it is decoded (:mod:`detforge.serving.budget`), which bounds the memory
+that decoded images take however many clients upload at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -31,11 +37,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from detforge import __version__
 from detforge.apis.inference import inference_detector
 from detforge.serving.batching import BatcherBusy, MicroBatcher
+from detforge.serving.budget import Budget, BudgetTimeout
 from detforge.serving.limits import BodySizeLimit
 from detforge.serving.security import (
+    DEFAULT_MAX_ASPECT_RATIO,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_PIXELS_IN_FLIGHT,
+    DecodedImage,
     ServingError,
     decode_image,
+    read_image_header,
     resolve_under_root,
 )
 from detforge.structures.det_result import result_to_detections
@@ -43,6 +54,8 @@ from detforge.utils.device import model_device
 from detforge.visualization import default_palette, draw_result
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("detforge.serving")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _IMAGE_BODY = {"type": "string", "format": "binary"}
@@ -70,7 +83,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "not found / disabled"),
         (413, "upload or image too large"),
         (415, "not an image"),
-        (503, "queue full"),
+        (422, "invalid parameter, or an image too narrow to detect in"),
+        (503, "busy: queue full or no pixel budget free in time (see Retry-After)"),
     ]
 }
 _IMAGE_OK = {"content": {"image/png": {}}, "description": "JSON, or the drawn PNG"}
@@ -112,6 +126,9 @@ def create_app(
     max_wait_ms: float = 2.0,
     max_queue: int = 1024,
     config_name: str | None = None,
+    max_pixels_in_flight: int = DEFAULT_MAX_PIXELS_IN_FLIGHT,
+    pixel_wait_s: float = 5.0,
+    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO,
 ) -> FastAPI:
     """Build the service app around a detector from ``init_detector``.
 
@@ -127,6 +144,14 @@ def create_app(
         max_wait_ms: How long the worker waits to fill a batch once it holds an image.
         max_queue: Most images waiting for the model; more get 503.
         config_name: Shown by ``/metadata`` (default: the model config's file name).
+        max_pixels_in_flight: Pixels that the images of all requests in progress may hold
+            together (``?format=image`` counts twice: the drawn copy). A request takes its
+            image's pixel count, read from the header, before decoding it and gives it back
+            once answered; decoded images thus take at most about 3 bytes per pixel of this
+            (7 while OpenCV decodes). Must be at least ``max_pixels``.
+        pixel_wait_s: How long a request waits for pixels to become free; then 503 with
+            ``Retry-After``.
+        max_aspect_ratio: Images with one side over this many times the other get 422.
 
     Example:
         >>> import uvicorn
@@ -138,6 +163,11 @@ def create_app(
     def run_model(imgs: list[np.ndarray]) -> Sequence[Any]:
         return list(inference_detector(model, imgs))
 
+    if max_pixels_in_flight < max_pixels:
+        raise ValueError(
+            f"max_pixels_in_flight ({max_pixels_in_flight}) must be at least max_pixels "
+            f"({max_pixels}), or the largest images could never be answered"
+        )
     classes = tuple(model.CLASSES)
     if config_name is None:
         filename = getattr(getattr(model, "cfg", None), "filename", None)
@@ -145,9 +175,13 @@ def create_app(
     root = Path(os.path.realpath(image_root)) if image_root is not None else None
     if root is not None and not root.is_dir():
         raise NotADirectoryError(f"--image-root {image_root} is not a directory")
+    # one shape per batch: images of different sizes would be padded to the largest, and
+    # GroupNorm (or any layer pooling over the image) would make an answer depend on the others
     batcher: MicroBatcher[np.ndarray, Any] = MicroBatcher(
-        run_model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
-    )
+        run_model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+        batch_key=lambda img: img.shape,
+    )  # fmt: skip
+    budget = Budget(limit=max_pixels_in_flight)
     counters = {"requests": 0, "refused": 0}
 
     @asynccontextmanager
@@ -165,19 +199,22 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batcher = batcher
+    app.state.pixel_budget = budget
     app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 2**20))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    def error(request: Request, status: int, message: str) -> JSONResponse:
+    def error(
+        request: Request, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
         counters["refused"] += 1
         body: dict[str, Any] = {"error": message}
         if request.url.path == "/main":
             body["status"] = 1  # the Tornado app's failure flag
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(ServingError)
     async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
-        return error(request, exc.status, exc.message)
+        return error(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -193,20 +230,49 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-        return error(request, 500, f"internal error: {exc.__class__.__name__}: {exc}")
+        # the message of an unexpected error may hold paths or reprs: it goes to the log only
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error(request, 500, "internal error; the server log has the details")
 
     async def detect(data: bytes, thr: float, fmt: str, started: float) -> bytes | dict[str, Any]:
         """The PNG bytes (``fmt == 'image'``) or the JSON payload for one image's bytes."""
         counters["requests"] += 1
-        decoded = await run_in_threadpool(decode_image, data, max_pixels)
+        width, height, _ = await run_in_threadpool(
+            read_image_header, data, max_pixels, max_aspect_ratio
+        )
+        pixels = width * height * (2 if fmt == "image" else 1)
+        if pixels > budget.limit:
+            raise ServingError(
+                413, f"image too large: {width}x{height} as a drawn PNG needs {pixels} pixels "
+                f"in flight, the limit is {budget.limit}; ask for format=json",
+            )  # fmt: skip
+        try:
+            await budget.acquire_async(pixels, timeout=pixel_wait_s)
+        except BudgetTimeout:
+            raise ServingError(
+                503, f"busy: no room for a {width}x{height} image within {pixel_wait_s:g} s "
+                "(--max-megapixels-in-flight); retry later", headers={"Retry-After": "1"},
+            ) from None  # fmt: skip
+        try:
+            return await detect_decoded(data, thr, fmt, started)
+        finally:  # the decoded image is gone once detect_decoded returns
+            budget.release(pixels)
+
+    async def detect_decoded(
+        data: bytes, thr: float, fmt: str, started: float
+    ) -> bytes | dict[str, Any]:
+        decoded: DecodedImage = await run_in_threadpool(
+            decode_image, data, max_pixels, max_aspect_ratio
+        )
         try:
             future = batcher.submit(decoded.img)
         except BatcherBusy as exc:
-            raise ServingError(503, str(exc)) from None
+            raise ServingError(503, str(exc), headers={"Retry-After": "1"}) from None
         try:
             result = await asyncio.wrap_future(future)
         except Exception as exc:
-            raise ServingError(500, f"inference failed: {exc.__class__.__name__}: {exc}") from exc
+            logger.error("inference failed on a %s image", decoded.img.shape, exc_info=exc)
+            raise ServingError(500, "inference failed; the server log has the details") from None
         if fmt == "image":
             return await run_in_threadpool(_png, decoded.img, result, classes, thr)
         return {
@@ -274,10 +340,13 @@ def create_app(
             value = form.get("image")
             image = value if isinstance(value, str) else None
         path = resolve_under_root(root, image or "")
-        size = path.stat().st_size
-        if size > max_upload_mb * 2**20:
-            raise ServingError(413, f"image {image!r} is {size / 2**20:.1f} MB, over the limit")
-        data = await run_in_threadpool(path.read_bytes)
+        try:
+            size = path.stat().st_size
+            if size > max_upload_mb * 2**20:
+                raise ServingError(413, f"image {image!r} is {size / 2**20:.1f} MB, over the limit")
+            data = await run_in_threadpool(path.read_bytes)
+        except OSError as exc:  # its message holds the server's path
+            raise ServingError(403, f"image {image!r}: cannot be read ({exc.strerror})") from None
         thr = score_thr if thr_q is None else thr_q
         payload = await detect(data, thr, fmt, started)
         if isinstance(payload, bytes):
@@ -306,6 +375,8 @@ def create_app(
             "max_batch": max_batch,
             "max_upload_mb": max_upload_mb,
             "max_pixels": max_pixels,
+            "max_aspect_ratio": max_aspect_ratio,
+            "pixels_in_flight": budget.stats(),
             "image_root_enabled": root is not None,
             "version": __version__,
             "stats": {**batcher.stats(), **counters},

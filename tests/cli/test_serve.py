@@ -44,8 +44,9 @@ def test_help_lists_the_flags(capsys):
         main(["serve", "--help"])
     out = capsys.readouterr().out
     for flag in ("--host", "--port", "--score-thr", "--device", "--max-batch", "--max-upload-mb",
-                 "--image-root", "/predict", "/main?image=NAME"):  # fmt: skip
-        assert flag in out
+                 "--image-root", "/predict", "/main?image=NAME",
+                 "--max-megapixels-in-flight", "7 bytes per budget pixel"):  # fmt: skip
+        assert flag in " ".join(out.split())
 
 
 def test_bad_flags_and_missing_files(untrained, tmp_path, capsys):
@@ -54,6 +55,8 @@ def test_bad_flags_and_missing_files(untrained, tmp_path, capsys):
         main(["serve", config, checkpoint, "--score-thr", "2"])
     with pytest.raises(SystemExit, match="--max-batch must be >= 1, got 0"):
         main(["serve", config, checkpoint, "--max-batch", "0"])
+    with pytest.raises(SystemExit, match=r"--max-megapixels-in-flight \(10\) must be at least"):
+        main(["serve", config, checkpoint, "--max-megapixels-in-flight", "10"])
     with pytest.raises(SystemExit, match=r"--image-root .*nowhere is not a directory"):
         main(["serve", config, checkpoint, "--image-root", str(tmp_path / "nowhere")])
     assert main(["serve", config, str(tmp_path / "missing.pth")]) == 1
@@ -72,7 +75,7 @@ def test_serve_process_answers(untrained):
     command = [sys.executable, "-m", "detforge", "serve", str(untrained["config"]),
                str(untrained["checkpoint"]), "--port", str(port), "--device", "cpu",
                "--max-batch", "2", "--score-thr", "0", "--image-root", str(untrained["images"]),
-               "--log-level", "warning"]  # fmt: skip
+               "--log-level", "warning", "--max-megapixels-in-flight", "100"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -88,6 +91,7 @@ def test_serve_process_answers(untrained):
         meta = httpx.get(f"{url}/metadata").json()
         assert meta["classes"] == ["rectangle", "ellipse"] and meta["max_batch"] == 2
         assert meta["config"] == "tiny_retina.py" and meta["score_thr"] == 0.0
+        assert meta["pixels_in_flight"]["limit"] == 100_000_000
         data = (untrained["images"] / "one.png").read_bytes()
         body = httpx.post(f"{url}/predict", files={"file": ("one.png", data)}, timeout=30).json()
         assert (body["width"], body["height"]) == (64, 48)

@@ -95,3 +95,44 @@ def server(tiny_detector: dict[str, Any], image_root: Path) -> Iterator[dict[str
     )  # fmt: skip
     with running(app) as url:
         yield dict(url=url, app=app, image_root=image_root, **tiny_detector)
+
+
+@pytest.fixture(scope="session")
+def gn_detector() -> Any:
+    """A tiny ATSS whose head normalises with GroupNorm: random weights (seed 0), 2 classes,
+    every candidate kept (score_thr=0), test scale 128 with padding to a multiple of 32."""
+    import torch
+
+    from detforge.apis.inference import init_detector
+    from detforge.config import Config
+
+    norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
+    pipeline = [
+        dict(type="LoadImageFromFile"),
+        dict(type="MultiScaleFlipAug", img_scale=(128, 128), flip=False, transforms=[
+            dict(type="Resize", keep_ratio=True), dict(type="RandomFlip"),
+            dict(type="Normalize", **norm), dict(type="Pad", size_divisor=32),
+            dict(type="ImageToTensor", keys=["img"]), dict(type="Collect", keys=["img"])]),
+    ]  # fmt: skip
+    model = dict(
+        type="ATSS",
+        backbone=dict(type="ResNet", depth=18, base_channels=16, out_indices=(1, 2, 3),
+                      norm_cfg=dict(type="BN"), norm_eval=True, init_cfg=None),
+        neck=dict(type="FPN", in_channels=[32, 64, 128], out_channels=32, start_level=0,
+                  add_extra_convs="on_output", num_outs=5),
+        bbox_head=dict(
+            type="ATSSHead", num_classes=2, in_channels=32, stacked_convs=2, feat_channels=32,
+            norm_cfg=dict(type="GN", num_groups=8, requires_grad=True),
+            anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8,
+                                  scales_per_octave=1, strides=[8, 16, 32, 64, 128]),
+            bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4,
+                            target_stds=[0.1, 0.1, 0.2, 0.2]),
+            loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25),
+            loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
+            loss_centerness=dict(type="CrossEntropyLoss", use_sigmoid=True)),
+        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.0,
+                      nms=dict(type="nms", iou_threshold=0.6), max_per_img=10),
+    )  # fmt: skip
+    test = dict(type="CocoDataset", classes=("a", "b"), pipeline=pipeline)
+    torch.manual_seed(0)
+    return init_detector(Config(dict(model=model, data=dict(test=test))), None, device="cpu")

@@ -1,4 +1,6 @@
+import errno
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -77,3 +79,52 @@ def test_refuses_bombs_and_non_images():
         with pytest.raises(ServingError) as info:
             decode_image(bad)
         assert info.value.status == status, bad[:20]
+
+
+@pytest.mark.parametrize("width, height", [(1, 60000), (60000, 1), (2, 5000), (5000, 2), (1, 101)])
+def test_refuses_images_too_narrow_to_detect_in(width, height):
+    data = cv2.imencode(".png", np.zeros((height, width), np.uint8))[1].tobytes()
+    with pytest.raises(ServingError, match=f"image {width}x{height} is too narrow") as info:
+        read_image_header(data)
+    assert info.value.status == 422
+    assert read_image_header(data, max_aspect_ratio=60000)[:2] == (width, height)
+
+
+def test_accepts_aspect_ratios_up_to_the_limit():
+    data = cv2.imencode(".png", np.zeros((100, 1), np.uint8))[1].tobytes()
+    assert decode_image(data).img.shape == (100, 1, 3)
+
+
+def test_messages_show_no_object_reprs_or_server_paths(tree):
+    for bad in (b"hello", os.urandom(1000), b"GIF89a" + b"\x00" * 20):
+        with pytest.raises(ServingError) as info:
+            decode_image(bad)
+        assert info.value.status == 415
+        assert " at 0x" not in info.value.message and "BytesIO" not in info.value.message
+    for name in ("a" * 256, "a/" + "b" * 300 + ".png", "a/" * 2100):
+        with pytest.raises(ServingError, match="the path is too long") as info:
+            resolve_under_root(tree, name)
+        assert info.value.status == 400
+        assert str(tree) not in info.value.message and len(info.value.message) < 200
+    # 255 bytes is a legal name: an ordinary 404
+    with pytest.raises(ServingError, match="no such file") as info:
+        resolve_under_root(tree, "a" * 255)
+    assert info.value.status == 404
+
+
+def test_os_errors_are_403_without_the_path(tree, monkeypatch):
+    def failing_is_file(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(Path, "is_file", failing_is_file)
+    with pytest.raises(ServingError, match="cannot be opened") as info:
+        resolve_under_root(tree, "a/b/img.png")
+    assert info.value.status == 403 and str(tree) not in info.value.message
+
+
+def test_decoded_size_must_match_the_header(monkeypatch):
+    data = cv2.imencode(".png", np.zeros((10, 10, 3), np.uint8))[1].tobytes()
+    # a file that a second decoder reads as larger than Pillow's header says is refused
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flags: np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ServingError, match="decoded to 20x20 pixels, more than its header's 10x10"):
+        decode_image(data)

@@ -4,9 +4,12 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
+import pytest
 
 from detforge.apis.inference import inference_detector
+from detforge.serving.security import ServingError
 
 HANDLER = Path(__file__).resolve().parents[2] / "tools" / "deployment" / "mmdet_handler.py"
 
@@ -69,3 +72,52 @@ def test_torchserve_handler_matches_v2_handler(tiny_detector, tmp_path):
     _assert_same(answer, expected)
     labels = [classes.index(d["class_name"]) for d in answer]
     assert labels == sorted(labels)
+
+
+def _handler(tiny_detector, tmp_path, **attrs):
+    spec = importlib.util.spec_from_file_location("mmdet_handler_guard", HANDLER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shutil.copyfile(tiny_detector["config"], tmp_path / "config.py")
+    shutil.copyfile(tiny_detector["checkpoint"], tmp_path / "model.pth")
+    context = SimpleNamespace(
+        system_properties={"model_dir": str(tmp_path), "gpu_id": None},
+        manifest={"model": {"serializedFile": "model.pth"}},
+    )
+    handler = module.MMdetHandler()
+    for name, value in attrs.items():
+        setattr(handler, name, value)
+    handler.initialize(context)
+    handler.threshold = 0.0
+    return module, handler, context
+
+
+def test_torchserve_handler_decodes_within_its_budget_and_runs_sizes_apart(
+    tiny_detector, tmp_path, monkeypatch
+):
+    module, handler, context = _handler(tiny_detector, tmp_path, max_pixels_in_flight=20000)
+    base = cv2.imread(str(tiny_detector["images"][0]))
+    sizes = [(96, 96), (64, 80), (96, 96), (90, 120), (96, 96)]  # (h, w): 9216, 5120, 10800 px
+    imgs = [cv2.resize(base, (w, h)) for h, w in sizes]
+    requests = [{"data": cv2.imencode(".png", img)[1].tobytes()} for img in imgs]
+    forwards = []
+    real_inference = module.inference_detector
+
+    def recording_inference(model, batch):
+        forwards.append([img.shape[:2] for img in batch])
+        return real_inference(model, batch)
+
+    monkeypatch.setattr(module, "inference_detector", recording_inference)
+    answers = handler.handle(requests, context)
+    # the pixels held never passed the budget, so the batch ran in several forwards, and no
+    # forward mixed sizes (a padded neighbour would change the answer)
+    assert handler.budget.high_water <= 20000 and handler.budget.in_use == 0
+    assert forwards == [[(96, 96)], [(64, 80)], [(96, 96)], [(90, 120)], [(96, 96)]]
+    classes = handler.model.CLASSES
+    for img, answer in zip(imgs, answers, strict=True):
+        _assert_same(answer, _v2_answer(real_inference(handler.model, img), classes, 0.0))
+
+    # a bad image fails the batch, and the images decoded before it give their pixels back
+    with pytest.raises(ServingError) as info:
+        handler.handle([requests[0], {"data": b"not an image"}], context)
+    assert info.value.status == 415 and handler.budget.in_use == 0
