@@ -9,6 +9,7 @@
 
 from detforge.evaluation.class_names import VOC_CLASSES
 from detforge.evaluation.coco import (
+    COCO_ALLOWED_METRICS,
     COCO_METRIC_ITEMS,
     MetricKeyError,
     det2json,
@@ -35,6 +36,7 @@ from detforge.evaluation.recall import eval_recalls, print_recall_summary
 from detforge.evaluation.table import format_table, print_log
 
 __all__ = [
+    "COCO_ALLOWED_METRICS",
     "COCO_METRIC_ITEMS",
     "VOC_CLASSES",
     "MetricKeyError",

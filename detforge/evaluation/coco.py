@@ -30,6 +30,7 @@ from detforge.evaluation.table import LoggerLike, format_table, print_log
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
+    "COCO_ALLOWED_METRICS",
     "COCO_METRIC_ITEMS",
     "MetricKeyError",
     "det2json",
@@ -47,7 +48,8 @@ COCO_METRIC_ITEMS = {
     "mAP": 0, "mAP_50": 1, "mAP_75": 2, "mAP_s": 3, "mAP_m": 4, "mAP_l": 5,
     "AR@100": 6, "AR@300": 7, "AR@1000": 8, "AR_s@1000": 9, "AR_m@1000": 10, "AR_l@1000": 11,
 }  # fmt: skip
-_ALLOWED_METRICS = ("bbox", "segm", "proposal", "proposal_fast")
+#: The metrics of the COCO protocol (v2's ``CocoDataset.evaluate`` ``allowed_metrics``).
+COCO_ALLOWED_METRICS = ("bbox", "segm", "proposal", "proposal_fast")
 _DET_ITEMS = ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
 _PROPOSAL_ITEMS = ["AR@100", "AR@300", "AR@1000", "AR_s@1000", "AR_m@1000", "AR_l@1000"]
 
@@ -434,9 +436,9 @@ def evaluate_coco(
     """
     metric_list = [metrics] if isinstance(metrics, str) else list(metrics)
     for metric in metric_list:
-        if metric not in _ALLOWED_METRICS:
+        if metric not in COCO_ALLOWED_METRICS:
             raise MetricKeyError(
-                f"metric {metric!r} is not supported; allowed: {', '.join(_ALLOWED_METRICS)}"
+                f"metric {metric!r} is not supported; allowed: {', '.join(COCO_ALLOWED_METRICS)}"
             )
     items = [metric_items] if isinstance(metric_items, str) else metric_items
     if items is not None:
