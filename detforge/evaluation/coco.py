@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from detforge.evaluation.recall import eval_recalls
 from detforge.evaluation.table import LoggerLike, format_table, print_log
+from detforge.structures.masks import rle_encode
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
@@ -147,7 +147,7 @@ def _rle(mask: Any) -> dict[str, Any]:
             raise ValueError(f"an RLE mask needs 'size' and 'counts', got keys {sorted(mask)}")
         rle = dict(mask)
     elif isinstance(mask, np.ndarray) and mask.ndim == 2:
-        rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8))[:, :, None])[0]
+        rle = rle_encode(mask)
     else:
         raise TypeError(
             f"a mask must be an RLE dict or a 2-d array, got {type(mask).__name__}"

@@ -54,9 +54,9 @@ Detection results (the v2 format)
     score`` in the original image's pixels. Instance segmentation returns a tuple
     ``(bbox_results, segm_results)`` where ``segm_results[c]`` holds one mask per row of
     ``bbox_results[c]``: a bool ``ndarray[H, W]`` or, once encoded for storage
-    (:func:`encode_mask_results`), a pycocotools RLE dict. A test run's ``results.pkl`` is the
-    list of these per-image results in dataset order; ``show_result`` and
-    ``dataset.evaluate`` read exactly this.
+    (:func:`encode_mask_results`), a pycocotools RLE dict (:func:`rle_encode` /
+    :func:`rle_decode`). A test run's ``results.pkl`` is the list of these per-image results
+    in dataset order; ``show_result`` and ``dataset.evaluate`` read exactly this.
 
 DetResult
     :class:`DetResult` is the typed view for API users: ``boxes`` ``float32 [N, 4]``,
@@ -92,6 +92,8 @@ from detforge.structures.masks import (
     encode_mask_results,
     mask2bbox,
     polygon_to_bitmap,
+    rle_decode,
+    rle_encode,
 )
 
 __all__ = [
@@ -117,5 +119,7 @@ __all__ = [
     "encode_mask_results",
     "mask2bbox",
     "polygon_to_bitmap",
+    "rle_decode",
+    "rle_encode",
     "roi2bbox",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from detforge.structures.masks_polygon import rle_decode
+from detforge.structures.masks import rle_decode
 
 __all__ = ["DetResult", "json_float", "result_to_detections"]
 
