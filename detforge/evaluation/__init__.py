@@ -19,7 +19,6 @@ from detforge.evaluation.coco import (
     results2json,
     run_cocoeval,
     segm2json,
-    xyxy2xywh,
 )
 from detforge.evaluation.mean_ap import (
     average_precision,
@@ -60,5 +59,4 @@ __all__ = [
     "tpfp_default",
     "tpfp_imagenet",
     "tpfp_openimages",
-    "xyxy2xywh",
 ]

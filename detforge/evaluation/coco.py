@@ -26,6 +26,7 @@ from pycocotools.cocoeval import COCOeval
 
 from detforge.evaluation.recall import eval_recalls
 from detforge.evaluation.table import LoggerLike, format_table, print_log
+from detforge.structures.bbox import bbox_xywh_to_xyxy, bbox_xyxy_to_xywh
 from detforge.structures.masks import rle_encode
 from detforge.utils.fileio import atomic_write
 
@@ -40,7 +41,6 @@ __all__ = [
     "results2json",
     "run_cocoeval",
     "segm2json",
-    "xyxy2xywh",
 ]
 
 #: Index of each metric item in ``COCOeval.stats``.
@@ -66,17 +66,6 @@ class MetricKeyError(KeyError):
 # --------------------------------------------------------------------------- results -> json
 
 
-def xyxy2xywh(bbox: np.ndarray) -> list[float]:
-    """``[x1, y1, x2, y2, ...]`` -> ``[x, y, w, h]`` as Python floats (v2 arithmetic).
-
-    Example:
-        >>> xyxy2xywh(np.array([1.5, 2, 11.5, 4, 0.9], dtype=np.float32))
-        [1.5, 2.0, 10.0, 2.0]
-    """
-    x1, y1, x2, y2 = np.asarray(bbox)[:4].tolist()
-    return [x1, y1, x2 - x1, y2 - y1]
-
-
 def _json_id(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
@@ -94,21 +83,22 @@ def proposal2json(results: Sequence[np.ndarray], img_ids: Sequence[Any]) -> Json
         [{'image_id': 7, 'bbox': [0.0, 0.0, 4.0, 2.0], 'score': 0.5, 'category_id': 1}]
     """
     _check_lengths(results, img_ids)
-    out = []
+    out: JsonResults = []
     for img_id, bboxes in zip(img_ids, results, strict=True):
-        for box in np.asarray(bboxes).reshape(-1, 5):
-            out.append(
-                {"image_id": _json_id(img_id), "bbox": xyxy2xywh(box), "score": float(box[4]),
-                 "category_id": 1}
-            )  # fmt: skip
+        out.extend(_det_entries(img_id, np.asarray(bboxes).reshape(-1, 5), 1))
     return out
 
 
 def _det_entries(img_id: Any, bboxes: np.ndarray, cat_id: Any) -> JsonResults:
+    """COCO result dicts of ``bboxes [k, 5]``; ``bbox`` is ``[x, y, w, h]`` in Python floats
+    computed in float64, as v2's ``bbox.tolist()`` arithmetic."""
+    corners = bboxes[:, :4]
+    if corners.dtype.kind == "f":
+        corners = corners.astype(np.float64)
     return [
-        {"image_id": _json_id(img_id), "bbox": xyxy2xywh(box), "score": float(box[4]),
+        {"image_id": _json_id(img_id), "bbox": xywh, "score": float(box[4]),
          "category_id": _json_id(cat_id)}
-        for box in bboxes
+        for xywh, box in zip(bbox_xyxy_to_xywh(corners).tolist(), bboxes, strict=True)
     ]  # fmt: skip
 
 
@@ -290,15 +280,14 @@ def fast_eval_recall(
             )
     gt_bboxes = []
     for img_id in img_ids:
-        boxes = [
-            [ann["bbox"][0], ann["bbox"][1], ann["bbox"][0] + ann["bbox"][2],
-             ann["bbox"][1] + ann["bbox"][3]]
+        xywh = [
+            ann["bbox"]
             for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id))
             if not (ann.get("ignore", False) or ann.get("iscrowd", 0))
-        ]  # fmt: skip
-        gt_bboxes.append(
-            np.array(boxes, dtype=np.float32) if boxes else np.zeros((0, 4), dtype=np.float32)
-        )
+        ]
+        # float64 sums, then float32: the same numbers as v2's Python arithmetic
+        xyxy = bbox_xywh_to_xyxy(np.asarray(xywh, dtype=np.float64).reshape(-1, 4))
+        gt_bboxes.append(xyxy.astype(np.float32))
     thrs = _default_iou_thrs() if iou_thrs is None else np.asarray(iou_thrs, dtype=float)
     recalls = eval_recalls(gt_bboxes, list(results), list(proposal_nums), thrs, logger=logger)
     return np.asarray(recalls.mean(axis=1))
