@@ -27,7 +27,8 @@ from pycocotools.cocoeval import COCOeval
 from detforge.evaluation.recall import eval_recalls
 from detforge.evaluation.table import LoggerLike, format_table, print_log
 from detforge.structures.bbox import bbox_xywh_to_xyxy, bbox_xyxy_to_xywh
-from detforge.structures.masks import rle_encode
+from detforge.structures.det_result import split_v2_result
+from detforge.structures.masks import rle_encode, split_mask_scores
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
@@ -169,18 +170,17 @@ def segm2json(
     bbox_json: JsonResults = []
     segm_json: JsonResults = []
     for idx, (img_id, result) in enumerate(zip(img_ids, results, strict=True)):
-        if not isinstance(result, tuple) or len(result) != 2:
+        det, seg = split_v2_result(result)
+        if seg is None:
             raise TypeError(f"segm results of image {idx} must be a (det, segm) tuple")
-        det, seg = result
+        segms, scores = split_mask_scores(seg)
         _per_class(det, cat_ids, idx)
         for label, bboxes in enumerate(det):
             boxes = np.asarray(bboxes).reshape(-1, 5)
             entries = _det_entries(img_id, boxes, cat_ids[label])
             bbox_json.extend(entries)
-            if isinstance(seg, tuple):
-                masks, mask_scores = seg[0][label], seg[1][label]
-            else:
-                masks, mask_scores = seg[label], boxes[:, 4]
+            masks = segms[label]
+            mask_scores = boxes[:, 4] if scores is None else scores[label]
             if len(masks) != boxes.shape[0]:
                 raise ValueError(
                     f"image {idx}, class {label}: {boxes.shape[0]} boxes but {len(masks)} masks"

@@ -57,6 +57,8 @@ Detection results (the v2 format)
     (:func:`encode_mask_results`), a pycocotools RLE dict (:func:`rle_encode` /
     :func:`rle_decode`). A test run's ``results.pkl`` is the list of these per-image results
     in dataset order; ``show_result`` and ``dataset.evaluate`` read exactly this.
+    :func:`split_v2_result` tells the box part of a result from its mask part, and
+    :func:`split_mask_scores` the masks from the mask scores of the mask-scoring form.
 
 DetResult
     :class:`DetResult` is the typed view for API users: ``boxes`` ``float32 [N, 4]``,
@@ -83,7 +85,7 @@ from detforge.structures.bbox import (
     distance2bbox,
     roi2bbox,
 )
-from detforge.structures.det_result import DetResult
+from detforge.structures.det_result import DetResult, split_v2_result
 from detforge.structures.masks import (
     BaseInstanceMasks,
     BitmapMasks,
@@ -94,6 +96,7 @@ from detforge.structures.masks import (
     polygon_to_bitmap,
     rle_decode,
     rle_encode,
+    split_mask_scores,
 )
 
 __all__ = [
@@ -122,4 +125,6 @@ __all__ = [
     "rle_decode",
     "rle_encode",
     "roi2bbox",
+    "split_mask_scores",
+    "split_v2_result",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "polygon_to_bitmap",
     "rle_decode",
     "rle_encode",
+    "split_mask_scores",
 ]
 
 InstanceMasks: TypeAlias = BitmapMasks | PolygonMasks
@@ -33,6 +34,20 @@ InstanceMasks: TypeAlias = BitmapMasks | PolygonMasks
 
 def _encode_one(mask: Any) -> dict[str, Any]:
     return mask if isinstance(mask, dict) else rle_encode(mask)  # a dict is already RLE
+
+
+def split_mask_scores(segm_results: Any) -> tuple[Sequence[Sequence[Any]], Any]:
+    """``(segm_results, mask_scores)`` of the mask part of a v2 result; ``mask_scores`` is None
+    unless it has the mask-scoring form ``(segm_results, mask_scores)`` (MS R-CNN).
+
+    Example:
+        >>> split_mask_scores([[], []]), split_mask_scores(([[]], [[]]))
+        (([[], []], None), ([[]], [[]]))
+    """
+    if isinstance(segm_results, tuple):
+        segms, scores = segm_results
+        return segms, scores
+    return segm_results, None
 
 
 def encode_mask_results(
@@ -55,10 +70,9 @@ def encode_mask_results(
         >>> rle[0][0]['size'], int(rle_decode(rle[0][0]).sum()), rle[1]
         ([3, 4], 2, [])
     """
-    if isinstance(mask_results, tuple):
-        segms, scores = mask_results
-        return [[_encode_one(m) for m in per_cls] for per_cls in segms], scores
-    return [[_encode_one(m) for m in per_cls] for per_cls in mask_results]
+    segms, scores = split_mask_scores(mask_results)
+    encoded = [[_encode_one(m) for m in per_cls] for per_cls in segms]
+    return encoded if scores is None else (encoded, scores)
 
 
 def mask2bbox(masks: torch.Tensor) -> torch.Tensor:

@@ -350,6 +350,14 @@ def test_fast_eval_recall_gt_boxes_are_v2_float32_of_float64_sums(
     assert seen[1].shape == (0, 4) and seen[1].dtype == np.float32
 
 
+def test_segm2json_needs_mask_results() -> None:
+    box = np.array([[0, 0, 2, 2, 0.5]], np.float32)
+    with pytest.raises(TypeError, match="image 0 must be a \\(det, segm\\) tuple"):
+        segm2json([[box]], [1], [1])
+    with pytest.raises(TypeError, match="got 3 items"):
+        segm2json([([box], [[]], None)], [1], [1])
+
+
 # --------------------------------------------------------------------------- proposals / errors
 
 
