@@ -2,10 +2,13 @@
 
 Registries (``DESIGN.md``): ``MODELS``, ``TASK_UTILS`` (assigners, samplers, coders, prior
 generators, IoU calculators), ``DATASETS``, ``TRANSFORMS``, ``HOOKS``, ``OPTIMIZERS``,
-``LR_SCHEDULES``, ``METRICS``. The MMDetection v2 names are aliases of these: ``BACKBONES``,
+``LR_SCHEDULES``. The MMDetection v2 names are aliases of these: ``BACKBONES``,
 ``NECKS``, ``HEADS``, ``LOSSES``, ``DETECTORS``, ``ROI_EXTRACTORS``, ``SHARED_HEADS`` are
 ``MODELS``; ``BBOX_ASSIGNERS``, ``BBOX_SAMPLERS``, ``BBOX_CODERS``, ``PRIOR_GENERATORS``,
 ``ANCHOR_GENERATORS``, ``IOU_CALCULATORS`` are ``TASK_UTILS``; ``PIPELINES`` is ``TRANSFORMS``.
+Metrics have no registry: as in v2, a metric is a name (``evaluation = dict(metric='bbox')``)
+that the dataset's ``evaluate`` dispatches on (``COCO_ALLOWED_METRICS``,
+``CUSTOM_ALLOWED_METRICS``).
 
 A config dict (:data:`Cfg`) ``dict(type=..., **kwargs)`` names a registered class (or function)
 by string, or passes the class itself; an object that is already built passes through
@@ -46,7 +49,6 @@ __all__ = [
     "IOU_CALCULATORS",
     "LOSSES",
     "LR_SCHEDULES",
-    "METRICS",
     "MODELS",
     "NECKS",
     "OPTIMIZERS",
@@ -431,7 +433,6 @@ TRANSFORMS = Registry("transforms")
 HOOKS = Registry("hooks")
 OPTIMIZERS = Registry("optimizers")
 LR_SCHEDULES = Registry("lr schedules")
-METRICS = Registry("metrics")
 
 # MMDetection v2 names: views of the concept registries above.
 BACKBONES = NECKS = HEADS = LOSSES = DETECTORS = ROI_EXTRACTORS = SHARED_HEADS = MODELS

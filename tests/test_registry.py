@@ -544,7 +544,6 @@ def test_concept_registries_are_distinct():
         reg_mod.HOOKS,
         reg_mod.OPTIMIZERS,
         reg_mod.LR_SCHEDULES,
-        reg_mod.METRICS,
     ]
     assert len({id(r) for r in concept}) == len(concept)
 

@@ -46,7 +46,7 @@ def analyze_per_img_dets(
         >>> m.tolist()  # the GT of class 0 was found as class 1
         [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     """
-    from detforge.evaluation.bbox_overlaps import bbox_overlaps
+    from detforge.evaluation.overlaps import bbox_overlaps_np
     from detforge.ops.nms import nms
 
     gt_bboxes = np.asarray(gt_bboxes, dtype=np.float32).reshape(-1, 4)
@@ -61,7 +61,7 @@ def analyze_per_img_dets(
                 nms_iou_thr,
                 score_threshold=score_thr,
             )
-        ious = bbox_overlaps(det_bboxes[:, :4], gt_bboxes)
+        ious = bbox_overlaps_np(det_bboxes[:, :4], gt_bboxes)
         for i, det_bbox in enumerate(det_bboxes):
             if det_bbox[4] < score_thr:
                 continue

@@ -229,7 +229,7 @@ def match_image(
         >>> m.tp, m.fp, m.missed, m.poor_loc, m.badness
         (1, 1, 1, 0, 2.0)
     """
-    from detforge.evaluation.bbox_overlaps import bbox_overlaps
+    from detforge.evaluation.overlaps import bbox_overlaps_np
 
     if match_mode not in ("iou", "iof"):
         raise ValueError(f"match_mode must be 'iou' or 'iof', got {match_mode!r}")
@@ -247,7 +247,7 @@ def match_image(
     order = np.argsort(-bboxes[:, 4], kind="stable")
     bboxes, labels = bboxes[order], labels[order]
 
-    overlaps = bbox_overlaps(bboxes[:, :4], gt_bboxes, mode=match_mode)
+    overlaps = bbox_overlaps_np(bboxes[:, :4], gt_bboxes, mode=match_mode)
     taken = np.zeros(len(gt_bboxes), dtype=bool)
     det_gt = np.full(len(bboxes), -1, dtype=np.int64)
     for i in range(len(bboxes)):
@@ -259,7 +259,7 @@ def match_image(
     unmatched = np.flatnonzero(det_gt < 0)
     if gt_bboxes_ignore is not None and len(gt_bboxes_ignore) and len(unmatched):
         ignored = np.asarray(gt_bboxes_ignore, dtype=np.float32).reshape(-1, 4)
-        inside = bbox_overlaps(bboxes[unmatched, :4], ignored, mode="iof").max(axis=1)
+        inside = bbox_overlaps_np(bboxes[unmatched, :4], ignored, mode="iof").max(axis=1)
         drop = unmatched[inside >= _IGNORE_IOF]
         alive = np.setdiff1d(np.arange(len(bboxes)), drop)
         bboxes, labels, det_gt = bboxes[alive], labels[alive], det_gt[alive]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from detforge.errors import DetforgeError
+from detforge.structures.det_result import DetResult, split_v2_result
 
 __all__ = [
     "ResultsError",
@@ -70,7 +71,7 @@ def load_results(path: str | os.PathLike[str], num_images: int | None = None) ->
 
 def bbox_results(results: Sequence[Any]) -> list[Any]:
     """The box part of every result (drops the masks of ``(bbox, segm)`` results)."""
-    return [r[0] if isinstance(r, tuple) else r for r in results]
+    return [split_v2_result(r)[0] for r in results]
 
 
 def loading_pipeline(pipeline: Sequence[Any]) -> list[Any]:
@@ -100,40 +101,26 @@ def build_test_dataset(cfg: Any, pipeline: Sequence[Any] | None = None) -> Any:
     return build_dataset(test_cfg)
 
 
-def _decode(mask: Any) -> np.ndarray:
-    if isinstance(mask, Mapping):
-        from pycocotools import mask as mask_utils
-
-        rle = dict(mask)
-        if isinstance(rle.get("counts"), str):
-            rle["counts"] = rle["counts"].encode()
-        return np.asarray(mask_utils.decode(rle), dtype=bool)
-    if hasattr(mask, "detach"):
-        mask = mask.detach().cpu().numpy()
-    return np.asarray(mask, dtype=bool)
-
-
 def flatten_result(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One v2 result as ``(bboxes [N, 5], labels [N], masks [N, H, W] bool or None)``.
+
+    A view of :meth:`DetResult.from_v2` (which decodes RLE masks); ``masks`` is None for a
+    box-only result or one without detections.
+
+    Raises:
+        ResultsError: ``result`` is no v2 result, or a class has other counts of boxes and masks.
 
     Example:
         >>> boxes, labels, masks = flatten_result([np.zeros((0, 5)), np.ones((2, 5))])
         >>> boxes.shape, labels.tolist(), masks
         ((2, 5), [1, 1], None)
     """
-    bbox_result, segm_result = result if isinstance(result, tuple) else (result, None)
-    if isinstance(segm_result, tuple):  # mask-scoring form (segms, scores)
-        segm_result = segm_result[0]
-    parts = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in bbox_result]
-    bboxes = np.concatenate(parts) if parts else np.zeros((0, 5), np.float32)
-    labels = np.concatenate([np.full(len(b), i, dtype=np.int64) for i, b in enumerate(parts)])
-    masks = None
-    if segm_result is not None and len(labels):
-        flat = [m for per_class in segm_result for m in per_class]
-        if len(flat) != len(labels):
-            raise ResultsError(f"{len(flat)} masks for {len(labels)} boxes in one result")
-        masks = np.stack([_decode(m) for m in flat])
-    return bboxes, labels.astype(np.int64), masks
+    try:
+        dets = DetResult.from_v2(result)
+    except (TypeError, ValueError) as exc:
+        raise ResultsError(str(exc)) from exc
+    masks = dets.masks if dets.masks is not None and len(dets) else None
+    return dets.det_bboxes, dets.labels, masks
 
 
 def _gt_masks(data: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray | None:

@@ -16,15 +16,13 @@ from pycocotools.coco import COCO
 from detforge.datasets.coco_json import read_coco
 from detforge.datasets.custom import CustomDataset
 from detforge.datasets.issues import DataIssues, DatasetError, check_classes_known
-from detforge.evaluation import evaluate_coco, fast_eval_recall, results2json
+from detforge.evaluation import COCO_ALLOWED_METRICS, evaluate_coco, fast_eval_recall, results2json
 from detforge.evaluation.class_names import COCO_CLASSES
 from detforge.registry import DATASETS
 
 __all__ = ["CocoDataset", "load_coco"]
 
 logger = logging.getLogger("detforge")
-
-_METRICS = ("bbox", "segm", "proposal", "proposal_fast")
 
 
 def load_coco(ann_file: str, issues: DataIssues | None = None) -> COCO:
@@ -175,8 +173,10 @@ class CocoDataset(CustomDataset):
         """COCO metrics with v2's keys (``bbox_mAP``, ``bbox_mAP_50``, ... ``_copypaste``)."""
         metrics = [metric] if isinstance(metric, str) else list(metric)
         for name in metrics:
-            if name not in _METRICS:
-                raise KeyError(f"metric {name} is not supported (choose from {list(_METRICS)})")
+            if name not in COCO_ALLOWED_METRICS:
+                raise KeyError(
+                    f"metric {name} is not supported (choose from {list(COCO_ALLOWED_METRICS)})"
+                )
         eval_results: OrderedDict[str, Any] = OrderedDict()
         if "proposal_fast" in metrics:
             thrs = np.linspace(0.5, 0.95, 10) if iou_thrs is None else iou_thrs

@@ -38,7 +38,10 @@ from detforge.evaluation import eval_map, eval_recalls
 from detforge.registry import DATASETS
 from detforge.utils.image import ImageLoadError
 
-__all__ = ["CustomDataset", "list_from_file"]
+__all__ = ["CUSTOM_ALLOWED_METRICS", "CustomDataset", "list_from_file"]
+
+#: The metrics of VOC-style datasets (v2's ``CustomDataset.evaluate`` ``allowed_metrics``).
+CUSTOM_ALLOWED_METRICS = ("mAP", "recall")
 
 logger = logging.getLogger("detforge")
 
@@ -419,8 +422,9 @@ def evaluate_map_or_recall(
         if len(metric) != 1:
             raise ValueError(f"evaluate one metric at a time, got {list(metric)}")
         metric = metric[0]
-    if metric not in ("mAP", "recall"):
-        raise KeyError(f"metric {metric} is not supported (use 'mAP' or 'recall')")
+    if metric not in CUSTOM_ALLOWED_METRICS:
+        choices = " or ".join(repr(m) for m in CUSTOM_ALLOWED_METRICS)
+        raise KeyError(f"metric {metric} is not supported (use {choices})")
     if len(results) != len(annotations):
         raise ValueError(f"{len(results)} results for {len(annotations)} images")
     iou_thrs = [iou_thr] if isinstance(iou_thr, float | int) else list(iou_thr)

@@ -20,12 +20,12 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
+
+from detforge.structures.masks import rle_encode
 
 __all__ = ["CLASSES", "SHAPES", "SyntheticObject", "make_synthetic_coco", "render_image"]
 
@@ -229,11 +229,6 @@ def render_image(
     return img, [obj for obj in objects if obj.mask.any()]
 
 
-def _rle(mask: np.ndarray) -> dict[str, Any]:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return dict(size=[int(v) for v in rle["size"]], counts=rle["counts"].decode("ascii"))
-
-
 def make_synthetic_coco(
     out_dir: str | Path,
     num_train: int = 480,
@@ -291,7 +286,7 @@ def make_synthetic_coco(
                     builder.category_id(classes[obj.label]),
                     obj.bbox(),
                     area=float(obj.mask.sum()),
-                    segmentation=_rle(obj.mask),
+                    segmentation=rle_encode(obj.mask, str_counts=True),
                 )
             bar.update()
         paths[split] = write_json(builder.to_dict(), root / f"{split}.json")

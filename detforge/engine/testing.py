@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from detforge.datasets.collate import UNREADABLE_KEY
 from detforge.datasets.issues import DataIssues, UnreadableImage
+from detforge.structures.det_result import split_v2_result
 from detforge.structures.masks import encode_mask_results
 from detforge.utils.device import model_device, to_device
 from detforge.utils.dist import get_dist_info
@@ -60,9 +61,12 @@ def _run_batch(model: nn.Module, data: Mapping[str, Any], device: torch.device) 
 
 
 def _encode(result: list[Any]) -> list[Any]:
-    if result and isinstance(result[0], tuple):
-        return [(bbox, encode_mask_results(segm)) for bbox, segm in result]
-    return result
+    """RLE-encode the masks of each image's result (box-only results pass through)."""
+    encoded = []
+    for one in result:
+        bbox, segm = split_v2_result(one)
+        encoded.append(one if segm is None else (bbox, encode_mask_results(segm)))
+    return encoded
 
 
 def _unreadable_issues(data_loader: Any) -> DataIssues:

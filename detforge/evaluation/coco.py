@@ -21,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from detforge.errors import DetforgeError
 from detforge.evaluation.recall import eval_recalls
 from detforge.evaluation.table import LoggerLike, format_table, print_log
+from detforge.structures.bbox import bbox_xywh_to_xyxy, bbox_xyxy_to_xywh
+from detforge.structures.det_result import split_v2_result
+from detforge.structures.masks import rle_encode, split_mask_scores
 from detforge.utils.fileio import atomic_write
 
 __all__ = [
+    "COCO_ALLOWED_METRICS",
     "COCO_METRIC_ITEMS",
     "MetricKeyError",
     "det2json",
@@ -40,7 +43,6 @@ __all__ = [
     "results2json",
     "run_cocoeval",
     "segm2json",
-    "xyxy2xywh",
 ]
 
 #: Index of each metric item in ``COCOeval.stats``.
@@ -48,7 +50,8 @@ COCO_METRIC_ITEMS = {
     "mAP": 0, "mAP_50": 1, "mAP_75": 2, "mAP_s": 3, "mAP_m": 4, "mAP_l": 5,
     "AR@100": 6, "AR@300": 7, "AR@1000": 8, "AR_s@1000": 9, "AR_m@1000": 10, "AR_l@1000": 11,
 }  # fmt: skip
-_ALLOWED_METRICS = ("bbox", "segm", "proposal", "proposal_fast")
+#: The metrics of the COCO protocol (v2's ``CocoDataset.evaluate`` ``allowed_metrics``).
+COCO_ALLOWED_METRICS = ("bbox", "segm", "proposal", "proposal_fast")
 _DET_ITEMS = ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
 _PROPOSAL_ITEMS = ["AR@100", "AR@300", "AR@1000", "AR_s@1000", "AR_m@1000", "AR_l@1000"]
 
@@ -63,17 +66,6 @@ class MetricKeyError(DetforgeError, KeyError):
 
 
 # --------------------------------------------------------------------------- results -> json
-
-
-def xyxy2xywh(bbox: np.ndarray) -> list[float]:
-    """``[x1, y1, x2, y2, ...]`` -> ``[x, y, w, h]`` as Python floats (v2 arithmetic).
-
-    Example:
-        >>> xyxy2xywh(np.array([1.5, 2, 11.5, 4, 0.9], dtype=np.float32))
-        [1.5, 2.0, 10.0, 2.0]
-    """
-    x1, y1, x2, y2 = np.asarray(bbox)[:4].tolist()
-    return [x1, y1, x2 - x1, y2 - y1]
 
 
 def _json_id(value: Any) -> Any:
@@ -93,21 +85,22 @@ def proposal2json(results: Sequence[np.ndarray], img_ids: Sequence[Any]) -> Json
         [{'image_id': 7, 'bbox': [0.0, 0.0, 4.0, 2.0], 'score': 0.5, 'category_id': 1}]
     """
     _check_lengths(results, img_ids)
-    out = []
+    out: JsonResults = []
     for img_id, bboxes in zip(img_ids, results, strict=True):
-        for box in np.asarray(bboxes).reshape(-1, 5):
-            out.append(
-                {"image_id": _json_id(img_id), "bbox": xyxy2xywh(box), "score": float(box[4]),
-                 "category_id": 1}
-            )  # fmt: skip
+        out.extend(_det_entries(img_id, np.asarray(bboxes).reshape(-1, 5), 1))
     return out
 
 
 def _det_entries(img_id: Any, bboxes: np.ndarray, cat_id: Any) -> JsonResults:
+    """COCO result dicts of ``bboxes [k, 5]``; ``bbox`` is ``[x, y, w, h]`` in Python floats
+    computed in float64, as v2's ``bbox.tolist()`` arithmetic."""
+    corners = bboxes[:, :4]
+    if corners.dtype.kind == "f":
+        corners = corners.astype(np.float64)
     return [
-        {"image_id": _json_id(img_id), "bbox": xyxy2xywh(box), "score": float(box[4]),
+        {"image_id": _json_id(img_id), "bbox": xywh, "score": float(box[4]),
          "category_id": _json_id(cat_id)}
-        for box in bboxes
+        for xywh, box in zip(bbox_xyxy_to_xywh(corners).tolist(), bboxes, strict=True)
     ]  # fmt: skip
 
 
@@ -146,7 +139,7 @@ def _rle(mask: Any) -> dict[str, Any]:
             raise ValueError(f"an RLE mask needs 'size' and 'counts', got keys {sorted(mask)}")
         rle = dict(mask)
     elif isinstance(mask, np.ndarray) and mask.ndim == 2:
-        rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8))[:, :, None])[0]
+        rle = rle_encode(mask)
     else:
         raise TypeError(
             f"a mask must be an RLE dict or a 2-d array, got {type(mask).__name__}"
@@ -178,18 +171,17 @@ def segm2json(
     bbox_json: JsonResults = []
     segm_json: JsonResults = []
     for idx, (img_id, result) in enumerate(zip(img_ids, results, strict=True)):
-        if not isinstance(result, tuple) or len(result) != 2:
+        det, seg = split_v2_result(result)
+        if seg is None:
             raise TypeError(f"segm results of image {idx} must be a (det, segm) tuple")
-        det, seg = result
+        segms, scores = split_mask_scores(seg)
         _per_class(det, cat_ids, idx)
         for label, bboxes in enumerate(det):
             boxes = np.asarray(bboxes).reshape(-1, 5)
             entries = _det_entries(img_id, boxes, cat_ids[label])
             bbox_json.extend(entries)
-            if isinstance(seg, tuple):
-                masks, mask_scores = seg[0][label], seg[1][label]
-            else:
-                masks, mask_scores = seg[label], boxes[:, 4]
+            masks = segms[label]
+            mask_scores = boxes[:, 4] if scores is None else scores[label]
             if len(masks) != boxes.shape[0]:
                 raise ValueError(
                     f"image {idx}, class {label}: {boxes.shape[0]} boxes but {len(masks)} masks"
@@ -289,15 +281,14 @@ def fast_eval_recall(
             )
     gt_bboxes = []
     for img_id in img_ids:
-        boxes = [
-            [ann["bbox"][0], ann["bbox"][1], ann["bbox"][0] + ann["bbox"][2],
-             ann["bbox"][1] + ann["bbox"][3]]
+        xywh = [
+            ann["bbox"]
             for ann in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=img_id))
             if not (ann.get("ignore", False) or ann.get("iscrowd", 0))
-        ]  # fmt: skip
-        gt_bboxes.append(
-            np.array(boxes, dtype=np.float32) if boxes else np.zeros((0, 4), dtype=np.float32)
-        )
+        ]
+        # float64 sums, then float32: the same numbers as v2's Python arithmetic
+        xyxy = bbox_xywh_to_xyxy(np.asarray(xywh, dtype=np.float64).reshape(-1, 4))
+        gt_bboxes.append(xyxy.astype(np.float32))
     thrs = _default_iou_thrs() if iou_thrs is None else np.asarray(iou_thrs, dtype=float)
     recalls = eval_recalls(gt_bboxes, list(results), list(proposal_nums), thrs, logger=logger)
     return np.asarray(recalls.mean(axis=1))
@@ -435,9 +426,9 @@ def evaluate_coco(
     """
     metric_list = [metrics] if isinstance(metrics, str) else list(metrics)
     for metric in metric_list:
-        if metric not in _ALLOWED_METRICS:
+        if metric not in COCO_ALLOWED_METRICS:
             raise MetricKeyError(
-                f"metric {metric!r} is not supported; allowed: {', '.join(_ALLOWED_METRICS)}"
+                f"metric {metric!r} is not supported; allowed: {', '.join(COCO_ALLOWED_METRICS)}"
             )
     items = [metric_items] if isinstance(metric_items, str) else metric_items
     if items is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from detforge.evaluation.bbox_overlaps import bbox_overlaps
+from detforge.evaluation.overlaps import bbox_overlaps_np
 from detforge.evaluation.table import LoggerLike, format_table, print_log
 
 __all__ = ["eval_recalls", "print_recall_summary"]
@@ -100,7 +100,9 @@ def eval_recalls(
         if gt is None or np.asarray(gt).shape[0] == 0:
             ious = np.zeros((0, props.shape[0]), dtype=np.float32)
         else:
-            ious = bbox_overlaps(gt, props[:keep, :4], use_legacy_coordinate=use_legacy_coordinate)
+            ious = bbox_overlaps_np(
+                gt, props[:keep, :4], use_legacy_coordinate=use_legacy_coordinate
+            )
         all_ious.append(ious)
     recalls = _recalls(all_ious, nums, thrs)
     print_recall_summary(recalls, nums, thrs, logger=logger)

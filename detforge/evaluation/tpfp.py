@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from detforge.evaluation.bbox_overlaps import bbox_overlaps
+from detforge.evaluation.overlaps import bbox_overlaps_np
 
 __all__ = ["AreaRanges", "tpfp_default", "tpfp_imagenet", "tpfp_openimages"]
 
@@ -138,7 +138,7 @@ def tpfp_default(
     if gts.shape[0] == 0:
         _fp_by_area(fp, dets, ranges, extra)
         return tp, fp
-    ious = bbox_overlaps(dets, gts, use_legacy_coordinate=use_legacy_coordinate)
+    ious = bbox_overlaps_np(dets, gts, use_legacy_coordinate=use_legacy_coordinate)
     _greedy_max_iou(dets, ious, is_ignored, _areas(gts, extra), iou_thr, ranges, extra, tp, fp)
     return tp, fp
 
@@ -182,7 +182,7 @@ def tpfp_imagenet(
     if gts.shape[0] == 0:
         _fp_by_area(fp, dets, ranges, extra)
         return tp, fp
-    ious = bbox_overlaps(dets, gts - 1, use_legacy_coordinate=use_legacy_coordinate)
+    ious = bbox_overlaps_np(dets, gts - 1, use_legacy_coordinate=use_legacy_coordinate)
     gt_w = gts[:, 2] - gts[:, 0] + extra
     gt_h = gts[:, 3] - gts[:, 1] + extra
     iou_thrs = np.minimum((gt_w * gt_h) / ((gt_w + 10.0) * (gt_h + 10.0)), default_iou_thr)
@@ -265,12 +265,12 @@ def tpfp_openimages(
             )
         plain = np.flatnonzero(~group_of)
         group = np.flatnonzero(group_of)
-        ious = bbox_overlaps(dets, gts[plain])
-        ioas: np.ndarray | None = bbox_overlaps(dets, gts[group], mode="iof")
+        ious = bbox_overlaps_np(dets, gts[plain])
+        ioas: np.ndarray | None = bbox_overlaps_np(dets, gts[group], mode="iof")
     else:
         plain = np.arange(gts.shape[0])
         group = np.zeros(0, dtype=np.int64)
-        ious = bbox_overlaps(dets, gts, use_legacy_coordinate=use_legacy_coordinate)
+        ious = bbox_overlaps_np(dets, gts, use_legacy_coordinate=use_legacy_coordinate)
         ioas = None
 
     if ious.shape[1] > 0:

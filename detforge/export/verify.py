@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from detforge.export.inputs import input_meta_for_graph
+from detforge.structures.det_result import DetResult
 
 __all__ = ["VerifyReport", "compare_outputs", "match_detections", "pytorch_outputs"]
 
@@ -77,32 +78,20 @@ class VerifyReport:
         return text + ("" if self.ok else " -> MISMATCH: " + "; ".join(self.notes or ["-"]))
 
 
-def _per_class(result: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    dets = [np.asarray(r, dtype=np.float32).reshape(-1, 5) for r in result]
-    labels = [np.full(len(d), c, dtype=np.int64) for c, d in enumerate(dets)]
-    if not dets:
-        return np.zeros((0, 5), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(dets), np.concatenate(labels)
-
-
 def pytorch_outputs(
     model: nn.Module, img: torch.Tensor, meta: Mapping[str, Any], postprocess: bool = True
 ) -> dict[str, Any]:
     """PyTorch's outputs for the graph's input ``img``: ``dets``, ``labels`` (grouped by
-    class) and for Mask R-CNN ``segms`` (per detection bool masks at the resized image size);
-    without ``postprocess`` the raw head outputs as ``raw``."""
+    class) and for Mask R-CNN ``segms`` (``ndarray[N, H, W]`` bool masks at the resized image
+    size); without ``postprocess`` the raw head outputs as ``raw``."""
     inner: Any = model
     with torch.no_grad():
         if not postprocess:
             outs = inner.forward_dummy(img)
             return dict(raw=[level.numpy() for out in outs for level in out])
         result = inner.simple_test(img, [input_meta_for_graph(meta, img)], rescale=False)[0]
-    segms = None
-    if isinstance(result, tuple):
-        result, segm_result = result
-        segms = [m for per_class in segm_result for m in per_class]
-    dets, labels = _per_class(result)
-    return dict(dets=dets, labels=labels, segms=segms)
+    dets = DetResult.from_v2(result)
+    return dict(dets=dets.det_bboxes, labels=dets.labels, segms=dets.masks)
 
 
 def match_detections(

@@ -55,9 +55,11 @@ Detection results (the v2 format)
     score`` in the original image's pixels. Instance segmentation returns a tuple
     ``(bbox_results, segm_results)`` where ``segm_results[c]`` holds one mask per row of
     ``bbox_results[c]``: a bool ``ndarray[H, W]`` or, once encoded for storage
-    (:func:`encode_mask_results`), a pycocotools RLE dict. A test run's ``results.pkl`` is the
-    list of these per-image results in dataset order; ``show_result`` and
-    ``dataset.evaluate`` read exactly this.
+    (:func:`encode_mask_results`), a pycocotools RLE dict (:func:`rle_encode` /
+    :func:`rle_decode`). A test run's ``results.pkl`` is the list of these per-image results
+    in dataset order; ``show_result`` and ``dataset.evaluate`` read exactly this.
+    :func:`split_v2_result` tells the box part of a result from its mask part, and
+    :func:`split_mask_scores` the masks from the mask scores of the mask-scoring form.
 
 DetResult
     :class:`DetResult` is the typed view for API users: ``boxes`` ``float32 [N, 4]``,
@@ -84,7 +86,7 @@ from detforge.structures.bbox import (
     distance2bbox,
     roi2bbox,
 )
-from detforge.structures.det_result import DetResult
+from detforge.structures.det_result import DetResult, split_v2_result
 from detforge.structures.img_meta import ImgMeta
 from detforge.structures.masks import (
     BaseInstanceMasks,
@@ -94,6 +96,9 @@ from detforge.structures.masks import (
     encode_mask_results,
     mask2bbox,
     polygon_to_bitmap,
+    rle_decode,
+    rle_encode,
+    split_mask_scores,
 )
 
 __all__ = [
@@ -120,5 +125,9 @@ __all__ = [
     "encode_mask_results",
     "mask2bbox",
     "polygon_to_bitmap",
+    "rle_decode",
+    "rle_encode",
     "roi2bbox",
+    "split_mask_scores",
+    "split_v2_result",
 ]

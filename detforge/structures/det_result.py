@@ -4,22 +4,49 @@ The v2 per-image result is what ``results.pkl``, ``show_result`` and ``dataset.e
 a list over classes of ``ndarray[n, 5]`` (``x1, y1, x2, y2, score``), or for instance
 segmentation a tuple ``(bbox_results, segm_results)`` where ``segm_results[c]`` lists one
 mask (``ndarray[H, W]`` bool, or a pycocotools RLE dict) per box of class ``c``.
+
+:meth:`DetResult.from_v2` is the one reader that turns such a result into flat arrays, and
+:func:`split_v2_result` the one place that tells its box part from its mask part.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from detforge.structures.masks_polygon import rle_decode
+from detforge.structures.masks import rle_decode, split_mask_scores
 
-__all__ = ["DetResult", "json_float", "result_to_detections"]
+__all__ = ["DetResult", "json_float", "result_to_detections", "split_v2_result"]
 
 V2BoxResult = list[np.ndarray]
 V2Result = V2BoxResult | tuple[V2BoxResult, list[list[Any]]]
+
+
+def split_v2_result(result: V2Result | Sequence[Any]) -> tuple[Sequence[Any], Any]:
+    """``(bbox_results, segm_results)`` of one image's v2 result; ``segm_results`` is None
+    for a box-only result.
+
+    ``segm_results`` is returned as given: per-class mask lists, or the mask-scoring form
+    ``(segm_results, mask_scores)``. Nothing is copied or decoded.
+
+    Raises:
+        TypeError: ``result`` is a tuple of other than two items.
+
+    Example:
+        >>> boxes = [np.zeros((0, 5), np.float32)]
+        >>> split_v2_result(boxes)[1], split_v2_result((boxes, [[]]))[1]
+        (None, [[]])
+    """
+    if not isinstance(result, tuple):
+        return result, None
+    if len(result) != 2:
+        raise TypeError(
+            f"a tuple v2 result must be (bbox_results, segm_results), got {len(result)} items"
+        )
+    return result[0], result[1]
 
 
 @dataclasses.dataclass(eq=False)
@@ -76,6 +103,11 @@ class DetResult:
             masks=None if self.masks is None else self.masks[idx],
         )
 
+    @property
+    def det_bboxes(self) -> np.ndarray:
+        """``ndarray[N, 5]`` float32 rows ``x1, y1, x2, y2, score`` (v2's ``det_bboxes``)."""
+        return np.concatenate([self.boxes, self.scores[:, None]], axis=1).astype(np.float32)
+
     def above(self, score_thr: float) -> DetResult:
         """Detections with ``score > score_thr`` (strict, like v2's ``show_result``)."""
         return self[self.scores > score_thr]
@@ -97,19 +129,9 @@ class DetResult:
             TypeError: ``result`` has none of the v2 shapes.
             ValueError: a class's mask count differs from its box count.
         """
-        segm: Sequence[Sequence[Any]] | None = None
-        if isinstance(result, tuple):
-            if len(result) != 2:
-                raise TypeError(
-                    f"DetResult.from_v2: a tuple result must be (bbox_results, segm_results), "
-                    f"got {len(result)} items"
-                )
-            bbox_results, segm_part = result
-            if isinstance(segm_part, tuple):  # mask scoring: (segms, mask_scores)
-                segm_part = segm_part[0]
-            segm = segm_part
-        else:
-            bbox_results = result
+        bbox_results, segm = split_v2_result(result)
+        if segm is not None:
+            segm = split_mask_scores(segm)[0]
         if not isinstance(bbox_results, list | tuple) or not all(
             isinstance(a, np.ndarray) for a in bbox_results
         ):
@@ -143,7 +165,7 @@ class DetResult:
                 f"DetResult.to_v2: labels must be in [0, {num_classes}), got "
                 f"{sorted(set(self.labels.tolist()))}"
             )
-        dets = np.concatenate([self.boxes, self.scores[:, None]], axis=1).astype(np.float32)
+        dets = self.det_bboxes
         per_class = [self.labels == c for c in range(num_classes)]
         bbox_results = [dets[sel] for sel in per_class]
         if self.masks is None:
@@ -163,7 +185,7 @@ def _collect_masks(segm: Sequence[Sequence[Any]], counts: list[int]) -> np.ndarr
         if len(per_cls) != n:
             raise ValueError(f"DetResult.from_v2: class {c} has {n} boxes but {len(per_cls)} masks")
         for m in per_cls:
-            if isinstance(m, dict):
+            if isinstance(m, Mapping):
                 m = rle_decode(m)
             elif hasattr(m, "detach"):  # a torch.Tensor, possibly on a GPU
                 m = m.detach().cpu().numpy()
@@ -218,7 +240,7 @@ def result_to_detections(
         >>> result_to_detections(r, ['cat', 'dog'])
         [{'bbox': [1.0, 2.0, 5.0, 6.0], 'score': 0.9, 'label': 1, 'class': 'dog'}]
     """
-    bbox_result = result[0] if isinstance(result, tuple) else result  # masks: not decoded
+    bbox_result, _ = split_v2_result(result)  # masks: not decoded
     dets = DetResult.from_v2(list(bbox_result))
     keep = dets.scores > score_thr if strict else dets.scores >= score_thr
     dets = dets[keep]

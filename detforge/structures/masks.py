@@ -2,7 +2,8 @@
 
 Both mask kinds are MMDetection v2 compatible (same constructor, methods and semantics) and
 are what ``gt_masks`` holds in the pipeline results dict. ``out_shape`` arguments are
-``(h, w)``; every method returns a new object.
+``(h, w)``; every method returns a new object. :func:`rle_encode` / :func:`rle_decode` are the
+one conversion between a binary mask and a pycocotools compressed RLE dict.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 
-from detforge.structures.masks_bitmap import BaseInstanceMasks, BitmapMasks
+from detforge.structures.masks_bitmap import BaseInstanceMasks, BitmapMasks, rle_decode, rle_encode
 from detforge.structures.masks_polygon import PolygonMasks, polygon_to_bitmap
 
 __all__ = [
@@ -25,19 +24,30 @@ __all__ = [
     "encode_mask_results",
     "mask2bbox",
     "polygon_to_bitmap",
+    "rle_decode",
+    "rle_encode",
+    "split_mask_scores",
 ]
 
 InstanceMasks: TypeAlias = BitmapMasks | PolygonMasks
 
 
 def _encode_one(mask: Any) -> dict[str, Any]:
-    if isinstance(mask, dict):  # already RLE
-        return mask
-    arr = np.asarray(mask)
-    if arr.ndim != 2:
-        raise ValueError(f"encode_mask_results: each mask must be 2-D, got shape {arr.shape}")
-    rle: dict[str, Any] = mask_utils.encode(np.asfortranarray(arr[:, :, None], dtype=np.uint8))[0]
-    return rle
+    return mask if isinstance(mask, dict) else rle_encode(mask)  # a dict is already RLE
+
+
+def split_mask_scores(segm_results: Any) -> tuple[Sequence[Sequence[Any]], Any]:
+    """``(segm_results, mask_scores)`` of the mask part of a v2 result; ``mask_scores`` is None
+    unless it has the mask-scoring form ``(segm_results, mask_scores)`` (MS R-CNN).
+
+    Example:
+        >>> split_mask_scores([[], []]), split_mask_scores(([[]], [[]]))
+        (([[], []], None), ([[]], [[]]))
+    """
+    if isinstance(segm_results, tuple):
+        segms, scores = segm_results
+        return segms, scores
+    return segm_results, None
 
 
 def encode_mask_results(
@@ -54,15 +64,15 @@ def encode_mask_results(
         (``{'size': [H, W], 'counts': bytes}``).
 
     Example:
+        >>> import numpy as np
         >>> m = np.zeros((3, 4), bool); m[1, 1:3] = True
         >>> rle = encode_mask_results([[m], []])
-        >>> rle[0][0]['size'], int(mask_utils.area(rle[0][0])), rle[1]
+        >>> rle[0][0]['size'], int(rle_decode(rle[0][0]).sum()), rle[1]
         ([3, 4], 2, [])
     """
-    if isinstance(mask_results, tuple):
-        segms, scores = mask_results
-        return [[_encode_one(m) for m in per_cls] for per_cls in segms], scores
-    return [[_encode_one(m) for m in per_cls] for per_cls in mask_results]
+    segms, scores = split_mask_scores(mask_results)
+    encoded = [[_encode_one(m) for m in per_cls] for per_cls in segms]
+    return encoded if scores is None else (encoded, scores)
 
 
 def mask2bbox(masks: torch.Tensor) -> torch.Tensor:

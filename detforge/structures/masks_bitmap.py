@@ -6,19 +6,71 @@ Import from :mod:`detforge.structures.masks`; this module only holds the impleme
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pycocotools.mask as mask_utils
 import torch
 from torchvision.ops import roi_align
 
 from detforge.utils.image import imflip, impad, imrescale, imresize, imrotate, imshear, imtranslate
 from detforge.utils.image import rescale_size as _rescale_size
 
-__all__ = ["BaseInstanceMasks", "BitmapMasks"]
+__all__ = ["BaseInstanceMasks", "BitmapMasks", "rle_decode", "rle_encode"]
 
 FLIP_DIRECTIONS = ("horizontal", "vertical", "diagonal")
+
+
+def rle_encode(mask: Any, *, str_counts: bool = False) -> dict[str, Any]:
+    """Encode one binary mask as a pycocotools compressed RLE dict.
+
+    Args:
+        mask: ``ndarray[H, W]`` (bool or 0/1, cast to uint8), or what ``np.asarray`` takes.
+        str_counts: ``counts`` as an ASCII ``str``, as JSON files hold it (COCO annotations
+            and result files), instead of the ``bytes`` pycocotools returns (``results.pkl``,
+            v2's ``encode_mask_results``).
+
+    Returns:
+        ``{'size': [H, W], 'counts': bytes | str}``.
+
+    Raises:
+        ValueError: ``mask`` is not 2-D.
+
+    Example:
+        >>> m = np.zeros((3, 4), bool); m[1, 1:3] = True
+        >>> rle_encode(m), rle_encode(m, str_counts=True)['counts']
+        ({'size': [3, 4], 'counts': b'41202'}, '41202')
+        >>> bool((rle_decode(rle_encode(m)) == m).all())
+        True
+    """
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"rle_encode: a mask must be 2-D [H, W], got shape {arr.shape}")
+    rle: dict[str, Any] = mask_utils.encode(np.asfortranarray(arr[:, :, None], dtype=np.uint8))[0]
+    if str_counts:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
+    """Decode one pycocotools compressed RLE dict (``counts`` bytes or str) to ``ndarray[H, W]``
+    uint8. ``rle`` is not modified.
+
+    pycocotools built against older numpy emits a harmless ``DeprecationWarning`` about
+    ``__array__(copy=...)`` on numpy 2; it is silenced here.
+
+    Example:
+        >>> rle_decode({'size': [2, 3], 'counts': '222'}).tolist()
+        [[0, 1, 0], [0, 1, 0]]
+    """
+    rle = dict(rle)
+    if isinstance(rle.get("counts"), str):
+        rle["counts"] = rle["counts"].encode("ascii")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.asarray(mask_utils.decode(rle))
 
 
 def check_flip_direction(direction: str) -> None:

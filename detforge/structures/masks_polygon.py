@@ -5,7 +5,6 @@ Import from :mod:`detforge.structures.masks`; this module only holds the impleme
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -19,10 +18,11 @@ from detforge.structures.masks_bitmap import (
     BitmapMasks,
     check_flip_direction,
     clip_crop_box,
+    rle_decode,
 )
 from detforge.utils.image import rescale_size
 
-__all__ = ["PolygonMasks", "polygon_to_bitmap", "rle_decode"]
+__all__ = ["PolygonMasks", "polygon_to_bitmap"]
 
 Polygons = list[np.ndarray]
 
@@ -50,17 +50,6 @@ def polygon_to_bitmap(polygons: Sequence[np.ndarray], height: int, width: int) -
         return np.zeros((height, width), dtype=bool)
     rles = mask_utils.frPyObjects([p.tolist() for p in valid], height, width)
     return rle_decode(mask_utils.merge(rles)).astype(bool)
-
-
-def rle_decode(rle: dict[str, Any]) -> np.ndarray:
-    """Decode one pycocotools RLE dict to ``ndarray[H, W]`` uint8.
-
-    pycocotools built against older numpy emits a harmless ``DeprecationWarning`` about
-    ``__array__(copy=...)`` on numpy 2; it is silenced here.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return np.asarray(mask_utils.decode(rle))
 
 
 def _as_polygon(p: Any, where: str) -> np.ndarray:

@@ -39,8 +39,22 @@ def test_flatten_decodes_rle_masks_in_result_order() -> None:
     assert masks is not None and masks.dtype == bool
     np.testing.assert_array_equal(masks[0], first)
     np.testing.assert_array_equal(masks[1], second)
-    with pytest.raises(ResultsError, match="1 masks for 2 boxes"):
+    with pytest.raises(ResultsError, match="class 2 has 1 boxes but 0 masks"):
         flatten_result((boxes, [[first], [], []]))
+
+
+def test_flatten_reads_mask_scoring_results_and_drops_empty_masks() -> None:
+    mask = np.eye(4, 5, dtype=bool)
+    boxes = [np.zeros((0, 5), np.float32), np.array([[0, 0, 4, 4, 0.8]], np.float32)]
+    bboxes, labels, masks = flatten_result((boxes, ([[], [mask]], [[], [0.5]])))
+    assert labels.tolist() == [1] and bboxes.tolist() == [[0, 0, 4, 4, pytest.approx(0.8)]]
+    assert masks is not None and np.array_equal(masks[0], mask)
+    empty = [np.zeros((0, 5), np.float32)] * 2
+    for result in (empty, (empty, [[], []]), (empty, ([[], []], [[], []]))):
+        bboxes, labels, masks = flatten_result(result)
+        assert bboxes.shape == (0, 5) and labels.shape == (0,) and masks is None
+    with pytest.raises(ResultsError, match="got 3 items"):
+        flatten_result((empty, [[], []], None))
 
 
 def test_pipeline_editing() -> None:

@@ -308,6 +308,56 @@ def test_tiny_coco_segm_matches_pycocotools(shared_data: Path) -> None:
     assert "bbox" in preds[0]  # the caller's list is not modified
 
 
+def test_json_boxes_are_float64_differences_of_the_float32_corners() -> None:
+    # v2 writes bbox.tolist() arithmetic: Python (float64) differences of float32 corners.
+    box = np.array([[0.1, 0.7, 1000.3, 3.3, 0.5]], dtype=np.float32)
+    x1, y1, x2, y2 = (float(v) for v in box[0, :4])
+    want = [x1, y1, x2 - x1, y2 - y1]
+    assert float(box[0, 2] - box[0, 0]) != want[2]  # float32 arithmetic would differ
+    assert det2json([[box]], [1], [1])[0]["bbox"] == want
+    assert proposal2json([box], [1])[0]["bbox"] == want
+    assert segm2json([([box], [[np.ones((2, 2), bool)]])], [1], [1])[0][0]["bbox"] == want
+    assert det2json([[np.array([[1, 2, 4, 8, 1]])]], [1], [1])[0]["bbox"] == [1, 2, 3, 6]
+
+
+def test_fast_eval_recall_gt_boxes_are_v2_float32_of_float64_sums(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import detforge.evaluation.coco as coco_mod
+
+    anns = [dict(bbox=[0.1, 0.2, 1000.3, 0.7]), dict(bbox=[1, 2, 3, 4], iscrowd=1)]
+
+    class FakeCoco:
+        def getAnnIds(self, imgIds: object) -> list[int]:
+            return [0, 1] if imgIds == 1 else []
+
+        def loadAnns(self, ids: list[int]) -> list[dict[str, object]]:
+            return [anns[i] for i in ids]
+
+    seen: list[np.ndarray] = []
+
+    def fake_eval_recalls(gts: list[np.ndarray], *args: object, **kwargs: object) -> np.ndarray:
+        seen.extend(gts)
+        return np.zeros((1, 1))
+
+    monkeypatch.setattr(coco_mod, "eval_recalls", fake_eval_recalls)
+    props = [np.zeros((0, 5), np.float32)] * 2
+    fast_eval_recall(props, FakeCoco(), [1, 2], proposal_nums=(1,))  # type: ignore[arg-type]
+    x, y, w, h = anns[0]["bbox"]  # type: ignore[misc]
+    want = np.array([[x, y, x + w, y + h]], dtype=np.float32)  # Python sums, then float32
+    assert np.float32(x) + np.float32(w) != want[0, 2]  # float32 sums would differ
+    assert seen[0].dtype == np.float32 and np.array_equal(seen[0], want)
+    assert seen[1].shape == (0, 4) and seen[1].dtype == np.float32
+
+
+def test_segm2json_needs_mask_results() -> None:
+    box = np.array([[0, 0, 2, 2, 0.5]], np.float32)
+    with pytest.raises(TypeError, match="image 0 must be a \\(det, segm\\) tuple"):
+        segm2json([[box]], [1], [1])
+    with pytest.raises(TypeError, match="got 3 items"):
+        segm2json([([box], [[]], None)], [1], [1])
+
+
 # --------------------------------------------------------------------------- proposals / errors
 
 

@@ -1,4 +1,4 @@
-"""Tests for detforge.evaluation.mean_ap, bbox_overlaps and the table formatter."""
+"""Tests for detforge.evaluation.mean_ap, bbox_overlaps_np and the table formatter."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from detforge.evaluation import mean_ap as mean_ap_mod
-from detforge.evaluation.bbox_overlaps import bbox_overlaps
 from detforge.evaluation.mean_ap import (
     average_precision,
     eval_map,
@@ -18,6 +17,7 @@ from detforge.evaluation.mean_ap import (
     tpfp_imagenet,
     tpfp_openimages,
 )
+from detforge.evaluation.overlaps import bbox_overlaps_np
 from detforge.evaluation.table import format_table, print_log
 
 # mmdet-v2.md §8.3 item 7 (4 columns: the last one doubles as the score)
@@ -46,7 +46,7 @@ def log_sink() -> tuple[logging.Logger, _ListHandler]:
     return logger, handler
 
 
-# --------------------------------------------------------------------------- bbox_overlaps
+# --------------------------------------------------------------------------- bbox_overlaps_np
 
 
 def _slow_overlaps(b1: np.ndarray, b2: np.ndarray, mode: str, legacy: bool) -> np.ndarray:
@@ -67,36 +67,36 @@ def _slow_overlaps(b1: np.ndarray, b2: np.ndarray, mode: str, legacy: bool) -> n
 
 @pytest.mark.parametrize("mode", ["iou", "iof"])
 @pytest.mark.parametrize("legacy", [False, True])
-def test_bbox_overlaps_matches_slow_reference(mode: str, legacy: bool) -> None:
+def test_bbox_overlaps_np_matches_slow_reference(mode: str, legacy: bool) -> None:
     rng = np.random.default_rng(3)
     for n, m in [(5, 7), (9, 2), (1, 1)]:
         xy1 = rng.uniform(0, 50, (n, 2))
         xy2 = rng.uniform(0, 50, (m, 2))
         b1 = np.hstack([xy1, xy1 + rng.uniform(0, 30, (n, 2))])
         b2 = np.hstack([xy2, xy2 + rng.uniform(0, 30, (m, 2))])
-        got = bbox_overlaps(b1, b2, mode=mode, use_legacy_coordinate=legacy)
+        got = bbox_overlaps_np(b1, b2, mode=mode, use_legacy_coordinate=legacy)
         assert got.dtype == np.float32 and got.shape == (n, m)
         np.testing.assert_allclose(got, _slow_overlaps(b1, b2, mode, legacy), rtol=1e-6)
 
 
-def test_bbox_overlaps_literals_and_shapes() -> None:
-    ious = bbox_overlaps(DETS, GTS)
+def test_bbox_overlaps_np_literals_and_shapes() -> None:
+    ious = bbox_overlaps_np(DETS, GTS)
     np.testing.assert_allclose(ious[0], [0.5, 0.0, 0.0])
     np.testing.assert_allclose(ious[1], [0.0, 0.0, 1.0])
     assert ious[2].max() == 0
     # legacy: 11 x 11 inside 11 x 21
-    assert bbox_overlaps(DETS[:1], GTS[:1], use_legacy_coordinate=True)[0, 0] == pytest.approx(
+    assert bbox_overlaps_np(DETS[:1], GTS[:1], use_legacy_coordinate=True)[0, 0] == pytest.approx(
         121 / 231
     )
     # iof is asymmetric: over the area of the first argument
-    assert bbox_overlaps(DETS[:1], GTS[:1], mode="iof")[0, 0] == pytest.approx(1.0)
-    assert bbox_overlaps(GTS[:1], DETS[:1], mode="iof")[0, 0] == pytest.approx(0.5)
-    assert bbox_overlaps(np.zeros((0, 4)), GTS).shape == (0, 3)
-    assert bbox_overlaps(GTS, np.zeros((0, 4))).shape == (3, 0)
+    assert bbox_overlaps_np(DETS[:1], GTS[:1], mode="iof")[0, 0] == pytest.approx(1.0)
+    assert bbox_overlaps_np(GTS[:1], DETS[:1], mode="iof")[0, 0] == pytest.approx(0.5)
+    assert bbox_overlaps_np(np.zeros((0, 4)), GTS).shape == (0, 3)
+    assert bbox_overlaps_np(GTS, np.zeros((0, 4))).shape == (3, 0)
     with pytest.raises(ValueError, match="giou"):
-        bbox_overlaps(GTS, GTS, mode="giou")
+        bbox_overlaps_np(GTS, GTS, mode="giou")
     with pytest.raises(ValueError, match="bboxes2"):
-        bbox_overlaps(GTS, np.ones((2, 3)))
+        bbox_overlaps_np(GTS, np.ones((2, 3)))
 
 
 # --------------------------------------------------------------------------- average_precision

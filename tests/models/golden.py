@@ -11,6 +11,7 @@ import torch
 from detforge.config import Config
 from detforge.models import build_detector
 from detforge.structures.bbox import bbox_overlaps
+from detforge.structures.det_result import DetResult
 from tests.conftest import shared_data_dir
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
@@ -36,14 +37,8 @@ def fixture_metas(inputs: dict[str, Any]) -> list[dict[str, Any]]:
 
 def dets_from_v2(result: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """v2 per-class arrays → boxes, scores, labels sorted by score (descending, stable)."""
-    rows = [(box[:4], box[4], label) for label, arr in enumerate(result) for box in arr]
-    if not rows:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    boxes = np.stack([r[0] for r in rows])
-    scores = np.array([r[1] for r in rows])
-    labels = np.array([r[2] for r in rows])
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order], labels[order]
+    dets = DetResult.from_v2(result).sorted()
+    return dets.boxes, dets.scores, dets.labels
 
 
 def match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> None:

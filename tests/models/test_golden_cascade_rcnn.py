@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycocotools.mask as mask_util
 import pytest
 import torch
 
@@ -24,7 +23,7 @@ from detforge.config import Config, load_config
 from detforge.models import build_detector
 from detforge.models.detectors import CascadeRCNN, parse_losses
 from detforge.models.roi_heads import BBoxHead, CascadeRoIHead
-from detforge.structures.masks import BitmapMasks
+from detforge.structures.masks import BitmapMasks, rle_decode
 from tests.models.golden import FIXTURES
 from tests.models.golden import fixture_metas as _metas
 from tests.models.golden import load_fixture as _load
@@ -327,7 +326,7 @@ def test_one_stage_cascade_mask_reproduces_mask_rcnn(one_thread: Any) -> None:
         rows = [rows[k] for k in np.argsort(-np.array([r[0][4] for r in rows]), kind="stable")]
         assert [r[1] for r in rows] == expected["dets_rescaled"][i]["labels"].tolist()
         for row, rle in zip(rows, expected["masks"][i], strict=True):
-            want = mask_util.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+            want = rle_decode(rle)
             got = row[2]
             assert got.dtype == bool and got.shape == want.shape
             iou = np.logical_and(got, want).sum() / max(np.logical_or(got, want).sum(), 1)

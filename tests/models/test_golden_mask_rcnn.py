@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycocotools.mask as mask_util
 import pytest
 import torch
 
@@ -21,7 +20,7 @@ from detforge.config import load_config
 from detforge.models import build_detector
 from detforge.models.detectors import MaskRCNN, parse_losses
 from detforge.structures.bbox import bbox2roi
-from detforge.structures.masks import BitmapMasks
+from detforge.structures.masks import BitmapMasks, rle_decode
 from tests.models.golden import FIXTURES
 from tests.models.golden import fixture_metas as _metas
 from tests.models.golden import load_fixture as _load
@@ -46,10 +45,6 @@ def _flatten(bbox_result: list[np.ndarray], segm_result: list[list[np.ndarray]])
         rows += [(box[:4], box[4], label, mask) for box, mask in zip(boxes, masks, strict=True)]
     order = np.argsort(-np.array([r[1] for r in rows]), kind="stable")
     return [rows[i] for i in order]
-
-
-def _decode(rle: dict[str, Any]) -> np.ndarray:
-    return mask_util.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
 
 
 def test_model_is_mask_rcnn(golden: Any) -> None:
@@ -134,7 +129,7 @@ def test_masks_at_original_shape(golden: Any) -> None:
         )
         assert len(rows) == len(expected["masks"][i])
         for j, (row, rle) in enumerate(zip(rows, expected["masks"][i], strict=True)):
-            want = _decode(rle)
+            want = rle_decode(rle).astype(bool)
             got = row[3]
             assert got.shape == want.shape == tuple(metas[i]["ori_shape"][:2])
             union = np.logical_or(got, want).sum()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from detforge.structures import DetResult, encode_mask_results
-from detforge.structures.det_result import json_float, result_to_detections
+from detforge.structures.det_result import json_float, result_to_detections, split_v2_result
+from detforge.structures.masks import rle_encode
 
 
 def _v2_boxes(seed: int = 0, counts: tuple[int, ...] = (2, 0, 3)) -> list[np.ndarray]:
@@ -101,6 +102,61 @@ def test_empty_results() -> None:
     assert with_masks.masks is not None and len(with_masks.masks) == 0
     back = with_masks.to_v2(4)
     assert isinstance(back, tuple) and back[1] == [[], [], [], []]
+
+
+def _v2_shapes() -> dict[str, object]:
+    """One image's detections (class 1 empty) in every v2 result shape."""
+    counts = (2, 0, 1)
+    boxes = _v2_boxes(4, counts)
+    masks = _v2_masks(counts)
+    return {
+        "bbox": boxes,
+        "bbox+segm": (boxes, masks),
+        "bbox+rle": (boxes, encode_mask_results(masks)),
+        "bbox+rle-str": (boxes, [[rle_encode(m, str_counts=True) for m in c] for c in masks]),
+        "bbox+(segm, scores)": (boxes, (masks, [[0.3, 0.2], [], [0.1]])),
+    }
+
+
+@pytest.mark.parametrize("shape", list(_v2_shapes()))
+def test_split_v2_result_gives_the_parts_as_they_are(shape: str) -> None:
+    result = _v2_shapes()[shape]
+    bbox, segm = split_v2_result(result)  # type: ignore[arg-type]
+    if shape == "bbox":
+        assert bbox is result and segm is None
+    else:
+        assert isinstance(result, tuple)
+        assert bbox is result[0] and segm is result[1]  # nothing copied, scores kept
+
+
+def test_split_v2_result_rejects_other_tuples() -> None:
+    boxes = [np.zeros((0, 5), np.float32)]
+    with pytest.raises(TypeError, match="got 3 items"):
+        split_v2_result((boxes, [[]], [[]]))
+    with pytest.raises(TypeError, match="got 3 items"):
+        DetResult.from_v2((boxes, [[]], [[]]))  # type: ignore[arg-type]
+
+
+def test_from_v2_reads_every_shape_alike() -> None:
+    shapes = _v2_shapes()
+    plain = DetResult.from_v2(shapes.pop("bbox"))  # type: ignore[arg-type]
+    assert plain.labels.tolist() == [0, 0, 2] and plain.masks is None
+    want = np.concatenate(_v2_shapes()["bbox"])  # type: ignore[arg-type]
+    assert plain.det_bboxes.dtype == np.float32 and np.array_equal(plain.det_bboxes, want)
+    masks = np.stack([m for c in _v2_masks((2, 0, 1)) for m in c])
+    for name, result in shapes.items():
+        got = DetResult.from_v2(result)  # type: ignore[arg-type]
+        assert np.array_equal(got.det_bboxes, want), name
+        assert np.array_equal(got.labels, plain.labels), name
+        assert got.masks is not None and np.array_equal(got.masks, masks), name
+
+
+def test_from_v2_of_all_empty_classes_in_every_shape() -> None:
+    boxes = [np.zeros((0, 5), np.float32) for _ in range(3)]
+    for result in (boxes, (boxes, [[], [], []]), (boxes, ([[], [], []], [[], [], []]))):
+        got = DetResult.from_v2(result)  # type: ignore[arg-type]
+        assert len(got) == 0 and got.det_bboxes.shape == (0, 5)
+        assert (got.masks is None) == (result is boxes)
 
 
 def test_above_sorted_and_indexing() -> None:

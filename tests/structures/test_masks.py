@@ -15,8 +15,9 @@ from detforge.structures.masks import (
     encode_mask_results,
     mask2bbox,
     polygon_to_bitmap,
+    rle_decode,
+    rle_encode,
 )
-from detforge.structures.masks_polygon import rle_decode
 
 H, W = 24, 32
 DIRECTIONS = ["horizontal", "vertical", "diagonal"]
@@ -347,3 +348,26 @@ def test_encode_mask_results_round_trip(bitmaps: BitmapMasks) -> None:
     scores = [[0.5, 0.6], [], [0.9]]
     enc2, passed = encode_mask_results((segms, scores))
     assert passed is scores and len(enc2) == 3
+
+
+def test_rle_encode_decode_round_trip() -> None:
+    rng = np.random.default_rng(3)
+    masks = [rng.random((h, w)) > p for h, w, p in [(1, 1, 0.5), (7, 5, 0.3), (24, 32, 0.8)]]
+    masks += [np.zeros((4, 6), bool), np.ones((4, 6), bool), masks[2].T]  # .T: not C-ordered
+    for m in masks:
+        rle = rle_encode(m)
+        reference = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))  # pycocotools
+        assert rle == reference and isinstance(rle["counts"], bytes)
+        as_str = rle_encode(m, str_counts=True)
+        assert as_str == {"size": list(m.shape), "counts": rle["counts"].decode()}
+        for encoded in (rle, as_str):
+            decoded = rle_decode(encoded)
+            assert decoded.dtype == np.uint8 and np.array_equal(decoded, m)
+        assert isinstance(as_str["counts"], str)  # decoding left the caller's dict alone
+    same = [rle_encode(m.astype(dtype)) for dtype in (np.uint8, np.float32, bool)]
+    assert same[0] == same[1] == same[2]
+    assert rle_encode(torch.from_numpy(masks[1])) == rle_encode(masks[1])
+    with pytest.raises(ValueError, match=r"2-D \[H, W\], got shape \(2, 3, 4\)"):
+        rle_encode(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        encode_mask_results([[np.zeros(5)]])

@@ -26,6 +26,7 @@ import pycocotools.mask as mask_utils
 
 from detforge.datasets.converters._coco import ConversionResult, finish, progress
 from detforge.datasets.issues import DataIssues, DatasetError
+from detforge.structures.masks import rle_encode
 from detforge.utils.image import ImageLoadError, imread
 
 __all__ = ["SPLIT_FILES", "cityscapes_available", "cityscapes_to_coco", "load_cityscapes_image"]
@@ -92,11 +93,9 @@ def load_cityscapes_image(
             continue
         if not label.hasInstances or label.ignoreInEval:
             continue
-        mask = np.asarray(inst == inst_id, dtype=np.uint8, order="F")
-        rle = mask_utils.encode(mask[:, :, None])[0]
+        rle = rle_encode(inst == inst_id, str_counts=True)
         area = float(mask_utils.area(rle))
         bbox = [float(v) for v in mask_utils.toBbox(rle)]
-        rle["counts"] = rle["counts"].decode()
         anns.append(
             dict(
                 iscrowd=int(inst_id < 1000),

@@ -24,7 +24,7 @@ from detforge.datasets.transforms._utils import (
     check_single_img_field,
     select_instances,
 )
-from detforge.evaluation.bbox_overlaps import bbox_overlaps
+from detforge.evaluation.overlaps import bbox_overlaps_np
 from detforge.registry import TRANSFORMS
 
 __all__ = ["MinIoURandomCrop", "RandomCenterCropPad", "RandomCrop"]
@@ -211,7 +211,7 @@ class MinIoURandomCrop:
                 patch = np.array((int(left), int(top), int(left + new_w), int(top + new_h)))
                 if patch[2] == patch[0] or patch[3] == patch[1]:
                     continue
-                overlaps = bbox_overlaps(patch.reshape(-1, 4), boxes).reshape(-1)
+                overlaps = bbox_overlaps_np(patch.reshape(-1, 4), boxes).reshape(-1)
                 if len(overlaps) > 0 and overlaps.min() < mode:
                     continue
                 if len(overlaps) > 0:

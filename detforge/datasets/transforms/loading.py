@@ -23,6 +23,7 @@ from detforge.datasets.transforms._declared_size import (
     size_mismatch,
 )
 from detforge.registry import TRANSFORMS
+from detforge.structures.masks import rle_decode
 from detforge.utils.image import imread
 
 __all__ = [
@@ -314,7 +315,7 @@ def _poly2mask(mask_ann: Any, height: int, width: int) -> np.ndarray:
         raise TypeError(
             f"a mask annotation must be a list of polygons or an RLE dict, got {mask_ann!r:.80}"
         )
-    return np.asarray(mask_utils.decode(rle), dtype=np.uint8)
+    return rle_decode(rle)
 
 
 @TRANSFORMS.register_module()

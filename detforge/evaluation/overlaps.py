@@ -1,10 +1,15 @@
-"""Pairwise IoU / IoF of numpy boxes, as the evaluation code of MMDetection v2 computes it."""
+"""Pairwise IoU / IoF of numpy boxes, as the evaluation code of MMDetection v2 computes it.
+
+v2 calls this ``mmdet.core.evaluation.bbox_overlaps``; here it is :func:`bbox_overlaps_np`, a
+name apart from the model side's :func:`detforge.structures.bbox.bbox_overlaps` (torch first,
+with ``giou``, ``is_aligned`` and batches, but without ``use_legacy_coordinate``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bbox_overlaps"]
+__all__ = ["bbox_overlaps_np"]
 
 
 def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
@@ -16,7 +21,7 @@ def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
     return arr[:, :4].astype(np.float32)
 
 
-def bbox_overlaps(
+def bbox_overlaps_np(
     bboxes1: np.ndarray,
     bboxes2: np.ndarray,
     mode: str = "iou",
@@ -43,9 +48,9 @@ def bbox_overlaps(
     Example:
         >>> a = np.array([[0, 0, 10, 10]])
         >>> b = np.array([[0, 0, 10, 20], [5, 5, 15, 15]])
-        >>> print(bbox_overlaps(a, b).round(4))
+        >>> print(bbox_overlaps_np(a, b).round(4))
         [[0.5    0.1429]]
-        >>> print(bbox_overlaps(a, b, mode='iof'))
+        >>> print(bbox_overlaps_np(a, b, mode='iof'))
         [[1.   0.25]]
     """
     if mode not in ("iou", "iof"):
