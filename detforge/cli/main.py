@@ -38,6 +38,7 @@ from detforge.cli import (
     train,
 )
 from detforge.errors import ConfigError, InvalidLossError
+from detforge.utils.safe_pickle import PickleLoadError
 
 __all__ = ["build_parser", "main"]
 
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         code: int = args.func(args)
-    except (ConfigError, FileNotFoundError, InvalidLossError) as exc:
+    except (ConfigError, FileNotFoundError, InvalidLossError, PickleLoadError) as exc:
         print(f"detforge {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return code

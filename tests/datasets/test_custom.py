@@ -16,6 +16,8 @@ from detforge.datasets import (
     RepeatDataset,
     build_dataset,
 )
+from detforge.utils.safe_pickle import UnsafePickleError
+from tests.conftest import write_code_pickle
 
 
 def write_pkl(path: Path, extra_bad: bool = False) -> None:
@@ -127,3 +129,15 @@ def test_pipeline_returning_none_gives_up_naming_images(pkl: Path) -> None:
     )
     with pytest.raises(DatasetError, match=r"a\.jpg|b\.jpg"):
         ds[0]
+
+
+def test_annotation_and_proposal_pickles_that_carry_code_are_refused(
+    pkl: Path, tmp_path: Path
+) -> None:
+    evil, marker = tmp_path / "evil.pkl", tmp_path / "ran"
+    write_code_pickle(evil, marker)
+    with pytest.raises(UnsafePickleError, match=r"middle-format annotations .*evil\.pkl holds"):
+        CustomDataset(ann_file=str(evil), pipeline=[], classes=("a", "b"))
+    with pytest.raises(UnsafePickleError, match=r"proposal file .*evil\.pkl holds"):
+        CustomDataset(ann_file=str(pkl), pipeline=[], classes=("a", "b"), proposal_file=str(evil))
+    assert not marker.exists()
