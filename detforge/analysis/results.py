@@ -43,7 +43,7 @@ def load_results(path: str | os.PathLike[str], num_images: int | None = None) ->
         ResultsError: it holds no list of v2 results, or ``num_images`` differs from its length.
 
     Example:
-        >>> import tempfile
+        >>> import pickle, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), 'r.pkl')
         >>> with open(path, 'wb') as f:
         ...     pickle.dump([[np.zeros((0, 5), np.float32)]], f)
