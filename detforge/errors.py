@@ -12,8 +12,12 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ConfigFileError",
+    "ConfigFileNotFoundError",
     "ConfigKeyError",
+    "ConfigSyntaxError",
     "ConfigTypeError",
+    "ConfigValueError",
     "DetforgeError",
     "InvalidLossError",
     "UnexpectedKeyError",
@@ -47,6 +51,37 @@ class ConfigKeyError(ConfigError, KeyError):
 
 class ConfigTypeError(ConfigError, TypeError):
     """A value has the wrong kind for where it is used (a ``TypeError`` in mmcv)."""
+
+
+class ConfigValueError(ConfigError, ValueError):
+    """A value has the right kind but is not allowed (a ``ValueError`` in mmcv)."""
+
+
+class ConfigFileError(ConfigError, OSError):
+    """A config file cannot be used as one (e.g. an extension other than py/json/yaml)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigFileNotFoundError(ConfigFileError, FileNotFoundError):
+    """A config file, or a ``_base_`` file it names, does not exist."""
+
+
+class ConfigSyntaxError(ConfigError, SyntaxError):
+    """A config file cannot be parsed; ``filename``/``lineno`` point at the place.
+
+    Built like ``SyntaxError(msg, (filename, lineno, offset, text))``; prints the file, the
+    line and the offending text with a caret under the column.
+    """
+
+    def __str__(self) -> str:
+        where = f"{self.filename}, line {self.lineno}" if self.lineno else f"{self.filename}"
+        text = (self.text or "").rstrip("\n")
+        if not text.strip():
+            return f"{where}: {self.msg}"
+        caret = " " * max((self.offset or 1) - 1, 0) + "^"
+        return f"{where}: {self.msg}\n    {text}\n    {caret}"
 
 
 class UnknownTypeError(ConfigKeyError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,3 +30,19 @@ def shared_data() -> Path:
 def mmdet_test_data(shared_data: Path) -> Path:
     """MMDetection's own ``tests/data`` folder (color.jpg, gray.jpg, VOC devkits, ...)."""
     return shared_data / "mmdet_testdata" / "tests" / "data"
+
+
+class _RunsCommand:
+    """Pickles as a call of ``os.system``: plain ``pickle.load`` runs the command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (self.command,)
+
+
+def write_code_pickle(path: Path, marker: Path) -> None:
+    """A pickle that starts like v2 results but creates ``marker`` when plain pickle loads it."""
+    payload = [[np.zeros((0, 5), np.float32)], _RunsCommand(f"touch {marker}")]
+    path.write_bytes(pickle.dumps(payload, protocol=2))

@@ -8,7 +8,6 @@ per test image, in dataset order, each a list over classes of ``ndarray[n, 5]``
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from detforge.errors import DetforgeError
 from detforge.structures.det_result import DetResult, split_v2_result
+from detforge.utils.safe_pickle import load_pickle
 
 __all__ = [
     "ResultsError",
@@ -41,10 +41,11 @@ def load_results(path: str | os.PathLike[str], num_images: int | None = None) ->
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        UnsafePickleError: the file holds code or objects other than data (nothing of it runs).
         ResultsError: it holds no list of v2 results, or ``num_images`` differs from its length.
 
     Example:
-        >>> import tempfile
+        >>> import pickle, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), 'r.pkl')
         >>> with open(path, 'wb') as f:
         ...     pickle.dump([[np.zeros((0, 5), np.float32)]], f)
@@ -53,8 +54,7 @@ def load_results(path: str | os.PathLike[str], num_images: int | None = None) ->
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"results file not found: {path}")
-    with open(path, "rb") as f:
-        results = pickle.load(f)
+    results = load_pickle(path, "results file")
     if not isinstance(results, list) or (results and not isinstance(results[0], list | tuple)):
         kind = type(results[0] if isinstance(results, list) else results).__name__
         raise ResultsError(

@@ -20,7 +20,6 @@ infinite when a class has AP 0).
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +30,7 @@ from detforge.utils.image.corruptions import (
     CORRUPTION_GROUPS,
     CORRUPTIONS,
 )
+from detforge.utils.safe_pickle import load_pickle
 
 __all__ = [
     "COCO_METRICS",
@@ -132,8 +132,7 @@ def load_aggregated(path: str | os.PathLike[str]) -> dict[str, dict[int, Any]]:
     """Read a ``*_results.pkl`` written by ``test-robustness``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"robustness results not found: {path}")
-    with open(path, "rb") as handle:
-        data = pickle.load(handle)
+    data = load_pickle(path, "robustness results")
     if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
         raise ValueError(
             f"{path}: expected {{corruption: {{severity: results}}}} as test-robustness writes "

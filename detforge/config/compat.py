@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from detforge.config.config import DELETE_KEY, Config, merge_into
-from detforge.errors import ConfigError
+from detforge.errors import ConfigError, ConfigTypeError
 
 __all__ = ["normalize_config"]
 
@@ -102,6 +102,11 @@ def _total_epochs(cfg: Config, notes: list[str]) -> None:
             f"total_epochs={total} -> runner=dict(type='EpochBasedRunner', max_epochs={total})"
         )
         return
+    if not isinstance(runner, dict):
+        raise ConfigTypeError(
+            f"{_where(cfg)}: runner must be dict(type='EpochBasedRunner', max_epochs=...), "
+            f"got {runner!r}"
+        )
     max_epochs = runner.get("max_epochs")
     if max_epochs is not None and max_epochs != total:
         raise ConfigError(
@@ -157,7 +162,8 @@ def _rpn_proposal_keys(cfg: Config, notes: list[str]) -> None:
         return
     for path in ("train_cfg.rpn_proposal", "test_cfg.rpn"):
         section, name = path.split(".")
-        rpn = (model.get(section) or {}).get(name)
+        rpn = model.get(section)
+        rpn = rpn.get(name) if isinstance(rpn, dict) else None  # not a dict: the build says so
         if isinstance(rpn, dict):
             _upgrade_rpn(rpn, f"model.{path}", _where(cfg), notes)
 

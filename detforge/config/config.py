@@ -18,26 +18,31 @@ from __future__ import annotations
 
 import copy
 import importlib
-import importlib.abc
-import importlib.util
 import json
 import os
 import os.path as osp
 import re
-import sys
 import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping
-from types import FunctionType, ModuleType
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import yaml
 
 from detforge.config.config_dict import ConfigDict
 from detforge.config.pretty import format_config
-from detforge.errors import ConfigKeyError, ConfigTypeError
+from detforge.config.reader import parse_source
+from detforge.errors import (
+    ConfigError,
+    ConfigFileError,
+    ConfigFileNotFoundError,
+    ConfigKeyError,
+    ConfigTypeError,
+)
 from detforge.utils.fileio import atomic_write
+from detforge.utils.suggest import did_you_mean
 
 __all__ = [
     "BASE_KEY",
@@ -132,20 +137,6 @@ class _Loaded(NamedTuple):
     base_text: str
 
 
-class _SourceLoader(importlib.abc.SourceLoader):
-    """Runs config source under the config's real path, so tracebacks point at the file."""
-
-    def __init__(self, path: str, source: str) -> None:
-        self._path = path
-        self._source = source
-
-    def get_filename(self, fullname: str) -> str:
-        return self._path
-
-    def get_data(self, path: str | os.PathLike[str]) -> bytes:
-        return self._source.encode("utf-8")
-
-
 def _substitute_predefined_vars(text: str, filename: str) -> str:
     dirname, basename = osp.split(filename)
     stem, ext = osp.splitext(basename)
@@ -202,44 +193,14 @@ def _substitute_base_vars(
     return cfg
 
 
-def _run_py(filename: str, source: str) -> dict[str, Any]:
-    module_name = f"_detforge_config_{uuid.uuid4().hex}"
-    loader = _SourceLoader(filename, source)
-    spec = importlib.util.spec_from_file_location(module_name, filename, loader=loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        loader.exec_module(module)
-    finally:
-        del sys.modules[module_name]
-    return {
-        name: value
-        for name, value in vars(module).items()
-        if not name.startswith("__") and not isinstance(value, ModuleType | FunctionType)
-    }
-
-
-def _parse(filename: str, source: str) -> dict[str, Any]:
-    ext = osp.splitext(filename)[1]
-    if ext == ".py":
-        return _run_py(filename, source)
-    data = json.loads(source) if ext == ".json" else yaml.safe_load(source)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigTypeError(f"{filename}: the top level must be a mapping, got {type(data)}")
-    return data
-
-
 def _file2dict(
     filename: str, use_predefined_variables: bool = True, chain: tuple[str, ...] = ()
 ) -> _Loaded:
     filename = osp.abspath(osp.expanduser(filename))
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'file "{filename}" does not exist')
+        raise ConfigFileNotFoundError(f'file "{filename}" does not exist')
     if osp.splitext(filename)[1] not in _FORMATS:
-        raise OSError(f"Only py/yml/yaml/json type are supported now! Got {filename}")
+        raise ConfigFileError(f"Only py/yml/yaml/json type are supported now! Got {filename}")
     if filename in chain:
         cycle = " -> ".join([*chain, filename])
         raise ConfigKeyError(f"_base_ files form a cycle: {cycle}")
@@ -249,10 +210,12 @@ def _file2dict(
         _substitute_predefined_vars(raw_text, filename) if use_predefined_variables else raw_text
     )
     source, base_vars = _pre_substitute_base_vars(source)
-    cfg = _parse(filename, source)
+    cfg = parse_source(filename, source)
 
     if DEPRECATION_KEY in cfg:
         info = cfg.pop(DEPRECATION_KEY) or {}
+        if not isinstance(info, Mapping):
+            raise ConfigTypeError(f"{filename}: {DEPRECATION_KEY} must be a dict, got {info!r}")
         message = f"The config file {filename} will be deprecated in the future."
         if "expected" in info:
             message += f" Please use {info['expected']} instead."
@@ -277,7 +240,7 @@ def _file2dict(
     for base_file in base_files:
         path = osp.join(osp.dirname(filename), base_file)
         if not osp.isfile(path):
-            raise FileNotFoundError(
+            raise ConfigFileNotFoundError(
                 f"{filename}: {BASE_KEY} file '{base_file}' not found "
                 f"(looked for {osp.abspath(path)})"
             )
@@ -294,7 +257,10 @@ def _file2dict(
         base.update(loaded.cfg)
         texts.append(loaded.text)
     cfg = _substitute_base_vars(cfg, base_vars, base, filename)
-    merged = merge_into(cfg, base)
+    try:
+        merged = merge_into(cfg, base)
+    except ConfigError as exc:
+        raise type(exc)(f"{filename}: {exc}") from None
     return _Loaded(merged, "\n".join([*texts, text]), base, "\n".join(texts))
 
 
@@ -353,6 +319,13 @@ class Config:
                     f"{name}: custom_imports must be "
                     "dict(imports=[...], allow_failed_imports=False)"
                 )
+            accepted = ("imports", "allow_failed_imports")
+            for key in custom:
+                if key not in accepted:
+                    raise ConfigKeyError(
+                        f"{name}: custom_imports: unexpected key {key!r}"
+                        f"{did_you_mean(str(key), accepted)} (accepted: {', '.join(accepted)})"
+                    )
             import_modules_from_strings(**custom)
         return Config(loaded.cfg, cfg_text=loaded.text, filename=name)
 
@@ -390,11 +363,18 @@ class Config:
         return format_config(self.to_dict())
 
     # ---------------------------------------------------------------------- methods
-    def merge_from_dict(self, options: Mapping[str, Any], allow_list_keys: bool = True) -> None:
+    def merge_from_dict(
+        self,
+        options: Mapping[str, Any],
+        allow_list_keys: bool = True,
+        *,
+        source: str = "cfg_options",
+    ) -> None:
         """Merge dotted keys into the config (``--cfg-options`` semantics).
 
-        ``'a.b.0.c'`` walks into list element 0 when ``allow_list_keys``; a dict value merges
-        into an existing dict, anything else replaces.
+        ``'a.b.0.c'`` walks into list (or tuple) element 0 when ``allow_list_keys``; a dict value
+        merges into an existing dict, anything else replaces. ``_base_`` and ``custom_imports`` are
+        refused (see :mod:`detforge.config.overrides`); errors name the option and ``source``.
 
         Example:
             >>> cfg = Config(dict(model=dict(backbone=dict(depth=50))))
@@ -402,14 +382,9 @@ class Config:
             >>> cfg.model.backbone.depth
             101
         """
-        nested = ConfigDict()
-        for full_key, value in options.items():
-            node = nested
-            *parents, last = full_key.split(".")
-            for part in parents:
-                node = node.setdefault(part, ConfigDict())
-            node[last] = value
-        merged = merge_into(nested, self._cfg_dict, allow_list_keys=allow_list_keys)
+        from detforge.config.overrides import merge_overrides
+
+        merged = merge_overrides(self._cfg_dict, options, source, allow_list_keys=allow_list_keys)
         object.__setattr__(self, "_cfg_dict", merged)
 
     def to_dict(self) -> dict[str, Any]:

@@ -77,8 +77,8 @@ def load_config(
     update_data_root(raw, environ)
     env_options = cfg_options_from_env(environ)
     if env_options:
-        raw.merge_from_dict(env_options)
+        raw.merge_from_dict(env_options, source=CFG_OPTIONS_ENV)
     if cfg_options:
-        raw.merge_from_dict(dict(cfg_options))
+        raw.merge_from_dict(dict(cfg_options), source="--cfg-options")
     cfg, rewrites = normalize_config(raw)
     return LoadedConfig(raw=raw, cfg=cfg, rewrites=rewrites)

@@ -13,7 +13,10 @@ from typing import Any
 
 from detforge.errors import ConfigError
 
-__all__ = ["UnsafeExpressionError", "safe_literal_eval"]
+__all__ = ["MAX_DEPTH", "UnsafeExpressionError", "safe_literal_eval"]
+
+MAX_DEPTH = 100
+"""Expressions nested deeper than this (brackets, calls, signs) are refused."""
 
 
 class UnsafeExpressionError(ConfigError, ValueError):
@@ -24,14 +27,19 @@ class _Evaluator:
     def __init__(self, text: str, source_name: str) -> None:
         self.text = text
         self.source_name = source_name
+        self.depth = 0
 
     def refuse(self, node: ast.AST, why: str) -> UnsafeExpressionError:
         segment = ast.get_source_segment(self.text, node) or type(node).__name__
+        if len(segment) > 80:
+            segment = f"{segment[:80]}... ({len(segment)} characters)"
         line = getattr(node, "lineno", 1)
         col = getattr(node, "col_offset", 0)
         lines = self.text.splitlines() or [""]
         context = lines[line - 1] if 0 < line <= len(lines) else ""
-        pointer = " " * col + "^"
+        start = max(0, col - 60) if len(context) > 120 else 0  # long line: around the column
+        context = context[start : start + 120] if len(context) > 120 else context
+        pointer = " " * (col - start) + "^"
         return UnsafeExpressionError(
             f"{self.source_name}: {why}: {segment!r} (line {line}, column {col + 1}); only "
             "literals, lists, tuples, dicts and dict(...) are allowed"
@@ -39,6 +47,15 @@ class _Evaluator:
         )
 
     def value(self, node: ast.AST) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise self.refuse(node, f"nested deeper than {MAX_DEPTH} levels")
+            return self._value(node)
+        finally:
+            self.depth -= 1
+
+    def _value(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, str | int | float | bool) or node.value is None:
                 return node.value
@@ -90,17 +107,23 @@ def safe_literal_eval(text: str, source_name: str = "expression") -> Any:
         source_name: Named in error messages (e.g. ``'CFG_OPTIONS'``).
 
     Raises:
-        UnsafeExpressionError: the text is not valid Python or holds anything but literals.
+        UnsafeExpressionError: the text is not valid Python, holds anything but literals, or
+            nests deeper than :data:`MAX_DEPTH` levels.
 
     Example:
         >>> safe_literal_eval('dict(lr=0.01, steps=[8, 11], warmup=None)')
         {'lr': 0.01, 'steps': [8, 11], 'warmup': None}
     """
+    shown = text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise UnsafeExpressionError(
             f"{source_name}: not a valid Python expression: {exc.msg} "
-            f"(line {exc.lineno}, column {exc.offset}) in {text!r}"
+            f"(line {exc.lineno}, column {exc.offset}) in {shown!r}"
+        ) from None
+    except (RecursionError, MemoryError):  # the parser's own limits on nesting
+        raise UnsafeExpressionError(
+            f"{source_name}: nested too deeply to parse (over {MAX_DEPTH} levels): {shown!r}"
         ) from None
     return _Evaluator(text.strip(), source_name).value(tree.body)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os.path as osp
-import pickle
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from detforge.datasets.transforms.compose import Compose
 from detforge.evaluation import eval_map, eval_recalls
 from detforge.registry import DATASETS
 from detforge.utils.image import ImageLoadError
+from detforge.utils.safe_pickle import load_pickle
 
 __all__ = ["CUSTOM_ALLOWED_METRICS", "CustomDataset", "list_from_file"]
 
@@ -56,8 +56,7 @@ def list_from_file(path: str) -> list[str]:
 
 def _load_middle_format(path: str) -> list[dict[str, Any]]:
     if path.endswith(".pkl"):
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)
+        data = load_pickle(path, "middle-format annotations")
     elif path.endswith(".json"):
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -211,8 +210,7 @@ class CustomDataset(Dataset[dict[str, Any] | UnreadableImage]):
         return keep
 
     def load_proposals(self, proposal_file: str) -> list[np.ndarray]:
-        with open(proposal_file, "rb") as handle:
-            proposals: list[np.ndarray] = pickle.load(handle)
+        proposals: list[np.ndarray] = load_pickle(proposal_file, "proposal file")
         if len(proposals) != len(self.data_infos):
             raise DatasetError(
                 f"{proposal_file}: {len(proposals)} proposal arrays "

@@ -33,6 +33,7 @@ from detforge.structures.masks import encode_mask_results
 from detforge.utils.device import model_device, to_device
 from detforge.utils.dist import get_dist_info
 from detforge.utils.image import imread
+from detforge.utils.safe_pickle import load_pickle
 
 __all__ = [
     "collect_results_cpu",
@@ -266,8 +267,7 @@ def collect_results_cpu(part: list[Any], tmpdir: str) -> list[list[Any]] | None:
             raise FileNotFoundError(
                 f"{path} is missing: --tmpdir must be a folder that every rank can reach"
             )
-        with open(path, "rb") as f:
-            parts.append(pickle.load(f))
+        parts.append(load_pickle(path, f"results of rank {r}"))
     shutil.rmtree(folder)
     return parts
 

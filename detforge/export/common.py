@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torchvision
 
+from detforge.errors import ConfigError, ConfigKeyError
 from detforge.ops.nms import nms, nms_op_and_args
 
 __all__ = [
@@ -154,9 +155,9 @@ def nms_settings(nms_cfg: Mapping[str, Any], where: str) -> NmsSettings:
         NmsSettings(iou_threshold=0.5, class_agnostic=False, offset=0, max_num=-1)
     """
     try:
-        op, args, class_agnostic, _split_thr, max_num = nms_op_and_args(nms_cfg)
-    except ValueError as exc:  # unknown type or key
-        raise KeyError(f"{where}: {exc}") from None
+        op, args, class_agnostic, _split_thr, max_num = nms_op_and_args(nms_cfg, path=where)
+    except ConfigError as exc:  # unknown type or key
+        raise ConfigKeyError(str(exc)) from None
     # split_thr is ignored: per-class NMS above split_thr gives the same boxes
     if op is not nms:
         raise NotImplementedError(

@@ -20,7 +20,17 @@ import numpy as np
 import torch
 import torchvision
 
-__all__ = ["batched_nms", "multiclass_nms", "nms", "nms_op_and_args", "soft_nms"]
+from detforge.errors import ConfigTypeError, ConfigValueError, UnexpectedKeyError, UnknownTypeError
+from detforge.utils.suggest import did_you_mean
+
+__all__ = [
+    "batched_nms",
+    "check_nms_cfg",
+    "multiclass_nms",
+    "nms",
+    "nms_op_and_args",
+    "soft_nms",
+]
 
 _SOFT_NMS_METHODS = {"naive": 0, "linear": 1, "gaussian": 2}
 
@@ -281,14 +291,76 @@ _NMS_OPS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
 }
 
 
+_NMS_EXTRA_KEYS = ("class_agnostic", "split_thr")
+_NUMBER_KEYS = ("iou_threshold", "iou_thr", "score_threshold", "sigma", "min_score")
+_INT_KEYS = ("max_num", "split_thr", "offset")
+
+
+def _accepted_nms_keys(nms_type: str) -> list[str]:
+    keys = list(inspect.signature(_NMS_OPS[nms_type]).parameters)[2:]
+    extra = ["max_num"] if "max_num" not in keys else []  # soft_nms: cut after sorting
+    return [*keys, *extra, *_NMS_EXTRA_KEYS, "type", "iou_thr"]
+
+
+def check_nms_cfg(nms_cfg: Any, path: str = "nms_cfg") -> None:
+    """Check a v2 ``nms=dict(type='nms'|'soft_nms', ...)`` config without running anything.
+
+    Args:
+        nms_cfg: The config (``None``, which only sorts, is fine).
+        path: Its config path for messages, e.g. ``'model.test_cfg.rcnn.nms'``.
+
+    Raises:
+        UnknownTypeError: ``type`` is not ``'nms'`` or ``'soft_nms'``.
+        UnexpectedKeyError: a key the op does not take (with the closest accepted one).
+        ConfigTypeError: the config is not a dict, or a value has the wrong kind.
+
+    Example:
+        >>> check_nms_cfg(dict(type='nms', iou_threshol=0.3), 'model.test_cfg.rcnn.nms')
+        Traceback (most recent call last):
+        ...
+        detforge.errors.UnexpectedKeyError: ...: unexpected key 'iou_threshol' ...'iou_threshold'...
+    """
+    if nms_cfg is None:
+        return
+    if not isinstance(nms_cfg, Mapping):
+        raise ConfigTypeError(
+            f"{path}: expected dict(type='nms', iou_threshold=...) or None, got {nms_cfg!r}"
+        )
+    nms_type = nms_cfg.get("type", "nms")
+    if not isinstance(nms_type, str) or nms_type not in _NMS_OPS:
+        raise UnknownTypeError(
+            f"{path}: type={nms_type!r} is not supported; use one of {sorted(_NMS_OPS)}"
+            f"{did_you_mean(str(nms_type), _NMS_OPS)}"
+        )
+    accepted = _accepted_nms_keys(nms_type)
+    for key, value in nms_cfg.items():
+        if key not in accepted:
+            shown = [k for k in accepted if k not in ("type", "iou_thr")]
+            raise UnexpectedKeyError(
+                f"{path}: unexpected key {key!r} for {nms_type}"
+                f"{did_you_mean(str(key), shown)} (accepted: {', '.join(shown)})"
+            )
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key in _NUMBER_KEYS and not number:
+            raise ConfigTypeError(f"{path}.{key}: expected a number, got {value!r}")
+        if key in _INT_KEYS and not (number and float(value).is_integer()):
+            raise ConfigTypeError(f"{path}.{key}: expected an integer, got {value!r}")
+    if nms_type == "soft_nms" and nms_cfg.get("method", "linear") not in _SOFT_NMS_METHODS:
+        raise ConfigValueError(
+            f"{path}.method: expected one of {sorted(_SOFT_NMS_METHODS)}, "
+            f"got {nms_cfg.get('method')!r}"
+        )
+
+
 def nms_op_and_args(
-    nms_cfg: Mapping[str, Any], class_agnostic: bool = False
+    nms_cfg: Mapping[str, Any], class_agnostic: bool = False, path: str = "nms_cfg"
 ) -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]], dict[str, Any], bool, int, int]:
     """Split a v2 ``nms_cfg`` into ``(op, op kwargs, class_agnostic, split_thr, max_num)``.
 
     ``op`` is :func:`nms` or :func:`soft_nms`; the deprecated ``iou_thr`` becomes
     ``iou_threshold``; ``max_num`` is returned separately only for ops without that argument
-    (otherwise it stays in the kwargs). Unknown types or keys are a ``ValueError``.
+    (otherwise it stays in the kwargs). The config is checked by :func:`check_nms_cfg` (errors
+    name ``path``).
 
     Example:
         >>> op, kwargs, agnostic, split_thr, max_num = nms_op_and_args(
@@ -296,32 +368,22 @@ def nms_op_and_args(
         >>> op is nms, kwargs, agnostic, split_thr, max_num
         (True, {'iou_threshold': 0.5}, True, 10000, -1)
     """
+    check_nms_cfg(nms_cfg, path)
     cfg = dict(nms_cfg)
     class_agnostic = bool(cfg.pop("class_agnostic", class_agnostic))
     nms_type = cfg.pop("type", "nms")
-    if nms_type not in _NMS_OPS:
-        raise ValueError(
-            f"nms_cfg: type={nms_type!r} is not supported; use one of {sorted(_NMS_OPS)}"
-        )
     split_thr = int(cfg.pop("split_thr", 10000))
     if "iou_thr" in cfg:  # the name of iou_threshold before mmdet 2.3
         warnings.warn(
-            "nms_cfg: 'iou_thr' is deprecated, use 'iou_threshold'",
+            f"{path}: 'iou_thr' is deprecated, use 'iou_threshold'",
             DeprecationWarning,
             stacklevel=3,
         )
         cfg["iou_threshold"] = cfg.pop("iou_thr")
     op = _NMS_OPS[nms_type]
-    accepted = list(inspect.signature(op).parameters)[2:]
     max_num = -1
-    if "max_num" in cfg and "max_num" not in accepted:
+    if "max_num" in cfg and "max_num" not in inspect.signature(op).parameters:
         max_num = int(cfg.pop("max_num"))  # soft_nms has no max_num: cut after sorting
-    for key in cfg:
-        if key not in accepted:
-            raise ValueError(
-                f"nms_cfg: unexpected key {key!r} for type={nms_type!r} "
-                f"(accepted: {', '.join(accepted)}, class_agnostic, split_thr)"
-            )
     return op, cfg, class_agnostic, split_thr, max_num
 
 

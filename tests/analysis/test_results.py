@@ -11,6 +11,8 @@ import pytest
 from detforge.analysis.browse import skip_pipeline_steps
 from detforge.analysis.results import ResultsError, flatten_result, load_results, loading_pipeline
 from detforge.structures.masks import encode_mask_results
+from detforge.utils.safe_pickle import UnsafePickleError
+from tests.conftest import write_code_pickle
 
 
 def test_load_results_checks_type_and_length(tmp_path: Path) -> None:
@@ -79,3 +81,19 @@ def test_pipeline_editing() -> None:
     kept = skip_pipeline_steps(concat, ["Normalize", "Collect"])
     assert kept == ["LoadImageFromFile", "LoadAnnotations", "Resize", "DefaultFormatBundle"]
     assert len(concat["datasets"][1]["dataset"]["pipeline"]) == 4
+
+
+def test_load_results_reads_mask_results_and_refuses_code(tmp_path: Path) -> None:
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 2:5] = True
+    boxes = [np.array([[2, 1, 5, 3, 0.9]], np.float32), np.zeros((0, 5), np.float32)]
+    path = tmp_path / "r.pkl"
+    path.write_bytes(pickle.dumps([(boxes, encode_mask_results([[mask], []]))]))
+    [(loaded_boxes, segms)] = load_results(path, num_images=1)
+    assert segms[0][0]["size"] == [6, 8] and isinstance(segms[0][0]["counts"], bytes)
+    np.testing.assert_array_equal(loaded_boxes[0], boxes[0])
+    marker = tmp_path / "ran"
+    write_code_pickle(path, marker)
+    with pytest.raises(UnsafePickleError, match="holds code or objects"):
+        load_results(path)
+    assert not marker.exists()

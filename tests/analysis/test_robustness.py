@@ -17,6 +17,8 @@ from detforge.analysis.robustness import (
     resolve_corruptions,
     robustness_scores,
 )
+from detforge.utils.safe_pickle import UnsafePickleError
+from tests.conftest import write_code_pickle
 
 
 def coco_entry(ap: float) -> dict:
@@ -89,3 +91,8 @@ def test_corruption_names_and_pipeline(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(ValueError, match=r"_results\.pkl"):
         load_aggregated(path)
+    marker = tmp_path / "ran"
+    write_code_pickle(path, marker)
+    with pytest.raises(UnsafePickleError, match=r"robustness results .* holds code"):
+        load_aggregated(path)
+    assert not marker.exists()

@@ -12,6 +12,7 @@ from detforge.analysis.results import build_test_dataset
 from detforge.cli.main import main
 from detforge.config import load_config
 from tests.analysis.bccd import IMAGES, dump, perfect_results, write_bccd_config
+from tests.conftest import write_code_pickle
 
 
 def _printed_metrics(out: str) -> dict:
@@ -69,3 +70,10 @@ def test_eval_metric_errors_name_the_problem(
         main(["eval-metric", str(config), str(pkl)])
     with pytest.raises(SystemExit, match="cannot be both"):
         main(["eval-metric", str(config), str(pkl), "--eval", "mAP", "--format-only"])
+    evil, marker = tmp_path / "evil.pkl", tmp_path / "ran"
+    write_code_pickle(evil, marker)
+    capsys.readouterr()
+    assert main(["eval-metric", str(config), str(evil), "--eval", "mAP"]) == 1
+    err = capsys.readouterr().err
+    assert f"results file {evil} holds code or objects" in err and "not loaded" in err
+    assert not marker.exists()

@@ -1,8 +1,10 @@
 import json
 import pickle
 
+import numpy as np
 import pytest
 
+from detforge.analysis.results import load_results
 from detforge.cli.main import main
 from tests.tiny_demo import demo_config_text, make_synthetic_coco
 
@@ -42,6 +44,13 @@ def test_train_then_test(tiny_setup, capsys):
     with open(out, "rb") as f:
         results = pickle.load(f)
     assert len(results) == 2
+    # the analysis tools read the same file through the restricted unpickler
+    safe = load_results(out, num_images=2)
+    assert all(
+        np.array_equal(a, b)
+        for x, y in zip(results, safe, strict=True)
+        for a, b in zip(x, y, strict=True)
+    )
     assert all(len(per_image) == 2 for per_image in results)  # one array per class
     assert all(arr.shape[1:] == (5,) for per_image in results for arr in per_image)
 

@@ -8,12 +8,13 @@ import math
 import os
 import pickle
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
 
 from detforge.config import Config, ConfigDict
-from detforge.errors import ConfigError, ConfigKeyError, ConfigTypeError
+from detforge.errors import ConfigError, ConfigKeyError, ConfigSyntaxError, ConfigTypeError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "config"
 
@@ -46,6 +47,7 @@ def test_dict_over_non_dict_is_a_type_error_that_suggests_delete() -> None:
         Config.fromfile(fixture("dict_over_bool.py"))
     assert isinstance(info.value, ConfigTypeError)
     assert "item3" in str(info.value)
+    assert str(info.value).startswith(str(fixture("dict_over_bool.py")))
 
 
 def test_duplicate_key_among_bases_is_a_key_error_naming_both_files() -> None:
@@ -132,7 +134,7 @@ def test_merge_from_dict_list_keys_can_be_disallowed() -> None:
 
 def test_merge_from_dict_index_out_of_range() -> None:
     cfg = Config.fromfile(fixture("list_items.py"))
-    with pytest.raises(KeyError, match="Index 2 exceeds"):
+    with pytest.raises(KeyError, match=r"item\.2\.a: index 2 is out of range: item has 2 items"):
         cfg.merge_from_dict({"item.2.a": 1})
 
 
@@ -186,8 +188,32 @@ def test_base_cycle_is_reported() -> None:
 def test_missing_base_names_child_and_base() -> None:
     with pytest.raises(FileNotFoundError) as info:
         Config.fromfile(fixture("missing_base.py"))
+    assert isinstance(info.value, ConfigError)
     assert "missing_base.py" in str(info.value)
     assert "no_such_file.py" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("bad.json", '{"a": 1,\n "b": }', "bad.json, line 2: Expecting value"),
+        ("bad.yaml", "a: [1, 2\nb: 3\n", "bad.yaml, line 2: "),
+        ("runtime.py", "data_root = -1\nann = data_root + 'x.json'\n",
+         "runtime.py, line 2: the config raised TypeError: unsupported operand"),
+        ("unpack.py", "a, b = [1, 2, 3]\n", "unpack.py, line 1: the config raised ValueError"),
+        ("imports.py", "custom_imports = dict(imports=[], allow_failed_import=True)\n",
+         "imports.py: custom_imports: unexpected key 'allow_failed_import'; "
+         "did you mean 'allow_failed_imports'"),
+    ],
+)  # fmt: skip
+def test_a_broken_file_is_a_config_error_naming_file_and_line(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Config.fromfile(path)
+    assert str(info.value).startswith(f"{tmp_path}/{expected}")
 
 
 def test_missing_file_and_bad_extension(tmp_path: Path) -> None:
@@ -204,15 +230,22 @@ def test_syntax_error_points_at_the_config_file(tmp_path: Path) -> None:
     path.write_text("a = dict(\n")
     with pytest.raises(SyntaxError) as info:
         Config.fromfile(path)
+    assert isinstance(info.value, ConfigSyntaxError)
     assert info.value.filename == str(path)
+    assert str(info.value).startswith(f"{path}, line 1: ")
 
 
-def test_runtime_error_traceback_names_the_config_file(tmp_path: Path) -> None:
+def test_runtime_error_is_a_config_error_naming_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "nameerror.py"
     path.write_text("a = 1\nb = undefined_name\n")
-    with pytest.raises(NameError) as info:
+    with pytest.raises(ConfigError) as info:
         Config.fromfile(path)
-    assert str(path) in [str(entry.path) for entry in info.traceback]
+    assert str(info.value) == (
+        f"{path}, line 2: the config raised NameError: name 'undefined_name' is not defined"
+    )
+    cause = info.value.__cause__
+    assert isinstance(cause, NameError)  # its traceback still runs through the file
+    assert str(path) in [entry.filename for entry in traceback.extract_tb(cause.__traceback__)]
 
 
 def test_custom_imports_are_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,8 @@ from detforge.datasets import (
 )
 from detforge.datasets.issues import UNREADABLE_IMAGES, UnreadableImage
 from detforge.utils.image import ImageLoadError
+from detforge.utils.safe_pickle import UnsafePickleError
+from tests.conftest import write_code_pickle
 
 
 def write_pkl(path: Path, extra_bad: bool = False) -> None:
@@ -186,3 +188,15 @@ def test_test_mode_returns_a_marker_and_strict_raises(one_unreadable: dict) -> N
         strict = CustomDataset(**one_unreadable, test_mode=test_mode, strict=True)
         with pytest.raises(ImageLoadError, match=r"b\.png"):
             strict[1]
+
+
+def test_annotation_and_proposal_pickles_that_carry_code_are_refused(
+    pkl: Path, tmp_path: Path
+) -> None:
+    evil, marker = tmp_path / "evil.pkl", tmp_path / "ran"
+    write_code_pickle(evil, marker)
+    with pytest.raises(UnsafePickleError, match=r"middle-format annotations .*evil\.pkl holds"):
+        CustomDataset(ann_file=str(evil), pipeline=[], classes=("a", "b"))
+    with pytest.raises(UnsafePickleError, match=r"proposal file .*evil\.pkl holds"):
+        CustomDataset(ann_file=str(pkl), pipeline=[], classes=("a", "b"), proposal_file=str(evil))
+    assert not marker.exists()

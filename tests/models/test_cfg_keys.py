@@ -70,5 +70,5 @@ def test_proposal_cfg_given_at_call_time_is_checked() -> None:
 def test_a_settings_section_must_be_a_dict() -> None:
     model = _model("retinanet/retinanet_r50_fpn_1x_coco.py")
     model["test_cfg"] = "abc"
-    with pytest.raises(ConfigTypeError, match="test_cfg of RetinaHead must be a dict"):
+    with pytest.raises(ConfigTypeError, match=r"model\.test_cfg: expected a dict"):
         build_detector(model)

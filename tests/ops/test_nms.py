@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from detforge.errors import ConfigTypeError, ConfigValueError, UnexpectedKeyError, UnknownTypeError
 from detforge.ops import batched_nms, multiclass_nms, nms, soft_nms
+from detforge.ops.nms import check_nms_cfg
 
 BOXES = [[6.0, 3.0, 8.0, 7.0], [3.0, 6.0, 9.0, 11.0], [3.0, 7.0, 10.0, 12.0], [1.0, 4.0, 13.0, 7.0]]
 SCORES = [0.6, 0.9, 0.7, 0.2]
@@ -279,9 +281,9 @@ def test_batched_nms_empty_and_errors() -> None:
         torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), dict(iou_threshold=0.5)
     )
     assert dets.shape == (0, 5) and keep.shape == (0,)
-    with pytest.raises(ValueError, match="not supported"):
+    with pytest.raises(UnknownTypeError, match=r"not supported.*did you mean 'nms'"):
         batched_nms(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), dict(type="nmx"))
-    with pytest.raises(ValueError, match="unexpected key 'iou_thresh'"):
+    with pytest.raises(UnexpectedKeyError, match="unexpected key 'iou_thresh'"):
         batched_nms(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), dict(iou_thresh=0.5))
     with pytest.warns(DeprecationWarning, match="iou_thr"):
         _, keep = batched_nms(
@@ -334,3 +336,37 @@ def test_multiclass_nms_per_class_boxes_and_empty() -> None:
         bboxes, scores, 0.95, dict(iou_threshold=0.3), return_inds=True
     )
     assert dets.shape == (0, 5) and labels.shape == (0,) and inds.shape == (0,)
+
+
+def test_check_nms_cfg_names_the_path_and_the_closest_key() -> None:
+    with pytest.raises(UnexpectedKeyError) as info:
+        check_nms_cfg(dict(type="nms", iou_threshol=0.3), "model.test_cfg.rcnn.nms")
+    assert str(info.value).startswith(
+        "model.test_cfg.rcnn.nms: unexpected key 'iou_threshol' for nms; "
+        "did you mean 'iou_threshold'"
+    )
+    with pytest.raises(UnexpectedKeyError, match="'sigm' for soft_nms; did you mean 'sigma'"):
+        check_nms_cfg(dict(type="soft_nms", sigm=0.5), "test_cfg.nms")
+    with pytest.raises(UnknownTypeError, match=r"^test_cfg\.nms: type='soft-nms' .*'soft_nms'"):
+        check_nms_cfg(dict(type="soft-nms", iou_threshold=0.5), "test_cfg.nms")
+    with pytest.raises(ConfigTypeError, match=r"^t\.nms\.iou_threshold: expected a number"):
+        check_nms_cfg(dict(iou_threshold="0.5"), "t.nms")
+    with pytest.raises(ConfigTypeError, match=r"^t\.nms\.max_num: expected an integer"):
+        check_nms_cfg(dict(iou_threshold=0.5, max_num=1.5), "t.nms")
+    with pytest.raises(ConfigValueError, match=r"^t\.nms\.method: expected one of"):
+        check_nms_cfg(dict(type="soft_nms", method="linar"), "t.nms")
+    with pytest.raises(ConfigTypeError, match=r"^t\.nms: expected dict"):
+        check_nms_cfg("nms", "t.nms")
+
+
+def test_check_nms_cfg_accepts_every_v2_spelling() -> None:
+    for cfg in (
+        None,
+        dict(type="nms", iou_threshold=0.5),
+        dict(iou_thr=0.5),  # before mmdet 2.3, still read (with a warning) by batched_nms
+        dict(type="nms", iou_threshold=0.7, class_agnostic=True, split_thr=100, max_num=10),
+        dict(type="nms", iou_threshold=0.5, offset=1, score_threshold=0.05),
+        dict(type="soft_nms", iou_threshold=0.3, sigma=0.5, min_score=1e-3, method="gaussian"),
+        dict(type="soft_nms", iou_threshold=0.3, max_num=100),
+    ):
+        check_nms_cfg(cfg, "x.nms")

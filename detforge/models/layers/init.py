@@ -38,7 +38,7 @@ from typing import Any
 
 from torch import nn
 
-from detforge.errors import ConfigTypeError
+from detforge.errors import ConfigTypeError, ConfigValueError
 from detforge.models.layers.weight_init import (
     bias_init_with_prob,
     caffe2_xavier_init,
@@ -84,6 +84,14 @@ def _class_names(module: nn.Module) -> set[str]:
     return {cls.__name__ for cls in type(module).__mro__}
 
 
+def _check_choice(owner: object, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigValueError(
+            f"{type(owner).__name__}: {name} must be one of {', '.join(map(repr, choices))}, "
+            f"got {value!r}"
+        )
+
+
 class _LayerInit:
     """Common part of the parametric initialisers: ``bias``, ``bias_prob`` and ``layer``."""
 
@@ -95,6 +103,8 @@ class _LayerInit:
             raise ConfigTypeError(f"{name}: bias must be a number, got {bias!r}")
         if bias_prob is not None and not isinstance(bias_prob, float):
             raise ConfigTypeError(f"{name}: bias_prob must be a float, got {bias_prob!r}")
+        if bias_prob is not None and not 0 < bias_prob < 1:
+            raise ConfigValueError(f"{name}: bias_prob must lie in (0, 1), got {bias_prob!r}")
         if layer is None:
             layers: list[str] = []
         elif isinstance(layer, str):
@@ -151,6 +161,7 @@ class XavierInit(_LayerInit):
         layer: str | list[str] | None = None,
     ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
+        _check_choice(self, "distribution", distribution, ("normal", "uniform"))
         self.gain = gain
         self.distribution = distribution
 
@@ -237,6 +248,8 @@ class KaimingInit(_LayerInit):
         layer: str | list[str] | None = None,
     ) -> None:
         super().__init__(bias=bias, bias_prob=bias_prob, layer=layer)
+        _check_choice(self, "distribution", distribution, ("normal", "uniform"))
+        _check_choice(self, "mode", mode, ("fan_in", "fan_out"))
         self.a = a
         self.mode = mode
         self.nonlinearity = nonlinearity
@@ -268,6 +281,10 @@ class PretrainedInit:
     def __init__(
         self, checkpoint: str, prefix: str | None = None, map_location: str | None = None
     ) -> None:
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise ConfigTypeError(
+                f"PretrainedInit: checkpoint must be a path or URL, got {checkpoint!r}"
+            )
         self.checkpoint = checkpoint
         self.prefix = prefix
         self.map_location = map_location
