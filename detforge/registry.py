@@ -62,6 +62,7 @@ __all__ = [
     "Registry",
     "build_module",
     "check_cfg_keys",
+    "plain_cfg",
 ]
 
 Cfg: TypeAlias = Mapping[str, Any]
@@ -69,6 +70,27 @@ Cfg: TypeAlias = Mapping[str, Any]
 (``train_cfg``, ``test_cfg``). Components take their children as ``Cfg | <built type>``."""
 
 T = TypeVar("T")
+
+
+def plain_cfg(cfg: Any) -> Any:
+    """``cfg`` with every mapping turned into a plain ``dict`` (lists and tuples followed).
+
+    Constant default configs are read-only ``MappingProxyType`` values, which cannot be
+    pickled or deep-copied; a component that keeps a config as an attribute (``norm_cfg``,
+    ``init_cfg``) keeps this copy, so the model stays picklable (checkpoints, EMA copies).
+
+    Example:
+        >>> from types import MappingProxyType
+        >>> plain_cfg(MappingProxyType(dict(type='GN', groups=[1, MappingProxyType({})])))
+        {'type': 'GN', 'groups': [1, {}]}
+    """
+    if isinstance(cfg, Mapping):
+        return {key: plain_cfg(value) for key, value in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return type(cfg)(plain_cfg(value) for value in cfg)
+    return cfg
+
+
 _Obj = Callable[..., Any]
 
 # (path, args) of the builds in progress, innermost last; lets nested builds name their path.

@@ -147,9 +147,14 @@ def save_ranked_images(
         stem, ext = os.path.splitext(name)
         path = out / f"{stem}_{round(score, 3)}{ext}"
         drawn = draw_gt_and_dets(
-            data["img"], data, results[index], dataset.CLASSES, score_thr=score_thr,
-            palette=getattr(dataset, "PALETTE", None), overlay=overlay_gt_pred,
-        )  # fmt: skip
+            data["img"],
+            data,
+            results[index],
+            dataset.CLASSES,
+            score_thr=score_thr,
+            palette=getattr(dataset, "PALETTE", None),
+            overlay=overlay_gt_pred,
+        )
         if show:
             cv2.imshow("analyze-results", drawn)
             cv2.waitKey(int(wait_time * 1000))

@@ -165,10 +165,19 @@ def differential_evolution_anchors(
         ) from exc
     bounds = [(0.0, float(input_shape[0])), (0.0, float(input_shape[1]))] * num_anchors
     result = differential_evolution(
-        avg_iou_cost, bounds, args=(whs,), strategy="best1bin", maxiter=iters,
-        popsize=popsize, tol=tol, mutation=(0.5, 1.0), recombination=0.7,
-        updating="immediate", seed=seed, polish=False,
-    )  # fmt: skip
+        avg_iou_cost,
+        bounds,
+        args=(whs,),
+        strategy="best1bin",
+        maxiter=iters,
+        popsize=popsize,
+        tol=tol,
+        mutation=(0.5, 1.0),
+        recombination=0.7,
+        updating="immediate",
+        seed=seed,
+        polish=False,
+    )
     anchors = _sorted(np.asarray(result.x, np.float64).reshape(-1, 2))
     return anchors, 1.0 - float(result.fun)
 

@@ -106,8 +106,10 @@ def best_anchor_ious(
     h, w = int(pad_shape[0]), int(pad_shape[1])
     sizes = [(-(-h // int(sh)), -(-w // int(sw))) for sw, sh in generator.strides]
     anchors = torch.cat(generator.grid_priors(sizes, device="cpu"))
-    best = [bbox_overlaps(gts[i : i + chunk], anchors).max(dim=1).values for i in
-            range(0, len(gts), chunk)]  # fmt: skip
+    best = [
+        bbox_overlaps(gts[i : i + chunk], anchors).max(dim=1).values
+        for i in range(0, len(gts), chunk)
+    ]
     return torch.cat(best).numpy()
 
 
@@ -176,9 +178,12 @@ def anchor_coverage(
     if not ious:
         raise ValueError("analyze-anchors: the training set is empty")
     return AnchorCoverage(
-        ious=np.concatenate(ious), widths=np.concatenate(widths),
-        heights=np.concatenate(heights), thresholds=dict(thresholds), num_images=total,
-    )  # fmt: skip
+        ious=np.concatenate(ious),
+        widths=np.concatenate(widths),
+        heights=np.concatenate(heights),
+        thresholds=dict(thresholds),
+        num_images=total,
+    )
 
 
 def format_coverage(coverage: AnchorCoverage) -> str:

@@ -133,10 +133,15 @@ def browse_dataset(
         bboxes = np.asarray(_to_numpy(item.get("gt_bboxes", np.zeros((0, 4)))), np.float32)
         labels = np.asarray(_to_numpy(item.get("gt_labels", np.zeros(0))), np.int64)
         drawn = draw_det_bboxes(
-            img, bboxes.reshape(-1, 4), labels.reshape(-1), _masks(item, img.shape[:2]),
-            class_names=classes, bbox_color=palette, text_color=(200, 200, 200),
+            img,
+            bboxes.reshape(-1, 4),
+            labels.reshape(-1),
+            _masks(item, img.shape[:2]),
+            class_names=classes,
+            bbox_color=palette,
+            text_color=(200, 200, 200),
             mask_color=palette,
-        )  # fmt: skip
+        )
         if output_dir is not None:
             name = Path(str(item.get("ori_filename") or item.get("filename") or index)).name
             path = Path(output_dir) / name

@@ -72,8 +72,14 @@ def _area_rng(areas: Sequence[float] | None) -> list[list[float]]:
     return [[0, top], [0, small], [small, medium], [medium, top]]
 
 
-def _precision(gt: Any, dt: Any, iou_type: str, iou_thrs: list[float], area_rng: Any,
-               cat_ids: list[int] | None = None) -> tuple[np.ndarray, Any]:  # fmt: skip
+def _precision(
+    gt: Any,
+    dt: Any,
+    iou_type: str,
+    iou_thrs: list[float],
+    area_rng: Any,
+    cat_ids: list[int] | None = None,
+) -> tuple[np.ndarray, Any]:
     from pycocotools.cocoeval import COCOeval
 
     evaluator = COCOeval(gt, dt, iou_type)
@@ -89,8 +95,14 @@ def _precision(gt: Any, dt: Any, iou_type: str, iou_thrs: list[float], area_rng:
     return evaluator.eval["precision"], evaluator
 
 
-def _forgiving(coco_gt: Any, coco_dt: Any, cat: dict[str, Any], iou_type: str,
-               area_rng: Any, same_super_only: bool) -> np.ndarray:  # fmt: skip
+def _forgiving(
+    coco_gt: Any,
+    coco_dt: Any,
+    cat: dict[str, Any],
+    iou_type: str,
+    area_rng: Any,
+    same_super_only: bool,
+) -> np.ndarray:
     """``[R, A]`` precision of ``cat`` at IoU 0.1 with GT of other categories made ignored
     regions of ``cat`` (only those of its supercategory with ``same_super_only``)."""
     others = (
@@ -139,8 +151,9 @@ def error_breakdown(
     ps = np.zeros((len(ERROR_TYPES), *main.shape[1:]), dtype=np.float64)
     ps[:3] = main
     cats = coco_gt.loadCats(coco_gt.getCatIds())
-    for k, cat in enumerate(tqdm(cats, desc=f"{iou_type} error analysis", unit="cat",
-                                 dynamic_ncols=True)):  # fmt: skip
+    for k, cat in enumerate(
+        tqdm(cats, desc=f"{iou_type} error analysis", unit="cat", dynamic_ncols=True)
+    ):
         if not valid[k].any():
             continue
         ps[3, :, k] = _forgiving(coco_gt, coco_dt, cat, iou_type, area_rng, True)
@@ -185,8 +198,14 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _pr_plots(rec: np.ndarray, curves: np.ndarray, aps: np.ndarray, out_dir: Path,
-              class_name: str, iou_type: str) -> list[Path]:  # fmt: skip
+def _pr_plots(
+    rec: np.ndarray,
+    curves: np.ndarray,
+    aps: np.ndarray,
+    out_dir: Path,
+    class_name: str,
+    iou_type: str,
+) -> list[Path]:
     from matplotlib.figure import Figure
 
     written = []
@@ -220,9 +239,13 @@ def _bar_plot(aps: np.ndarray, out_dir: Path, class_name: str, iou_type: str) ->
         for rect, value in zip(rects, values, strict=True):
             center = (rect.get_x() + rect.get_width() / 2, value)
             ax.annotate(
-                f"{value * 100:.1f}", center, xytext=(0, 3), textcoords="offset points",
-                ha="center", fontsize=5,
-            )  # fmt: skip
+                f"{value * 100:.1f}",
+                center,
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=5,
+            )
     title = f"{iou_type}-{class_name}-ap bar plot"
     ax.set(ylabel="Mean Average Precision (mAP)", title=title, ylim=(0, 1.15))
     ax.set_xticks(x, list(AREA_NAMES))

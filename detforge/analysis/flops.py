@@ -147,13 +147,32 @@ def _formulas() -> dict[Any, Callable[..., int]]:
         aten.native_group_norm: _norm,
         aten.native_layer_norm: _layer_norm,
     }
-    for name in ("relu", "relu_", "leaky_relu", "leaky_relu_", "elu", "elu_", "hardtanh",
-                 "hardtanh_", "_prelu_kernel", "upsample_nearest2d", "upsample_bilinear2d",
-                 "_upsample_nearest_exact2d"):  # fmt: skip
+    for name in (
+        "relu",
+        "relu_",
+        "leaky_relu",
+        "leaky_relu_",
+        "elu",
+        "elu_",
+        "hardtanh",
+        "hardtanh_",
+        "_prelu_kernel",
+        "upsample_nearest2d",
+        "upsample_bilinear2d",
+        "_upsample_nearest_exact2d",
+    ):
         table[getattr(aten, name)] = _per_output
-    for name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "_adaptive_avg_pool2d",
-                 "adaptive_max_pool2d", "max_pool1d", "avg_pool1d", "max_pool3d_with_indices",
-                 "avg_pool3d"):  # fmt: skip
+    for name in (
+        "max_pool2d",
+        "max_pool2d_with_indices",
+        "avg_pool2d",
+        "_adaptive_avg_pool2d",
+        "adaptive_max_pool2d",
+        "max_pool1d",
+        "avg_pool1d",
+        "max_pool3d_with_indices",
+        "avg_pool3d",
+    ):
         table[getattr(aten, name)] = _per_input
     deform = getattr(getattr(torch.ops, "torchvision", None), "deform_conv2d", None)
     if deform is not None:

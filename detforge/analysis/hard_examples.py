@@ -281,12 +281,18 @@ def match_image(
     missed = np.flatnonzero(~taken)
     return ImageMatch(
         n_gt=len(gt_bboxes),
-        tp_dets=bboxes[good], tp_labels=labels[good],
-        poor_dets=bboxes[poor], poor_labels=labels[poor], poor_gt=gt_bboxes[det_gt[poor]],
+        tp_dets=bboxes[good],
+        tp_labels=labels[good],
+        poor_dets=bboxes[poor],
+        poor_labels=labels[poor],
+        poor_gt=gt_bboxes[det_gt[poor]],
         poor_overlaps=overlaps[poor, det_gt[poor]] if len(poor) else np.zeros(0, np.float32),
-        fp_dets=bboxes[unmatched], fp_labels=labels[unmatched], fp_kinds=kinds,
-        missed_gt=gt_bboxes[missed], missed_labels=gt_labels[missed],
-    )  # fmt: skip
+        fp_dets=bboxes[unmatched],
+        fp_labels=labels[unmatched],
+        fp_kinds=kinds,
+        missed_gt=gt_bboxes[missed],
+        missed_labels=gt_labels[missed],
+    )
 
 
 def match_dataset(

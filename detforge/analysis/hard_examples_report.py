@@ -59,18 +59,26 @@ def _legend(img: np.ndarray, match: ImageMatch) -> np.ndarray:
     height = int(cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, weight)[0][1] * 2.2) + 4
     strip = np.full((height, width, 3), 255, dtype=np.uint8)
     entries = [
-        ("tp", f"TP {match.tp}"), ("fp", f"FP {match.fp}"), ("missed", f"missed {match.missed}"),
+        ("tp", f"TP {match.tp}"),
+        ("fp", f"FP {match.fp}"),
+        ("missed", f"missed {match.missed}"),
         ("poor_loc", f"poor loc {match.poor_loc}"),
-    ]  # fmt: skip
+    ]
     x = 4
     for key, text in entries:
         r, g, b = COLORS[key]
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
         cv2.rectangle(strip, (x, 3), (x + th, 3 + th), (b, g, r), -1)
         cv2.putText(
-            strip, text, (x + th + 4, 3 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), weight,
+            strip,
+            text,
+            (x + th + 4, 3 + th),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (0, 0, 0),
+            weight,
             cv2.LINE_AA,
-        )  # fmt: skip
+        )
         x += th + tw + 18
     text = f"badness {match.badness:g}"
     cv2.putText(
@@ -90,21 +98,36 @@ def draw_match(img: np.ndarray, match: ImageMatch, class_names: Sequence[str]) -
         (80, True, [0, 0, 255])
     """
     kinds = {"dup": "duplicate", "cls": "wrong class", "bg": "background"}
-    out = _draw(img, match.tp_dets, [
-        f"{_name(class_names, int(c))}" for c in match.tp_labels
-    ], COLORS["tp"])  # fmt: skip
+    out = _draw(
+        img, match.tp_dets, [f"{_name(class_names, int(c))}" for c in match.tp_labels], COLORS["tp"]
+    )
     out = _draw(out, match.poor_gt, ["GT" for _ in match.poor_gt], COLORS["poor_gt"])
-    out = _draw(out, match.poor_dets, [
-        f"poor {o:.2f} {_name(class_names, int(c))}"
-        for c, o in zip(match.poor_labels, match.poor_overlaps, strict=True)
-    ], COLORS["poor_loc"], score=True)  # fmt: skip
-    out = _draw(out, match.missed_gt, [
-        f"missed {_name(class_names, int(c))}" for c in match.missed_labels
-    ], COLORS["missed"])  # fmt: skip
-    out = _draw(out, match.fp_dets, [
-        f"FP {kinds[k]} {_name(class_names, int(c))}"
-        for c, k in zip(match.fp_labels, match.fp_kinds, strict=True)
-    ], COLORS["fp"], score=True)  # fmt: skip
+    out = _draw(
+        out,
+        match.poor_dets,
+        [
+            f"poor {o:.2f} {_name(class_names, int(c))}"
+            for c, o in zip(match.poor_labels, match.poor_overlaps, strict=True)
+        ],
+        COLORS["poor_loc"],
+        score=True,
+    )
+    out = _draw(
+        out,
+        match.missed_gt,
+        [f"missed {_name(class_names, int(c))}" for c in match.missed_labels],
+        COLORS["missed"],
+    )
+    out = _draw(
+        out,
+        match.fp_dets,
+        [
+            f"FP {kinds[k]} {_name(class_names, int(c))}"
+            for c, k in zip(match.fp_labels, match.fp_kinds, strict=True)
+        ],
+        COLORS["fp"],
+        score=True,
+    )
     return _legend(out, match)
 
 

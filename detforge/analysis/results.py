@@ -157,12 +157,25 @@ def draw_gt_and_dets(
         masks = None  # masks of another frame than the image (should not happen with rescale)
     gt_color = GT_COLOR if overlay else palette
     drawn = draw_det_bboxes(
-        img, gt_bboxes.reshape(-1, 4), gt_labels, _gt_masks(data, img.shape[:2]), class_names,
-        bbox_color=gt_color, text_color=(200, 200, 200), mask_color=gt_color,
-    )  # fmt: skip
+        img,
+        gt_bboxes.reshape(-1, 4),
+        gt_labels,
+        _gt_masks(data, img.shape[:2]),
+        class_names,
+        bbox_color=gt_color,
+        text_color=(200, 200, 200),
+        mask_color=gt_color,
+    )
     det_color = DET_COLOR if overlay else palette
     dets = draw_det_bboxes(
-        drawn if overlay else img, bboxes, labels, masks, class_names, score_thr=score_thr,
-        bbox_color=det_color, text_color=(200, 200, 200), mask_color=det_color,
-    )  # fmt: skip
+        drawn if overlay else img,
+        bboxes,
+        labels,
+        masks,
+        class_names,
+        score_thr=score_thr,
+        bbox_color=det_color,
+        text_color=(200, 200, 200),
+        mask_color=det_color,
+    )
     return dets if overlay else np.concatenate([drawn, dets], axis=0)

@@ -45,8 +45,20 @@ __all__ = [
     "voc_eval_with_return",
 ]
 
-COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm",
-                "ARl")  # fmt: skip
+COCO_METRICS = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
 # (AP or AR, IoU, area, maxDets) of each COCO_METRICS entry, for the COCOeval-style printout.
 _COCO_ROWS = (
     (1, None, "all", 100), (1, 0.5, "all", 100), (1, 0.75, "all", 100),
@@ -101,11 +113,15 @@ def coco_eval_with_return(
                 continue
             proposal = eval_type == "proposal"
             coco_eval = run_cocoeval(
-                dataset.coco, predictions, "bbox" if proposal else eval_type,
-                cat_ids=None if proposal else dataset.cat_ids, img_ids=dataset.img_ids,
+                dataset.coco,
+                predictions,
+                "bbox" if proposal else eval_type,
+                cat_ids=None if proposal else dataset.cat_ids,
+                img_ids=dataset.img_ids,
                 proposal_nums=(100, 300, 1000) if proposal else (1, 10, 100),
-                use_cats=not proposal, logger="silent",
-            )  # fmt: skip
+                use_cats=not proposal,
+                logger="silent",
+            )
             stats = [float(v) for v in coco_eval.stats]
             results[eval_type] = stats if proposal else dict(zip(COCO_METRICS, stats, strict=True))
     finally:
@@ -208,8 +224,10 @@ def format_coco_summary(values: Sequence[float]) -> str:
         title = "Average Precision" if is_ap else "Average Recall"
         kind = "(AP)" if is_ap else "(AR)"
         iou_str = "0.50:0.95" if iou is None else f"{iou:0.2f}"
-        lines.append(f" {title:<18} {kind} @[ IoU={iou_str:<9} | area={area:>6s} | "
-                     f"maxDets={max_dets:>3d} ] = {value:0.3f}")  # fmt: skip
+        lines.append(
+            f" {title:<18} {kind} @[ IoU={iou_str:<9} | area={area:>6s} | "
+            f"maxDets={max_dets:>3d} ] = {value:0.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -225,8 +243,11 @@ def format_robustness(
     prints = ["P", "mPC", "rPC"] if list(prints) == ["all"] else list(prints)
     names = list(COCO_METRICS if metrics is None else metrics)
     scores = robustness_scores(aggregated, dataset, task, names, aggregate)
-    titles = {"P": "Performance on Clean Data [P]", "mPC": "Mean Performance under "
-              "Corruption [mPC]", "rPC": "Relative Performance under Corruption [rPC]"}  # fmt: skip
+    titles = {
+        "P": "Performance on Clean Data [P]",
+        "mPC": "Mean Performance under Corruption [mPC]",
+        "rPC": "Relative Performance under Corruption [rPC]",
+    }
     lines = []
     for key in prints:
         value = scores[key]
@@ -242,8 +263,11 @@ def format_robustness(
         else:
             lines.append(f"{titles[key]} ({task})")
             for name, number in zip(names, value, strict=True):
-                lines.append(f"{name:5} => {number * 100:0.1f} %" if key == "rPC" else
-                             f"{name:5} =  {number:0.3f}")  # fmt: skip
+                lines.append(
+                    f"{name:5} => {number * 100:0.1f} %"
+                    if key == "rPC"
+                    else f"{name:5} =  {number:0.3f}"
+                )
     return "\n".join(lines)
 
 

@@ -321,9 +321,16 @@ def show_result_pyplot(
 
     inner: Any = getattr(model, "module", model)
     drawn = inner.show_result(
-        img, result, score_thr=score_thr, bbox_color=palette, text_color=(200, 200, 200),
-        mask_color=palette, show=False, win_name=title, out_file=None,
-    )  # fmt: skip
+        img,
+        result,
+        score_thr=score_thr,
+        bbox_color=palette,
+        text_color=(200, 200, 200),
+        mask_color=palette,
+        show=False,
+        win_name=title,
+        out_file=None,
+    )
     if out_file is not None:
         imwrite(drawn, os.fspath(out_file))
         return drawn

@@ -67,16 +67,22 @@ def run(args: argparse.Namespace) -> int:
     while hasattr(dataset, "dataset") and not hasattr(dataset, "data_infos"):
         dataset = dataset.dataset  # RepeatDataset / ClassBalancedDataset: each image once
     coverage = anchor_coverage(dataset, generator, thresholds, max_images=args.max_images)
-    print(f"model.{head}.anchor_generator: {type(generator).__name__}, "
-          f"{generator.num_base_priors[0]} anchors per cell, strides "
-          f"{[s[0] for s in generator.strides]}")  # fmt: skip
+    print(
+        f"model.{head}.anchor_generator: {type(generator).__name__}, "
+        f"{generator.num_base_priors[0]} anchors per cell, strides "
+        f"{[s[0] for s in generator.strides]}"
+    )
     print(f"{len(coverage.ious)} ground-truth boxes in {coverage.num_images} images")
     print(format_coverage(coverage))
     if args.out is not None:
         out = Path(args.out)
         hist = plot_iou_histogram(coverage, out / "anchor_iou_hist.png")
-        report = dict(head=head, thresholds=thresholds, num_images=coverage.num_images,
-                      buckets=coverage.summary())  # fmt: skip
+        report = dict(
+            head=head,
+            thresholds=thresholds,
+            num_images=coverage.num_images,
+            buckets=coverage.summary(),
+        )
         (out / "anchor_analysis.json").write_text(json.dumps(report, indent=2))
         print(f"wrote {hist} and {out / 'anchor_analysis.json'}")
     return 0

@@ -68,9 +68,15 @@ def run(args: argparse.Namespace) -> int:
     for name, ranked in (("good", good), ("bad", bad)):
         out_dir = os.path.abspath(os.path.join(args.show_dir, name))
         save_ranked_images(
-            dataset, results, ranked, out_dir, score_thr=args.show_score_thr,
-            overlay_gt_pred=args.overlay_gt_pred, show=args.show, wait_time=args.wait_time,
-        )  # fmt: skip
+            dataset,
+            results,
+            ranked,
+            out_dir,
+            score_thr=args.show_score_thr,
+            overlay_gt_pred=args.overlay_gt_pred,
+            show=args.show,
+            wait_time=args.wait_time,
+        )
         scores = ", ".join(f"{s:.3f}" for _, s in ranked)
         print(f"{name}: {len(ranked)} images in {out_dir} (mAP {scores})")
     return 0

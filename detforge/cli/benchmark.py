@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
         args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     )
     dataset = build_test_dataset(cfg)
-    workers = int(dict(cfg.data.get("test_dataloader") or {}).get(
-        "workers_per_gpu", cfg.data.get("workers_per_gpu", 2)
-    ))  # fmt: skip
+    workers = int(
+        dict(cfg.data.get("test_dataloader") or {}).get(
+            "workers_per_gpu", cfg.data.get("workers_per_gpu", 2)
+        )
+    )
 
     model = build_detector(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location="cpu")
@@ -83,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
             dataset, samples_per_gpu=1, workers_per_gpu=workers, dist=False, shuffle=False
         )
         result = measure_inference_speed(
-            model, loader, max_iter=args.max_iter, log_interval=args.log_interval,
+            model,
+            loader,
+            max_iter=args.max_iter,
+            log_interval=args.log_interval,
             print_fn=lambda line: print(line, flush=True),
-        )  # fmt: skip
+        )
         fps_list.append(result.fps)
     if args.repeat_num > 1:
         print(format_repeats(fps_list), flush=True)

@@ -56,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"pipeline: {' -> '.join(steps)}")
     dataset = build_dataset(train_cfg)
     written = browse_dataset(
-        dataset, output_dir=args.output_dir, show=not args.not_show,
-        show_interval=args.show_interval, limit=args.max_images,
-    )  # fmt: skip
+        dataset,
+        output_dir=args.output_dir,
+        show=not args.not_show,
+        show_interval=args.show_interval,
+        limit=args.max_images,
+    )
     if args.output_dir is not None:
         print(f"wrote {len(written)} images to {args.output_dir}")
     return 0

@@ -32,16 +32,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="COCO annotation file the results belong to",
     )
     parser.add_argument(
-        "--types", type=str, nargs="+", default=["bbox"], choices=["bbox", "segm"],
+        "--types",
+        type=str,
+        nargs="+",
+        default=["bbox"],
+        choices=["bbox", "segm"],
         help="result types to analyse",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--extraplots", action="store_true", help="also AP bar plots and GT area plots"
     )
     parser.add_argument(
-        "--areas", type=int, nargs="+", default=[1024, 9216, 10000000000],
+        "--areas",
+        type=int,
+        nargs="+",
+        default=[1024, 9216, 10000000000],
         help="upper bounds of the small, medium and all area ranges",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -51,9 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = analyze_results(
-            args.result, args.ann, res_types=args.types, out_dir=args.out_dir,
-            extraplots=args.extraplots, areas=args.areas,
-        )  # fmt: skip
+            args.result,
+            args.ann,
+            res_types=args.types,
+            out_dir=args.out_dir,
+            extraplots=args.extraplots,
+            areas=args.areas,
+        )
     except ValueError as exc:
         raise SystemExit(f"detforge coco-error-analysis: {exc}") from None
     for iou_type, per_class in summary.items():

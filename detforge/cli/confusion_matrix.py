@@ -55,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
     classes = tuple(dataset.CLASSES)
     try:
         matrix = calculate_confusion_matrix(
-            dataset, results, len(classes), score_thr=args.score_thr,
-            nms_iou_thr=args.nms_iou_thr, tp_iou_thr=args.tp_iou_thr,
-        )  # fmt: skip
+            dataset,
+            results,
+            len(classes),
+            score_thr=args.score_thr,
+            nms_iou_thr=args.nms_iou_thr,
+            tp_iou_thr=args.tp_iou_thr,
+        )
     except ValueError as exc:
         raise SystemExit(f"detforge confusion-matrix: {exc}") from None
     labels = (*classes, "background")

@@ -80,8 +80,12 @@ def _dataset(data_dir: Path, num_train: int, num_val: int, seed: int) -> dict[st
         meta = json.loads(meta_file.read_text())
         if all(meta.get(k) == v for k, v in wanted.items()) and meta.get("clutter"):
             print(f"detforge demo: reusing the dataset in {data_dir}")
-            return dict(root=data_dir, images=data_dir / "images",
-                        train=data_dir / "train.json", val=data_dir / "val.json")  # fmt: skip
+            return dict(
+                root=data_dir,
+                images=data_dir / "images",
+                train=data_dir / "train.json",
+                val=data_dir / "val.json",
+            )
     print(f"detforge demo: writing {num_train} + {num_val} synthetic images to {data_dir}")
     return make_shapes(data_dir, **wanted)
 
@@ -155,15 +159,28 @@ def run_demo(
     if epochs is not None:
         options.append(f"runner.max_epochs={epochs}")
     if quick:
-        options += ["evaluation.interval=1", "log_config.interval=1",
-                    "checkpoint_config.interval=1", "lr_config.warmup_iters=2"]  # fmt: skip
+        options += [
+            "evaluation.interval=1",
+            "log_config.interval=1",
+            "checkpoint_config.interval=1",
+            "lr_config.warmup_iters=2",
+        ]
     train_dir = work / "train"
     start = time.perf_counter()
     code = _run_command(
         train_command,
-        [str(cfg_path), "--work-dir", str(train_dir), "--seed", str(seed), "--device", device,
-         "--cfg-options", *options],
-    )  # fmt: skip
+        [
+            str(cfg_path),
+            "--work-dir",
+            str(train_dir),
+            "--seed",
+            str(seed),
+            "--device",
+            device,
+            "--cfg-options",
+            *options,
+        ],
+    )
     train_seconds = time.perf_counter() - start
     if code:
         raise RuntimeError(f"detforge train exited with code {code}")
@@ -178,10 +195,23 @@ def run_demo(
     before = set(work.glob("eval_*.json"))
     code = _run_command(
         test_command,
-        [str(cfg_path), str(checkpoint), "--eval", "bbox", "--out", str(results),
-         "--show-dir", str(show_dir), "--work-dir", str(work), "--device", device,
-         "--cfg-options", *_data_options(paths)],
-    )  # fmt: skip
+        [
+            str(cfg_path),
+            str(checkpoint),
+            "--eval",
+            "bbox",
+            "--out",
+            str(results),
+            "--show-dir",
+            str(show_dir),
+            "--work-dir",
+            str(work),
+            "--device",
+            device,
+            "--cfg-options",
+            *_data_options(paths),
+        ],
+    )
     if code:
         raise RuntimeError(f"detforge test exited with code {code}")
     evals = sorted(set(work.glob("eval_*.json")) - before) or sorted(work.glob("eval_*.json"))
@@ -195,10 +225,18 @@ def run_demo(
     drawn = [show_dir / name for name in val_names if (show_dir / name).is_file()]
     trained = max((int(r["epoch"]) for r in log.train()), default=0)
     return DemoResult(
-        metrics=metrics, work_dir=work, config=cfg_path, checkpoint=checkpoint, results=results,
-        log=logs[-1], curve=curve, predictions=drawn, train_seconds=train_seconds,
-        epochs=trained, num_val=num_val,
-    )  # fmt: skip
+        metrics=metrics,
+        work_dir=work,
+        config=cfg_path,
+        checkpoint=checkpoint,
+        results=results,
+        log=logs[-1],
+        curve=curve,
+        predictions=drawn,
+        train_seconds=train_seconds,
+        epochs=trained,
+        num_val=num_val,
+    )
 
 
 def _threads(requested: int | None) -> int:
@@ -207,8 +245,10 @@ def _threads(requested: int | None) -> int:
         return max(1, requested)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load >= 1.0 and cores > 1:
-        print(f"detforge demo: the machine is busy (load {load:.1f} on {cores} cores): "
-              "training on 1 thread, which is much faster then (--threads to choose)")  # fmt: skip
+        print(
+            f"detforge demo: the machine is busy (load {load:.1f} on {cores} cores): "
+            "training on 1 thread, which is much faster then (--threads to choose)"
+        )
         return 1
     return cores
 
@@ -266,10 +306,15 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     try:
         result = run_demo(
-            work_dir=args.work_dir, config=args.config, quick=args.quick,
-            num_train=args.num_train, num_val=args.num_val, epochs=args.epochs,
-            seed=args.seed, device=args.device,
-        )  # fmt: skip
+            work_dir=args.work_dir,
+            config=args.config,
+            quick=args.quick,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            epochs=args.epochs,
+            seed=args.seed,
+            device=args.device,
+        )
     except RuntimeError as exc:
         print(f"detforge demo: error: {exc}", file=sys.stderr)
         return 1

@@ -70,9 +70,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     formats = parser.add_subparsers(dest="format", metavar="FORMAT")
     onnx = formats.add_parser(
-        "onnx", help="ONNX (runs in ONNX Runtime)", description=__doc__,
+        "onnx",
+        help="ONNX (runs in ONNX Runtime)",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     _common(onnx, "onnx")
     onnx.add_argument(
         "--opset-version",
@@ -90,9 +92,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             flag, type=float, nargs="+", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     ts = formats.add_parser(
-        "torchscript", help="traced TorchScript module (torch.jit.load)", description=__doc__,
+        "torchscript",
+        help="traced TorchScript module (torch.jit.load)",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     _common(ts, "torchscript")
     parser.set_defaults(func=run)
     return parser
@@ -203,10 +207,15 @@ def _run(args: argparse.Namespace) -> int:
     runner: Any
     if args.format == "onnx":
         info = export_onnx(
-            model, img, out, opset_version=args.opset_version,
-            dynamic_export=args.dynamic_export, postprocess=postprocess, verbose=args.show,
+            model,
+            img,
+            out,
+            opset_version=args.opset_version,
+            dynamic_export=args.dynamic_export,
+            postprocess=postprocess,
+            verbose=args.show,
             metadata=_metadata(model, meta, args.config),
-        )  # fmt: skip
+        )
         if args.simplify:
             simplify_onnx(out)
         print(

@@ -59,8 +59,11 @@ def format_report(info: Any, ori_shape: tuple[int, ...]) -> str:
 
     lines = []
     if tuple(info.input_shape) != tuple(ori_shape):
-        lines += [_RULER, f"Use size divisor set input shape from {ori_shape} to "
-                  f"{info.input_shape}", ""]  # fmt: skip
+        lines += [
+            _RULER,
+            f"Use size divisor set input shape from {ori_shape} to {info.input_shape}",
+            "",
+        ]
     lines += [
         _RULER,
         f"Input shape: {info.input_shape}",
@@ -92,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
     except NotImplementedError as exc:
         raise SystemExit(f"detforge get-flops: {exc}") from None
     if info.by_module:
-        print("Flops by module: " + ", ".join(
-            f"{name} {flops_to_string(value)}" for name, value in info.by_module.items()
-        ))  # fmt: skip
+        print(
+            "Flops by module: "
+            + ", ".join(
+                f"{name} {flops_to_string(value)}" for name, value in info.by_module.items()
+            )
+        )
     print(format_report(info, unpadded))
     return 0

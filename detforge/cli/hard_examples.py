@@ -35,9 +35,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("prediction_path", help="results.pkl of detforge test --out")
     parser.add_argument("out_dir", help="directory for the images, index.html and summary.csv")
     parser.add_argument(
-        "--score-thr", nargs="+", default=None, metavar="THR|CLASS=THR",
+        "--score-thr",
+        nargs="+",
+        default=None,
+        metavar="THR|CLASS=THR",
         help="score threshold: one number, or CLASS=THR items with *=THR the default (0.3)",
-    )  # fmt: skip
+    )
     parser.add_argument("--match-mode", choices=["iou", "iof"], default="iou")
     parser.add_argument(
         "--pos-iou-thr", type=float, default=0.1, help="overlap of a well localised match"
@@ -50,9 +53,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--clean-thr", type=float, default=0.3, help="overlap for --simple")
     parser.add_argument(
-        "--clean-mode", choices=["min", "max"], default="min",
+        "--clean-mode",
+        choices=["min", "max"],
+        default="min",
         help="--simple divides the intersection by the smaller (min) or larger (max) area",
-    )  # fmt: skip
+    )
     add_cfg_options_argument(parser)
     parser.set_defaults(func=run)
     return parser
@@ -78,11 +83,17 @@ def run(args: argparse.Namespace) -> int:
         results = load_results(args.prediction_path, num_images=len(dataset))
         annotations = [dataset.get_ann_info(i) for i in range(len(dataset))]
         matches = match_dataset(
-            annotations, results, len(classes), score_thr=score_thr,
-            match_mode=args.match_mode, pos_iou_thr=args.pos_iou_thr,
-            min_pos_iou=args.min_pos_iou, simple=args.simple, clean_thr=args.clean_thr,
+            annotations,
+            results,
+            len(classes),
+            score_thr=score_thr,
+            match_mode=args.match_mode,
+            pos_iou_thr=args.pos_iou_thr,
+            min_pos_iou=args.min_pos_iou,
+            simple=args.simple,
+            clean_thr=args.clean_thr,
             clean_mode=args.clean_mode,
-        )  # fmt: skip
+        )
     except (ResultsError, ValueError) as exc:
         raise SystemExit(f"detforge hard-examples: {exc}") from None
     files = [str(info["filename"]) for info in dataset.data_infos]

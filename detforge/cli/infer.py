@@ -236,8 +236,12 @@ def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
     classes = list(model.CLASSES)
     counts = dict(images=0, detections=0, failed=0)
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"infer {rank}/{world}" if world > 1 else "infer",
-               unit="img", dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=len(todo),
+        desc=f"infer {rank}/{world}" if world > 1 else "infer",
+        unit="img",
+        dynamic_ncols=True,
+    )
     try:
         for batch in _batches(todo, max(1, args.batch_size)):
             readable = [(p, img) for p, img in batch if not isinstance(img, BaseException)]
@@ -252,11 +256,18 @@ def _run_images(args: argparse.Namespace, model: Any, paths: list[Path]) -> int:
                     continue
                 detections = result_to_detections(result, classes, args.score_thr)
                 if not args.no_draw:
-                    draw_result(img, result, classes, args.score_thr, palette=args.palette,
-                                out_file=out_dir / "vis" / _vis_name(path, vis_base))  # fmt: skip
+                    draw_result(
+                        img,
+                        result,
+                        classes,
+                        args.score_thr,
+                        palette=args.palette,
+                        out_file=out_dir / "vis" / _vis_name(path, vis_base),
+                    )
                 height, width = img.shape[:2]
-                results_file.write(dict(file=str(path), width=width, height=height,
-                                        detections=detections))  # fmt: skip
+                results_file.write(
+                    dict(file=str(path), width=width, height=height, detections=detections)
+                )
                 counts["images"] += 1
                 counts["detections"] += len(detections)
             bar.update(len(batch))
@@ -321,11 +332,15 @@ def _run_video(args: argparse.Namespace, model: Any) -> int:
                 for frame, result in zip(frames, inference_detector(model, frames), strict=True):
                     detections = result_to_detections(result, classes, args.score_thr)
                     height, width = frame.shape[:2]
-                    results_file.write(dict(frame=frame_index, width=width, height=height,
-                                            detections=detections))  # fmt: skip
+                    results_file.write(
+                        dict(frame=frame_index, width=width, height=height, detections=detections)
+                    )
                     if writer is not None:
-                        writer.write(draw_result(frame, result, classes, args.score_thr,
-                                                 palette=args.palette))  # fmt: skip
+                        writer.write(
+                            draw_result(
+                                frame, result, classes, args.score_thr, palette=args.palette
+                            )
+                        )
                     frame_index += 1
                 bar.update(len(frames))
     finally:
@@ -350,9 +365,12 @@ def run(args: argparse.Namespace) -> int:
     if not is_video and not paths:
         raise SystemExit(f"detforge infer: no images found in {source}")
     model = init_detector(
-        args.config, args.checkpoint, device=args.device,
-        cfg_options=resolve_cfg_options(args), strict=not args.allow_partial,
-    )  # fmt: skip
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        cfg_options=resolve_cfg_options(args),
+        strict=not args.allow_partial,
+    )
     if args.palette is None:
         args.palette = default_palette(len(getattr(model, "CLASSES", ())))
     return _run_video(args, model) if is_video else _run_images(args, model, paths)

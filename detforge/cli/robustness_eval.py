@@ -14,8 +14,7 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
-_METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm",
-            "ARl"]  # fmt: skip
+_METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -26,17 +25,39 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("filename", help="the *_results.pkl written by test-robustness")
-    parser.add_argument("--dataset", choices=["coco", "voc", "cityscapes"], default="coco",
-                        help="dataset type")  # fmt: skip
-    parser.add_argument("--task", type=str, nargs="+", choices=["bbox", "segm"],
-                        default=["bbox"], help="task to report")  # fmt: skip
-    parser.add_argument("--metric", nargs="+", choices=[None, *_METRICS], default=None,
-                        help="metrics to report (default: all 12 COCO numbers)")  # fmt: skip
-    parser.add_argument("--prints", type=str, nargs="+", choices=["P", "mPC", "rPC"],
-                        default="mPC", help="corruption benchmark metrics to print")  # fmt: skip
-    parser.add_argument("--aggregate", type=str, choices=["all", "benchmark"],
-                        default="benchmark", help="aggregate over all or the benchmark "
-                        "corruptions")  # fmt: skip
+    parser.add_argument(
+        "--dataset", choices=["coco", "voc", "cityscapes"], default="coco", help="dataset type"
+    )
+    parser.add_argument(
+        "--task",
+        type=str,
+        nargs="+",
+        choices=["bbox", "segm"],
+        default=["bbox"],
+        help="task to report",
+    )
+    parser.add_argument(
+        "--metric",
+        nargs="+",
+        choices=[None, *_METRICS],
+        default=None,
+        help="metrics to report (default: all 12 COCO numbers)",
+    )
+    parser.add_argument(
+        "--prints",
+        type=str,
+        nargs="+",
+        choices=["P", "mPC", "rPC"],
+        default="mPC",
+        help="corruption benchmark metrics to print",
+    )
+    parser.add_argument(
+        "--aggregate",
+        type=str,
+        choices=["all", "benchmark"],
+        default="benchmark",
+        help="aggregate over all or the benchmark corruptions",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -58,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmodel: {os.path.basename(args.filename)}")
     for task in ["bbox"] if dataset == "voc" else args.task:
         try:
-            text = format_robustness(aggregated, dataset=dataset, task=task, metrics=metrics,
-                                     prints=prints, aggregate=args.aggregate)  # fmt: skip
+            text = format_robustness(
+                aggregated,
+                dataset=dataset,
+                task=task,
+                metrics=metrics,
+                prints=prints,
+                aggregate=args.aggregate,
+            )
         except (KeyError, ValueError) as exc:
             raise SystemExit(f"detforge robustness-eval: {args.filename}: {exc}") from None
         print(text)

@@ -24,12 +24,34 @@ from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_opti
 __all__ = ["add_parser", "run"]
 
 _CHOICES = [
-    "all", "benchmark", "noise", "blur", "weather", "digital", "holdout", "None",
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-    "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur",
-    "spatter", "saturate",
-]  # fmt: skip
+    "all",
+    "benchmark",
+    "noise",
+    "blur",
+    "weather",
+    "digital",
+    "holdout",
+    "None",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+    "speckle_noise",
+    "gaussian_blur",
+    "spatter",
+    "saturate",
+]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,31 +64,65 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("config", help="test config file")
     parser.add_argument("checkpoint", help="checkpoint file")
     parser.add_argument("--out", help="output result file in pickle format (.pkl/.pickle)")
-    parser.add_argument("--corruptions", type=str, nargs="+", default="benchmark",
-                        choices=_CHOICES, help="corruptions (or one group)")  # fmt: skip
-    parser.add_argument("--severities", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
-                        help="corruption severities (0 = clean)")  # fmt: skip
-    parser.add_argument("--eval", type=str, nargs="+",
-                        choices=["proposal", "proposal_fast", "bbox", "segm", "keypoints"],
-                        help="evaluation types")  # fmt: skip
+    parser.add_argument(
+        "--corruptions",
+        type=str,
+        nargs="+",
+        default="benchmark",
+        choices=_CHOICES,
+        help="corruptions (or one group)",
+    )
+    parser.add_argument(
+        "--severities",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3, 4, 5],
+        help="corruption severities (0 = clean)",
+    )
+    parser.add_argument(
+        "--eval",
+        type=str,
+        nargs="+",
+        choices=["proposal", "proposal_fast", "bbox", "segm", "keypoints"],
+        help="evaluation types",
+    )
     parser.add_argument("--iou-thr", type=float, default=0.5, help="IoU threshold (VOC mAP)")
     parser.add_argument("--summaries", type=bool, default=False, help="print VOC summaries")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="data loading workers (default: data.workers_per_gpu)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data loading workers (default: data.workers_per_gpu)",
+    )
     parser.add_argument("--show", action="store_true", help="not supported; use --show-dir")
     parser.add_argument("--show-dir", help="draw results into <dir>/<corruption>/<severity>/")
     parser.add_argument("--show-score-thr", type=float, default=0.3, help="score threshold")
     parser.add_argument("--tmpdir", help="accepted for v2 compatibility (single process)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the corruptions (default: from each image)")  # fmt: skip
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
-                        default="none", help="only 'none' (one process) is supported")  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the corruptions (default: from each image)"
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm", "mpi"],
+        default="none",
+        help="only 'none' (one process) is supported",
+    )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--final-prints", type=str, nargs="+", choices=["P", "mPC", "rPC"],
-                        default="mPC", help="corruption benchmark metrics to print")  # fmt: skip
-    parser.add_argument("--final-prints-aggregate", type=str, choices=["all", "benchmark"],
-                        default="benchmark", help="aggregate over all or the benchmark "
-                        "corruptions")  # fmt: skip
+    parser.add_argument(
+        "--final-prints",
+        type=str,
+        nargs="+",
+        choices=["P", "mPC", "rPC"],
+        default="mPC",
+        help="corruption benchmark metrics to print",
+    )
+    parser.add_argument(
+        "--final-prints-aggregate",
+        type=str,
+        choices=["all", "benchmark"],
+        default="benchmark",
+        help="aggregate over all or the benchmark corruptions",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cuda if any)")
     add_allow_partial_argument(parser)
     add_cfg_options_argument(parser)
@@ -138,10 +194,18 @@ def run(args: argparse.Namespace) -> int:
                 pickle.dump(aggregated, f)
 
     aggregated = run_corruption_benchmark(
-        model, test_cfg, corruptions, args.severities, args.eval, iou_thr=args.iou_thr,
-        workers=int(workers), seed=args.seed, show_dir=args.show_dir,
-        show_score_thr=args.show_score_thr, on_result=save,
-    )  # fmt: skip
+        model,
+        test_cfg,
+        corruptions,
+        args.severities,
+        args.eval,
+        iou_thr=args.iou_thr,
+        workers=int(workers),
+        seed=args.seed,
+        show_dir=args.show_dir,
+        show_score_thr=args.show_score_thr,
+        on_result=save,
+    )
     if not args.eval:
         print("\nNo task was selected for evaluation;\nUse --eval to select a task")
         return 0
@@ -153,9 +217,15 @@ def run(args: argparse.Namespace) -> int:
     if voc or task is not None:
         print("\nAggregated results:")
         try:
-            print(format_robustness(aggregated, dataset="voc" if voc else "coco",
-                                    task=task or "bbox", prints=prints,
-                                    aggregate=args.final_prints_aggregate))  # fmt: skip
+            print(
+                format_robustness(
+                    aggregated,
+                    dataset="voc" if voc else "coco",
+                    task=task or "bbox",
+                    prints=prints,
+                    aggregate=args.final_prints_aggregate,
+                )
+            )
         except ValueError as exc:
             print(f"cannot aggregate: {exc}")
     return 0

@@ -75,9 +75,10 @@ class CocoDataset(CustomDataset):
         for ann in self.coco.dataset.get("annotations", []):
             if ann.get("image_id") not in known_images:
                 self.issues.add(
-                    "annotations for missing images", f"image_id {ann.get('image_id')}",
+                    "annotations for missing images",
+                    f"image_id {ann.get('image_id')}",
                     f"annotation id {ann.get('id')}",
-                )  # fmt: skip
+                )
             elif ann.get("category_id") not in self.coco.cats:
                 self.issues.add(
                     "annotations with an unknown category",

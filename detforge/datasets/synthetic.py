@@ -134,8 +134,9 @@ def _clutter(rng: np.random.Generator, img: np.ndarray, size: int) -> None:
     """Distractors behind the objects: segments, crosses, open arcs and dots."""
     for _ in range(int(rng.integers(2, 7))):
         p, q = rng.integers(0, size, size=(2, 2))
-        cv2.line(img, _pt(p), _pt(q), _colour(rng, (0.3, 1.0)), int(rng.integers(1, 3)),
-                 cv2.LINE_AA)  # fmt: skip
+        cv2.line(
+            img, _pt(p), _pt(q), _colour(rng, (0.3, 1.0)), int(rng.integers(1, 3)), cv2.LINE_AA
+        )
     for _ in range(int(rng.integers(0, 4))):
         c = rng.uniform(0, size, size=2)
         arm = rng.uniform(3, 8)
@@ -149,8 +150,17 @@ def _clutter(rng: np.random.Generator, img: np.ndarray, size: int) -> None:
         centre = _pt(rng.integers(0, size, size=2))
         axes = _pt(rng.integers(6, max(7, size // 5), size=2))
         start = float(rng.uniform(0, 360))
-        cv2.ellipse(img, centre, axes, 0, start, start + rng.uniform(60, 200),
-                    _colour(rng, (0.3, 1.0)), int(rng.integers(1, 3)), cv2.LINE_AA)  # fmt: skip
+        cv2.ellipse(
+            img,
+            centre,
+            axes,
+            0,
+            start,
+            start + rng.uniform(60, 200),
+            _colour(rng, (0.3, 1.0)),
+            int(rng.integers(1, 3)),
+            cv2.LINE_AA,
+        )
     for _ in range(int(rng.integers(0, 9))):
         dot = _pt(rng.integers(0, size, size=2))
         cv2.circle(img, dot, int(rng.integers(1, 3)), _colour(rng, (0.3, 1.0)), -1, cv2.LINE_AA)
@@ -292,8 +302,13 @@ def make_synthetic_coco(
         paths[split] = write_json(builder.to_dict(), root / f"{split}.json")
     bar.close()
     meta = dict(
-        classes=list(classes), num_train=num_train, num_val=num_val, size=size,
-        max_objects=max_objects, seed=seed, clutter=clutter,
-    )  # fmt: skip
+        classes=list(classes),
+        num_train=num_train,
+        num_val=num_val,
+        size=size,
+        max_objects=max_objects,
+        seed=seed,
+        clutter=clutter,
+    )
     (root / "synthetic.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return paths

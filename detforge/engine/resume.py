@@ -120,8 +120,12 @@ def resume(runner: _BaseRunner, checkpoint: str, resume_optimizer: bool = True) 
         new_iter = runner._iter * old_world // world_size
         runner.logger.warning(
             "resume: %s was saved by %d processes, this run has %d: iter %d -> %d",
-            checkpoint, old_world, world_size, runner._iter, new_iter,
-        )  # fmt: skip
+            checkpoint,
+            old_world,
+            world_size,
+            runner._iter,
+            new_iter,
+        )
         runner._iter = new_iter
         meta.pop("data_position", None)
     runner._restore_inner(meta)

@@ -98,10 +98,14 @@ def _det_entries(img_id: Any, bboxes: np.ndarray, cat_id: Any) -> JsonResults:
     if corners.dtype.kind == "f":
         corners = corners.astype(np.float64)
     return [
-        {"image_id": _json_id(img_id), "bbox": xywh, "score": float(box[4]),
-         "category_id": _json_id(cat_id)}
+        {
+            "image_id": _json_id(img_id),
+            "bbox": xywh,
+            "score": float(box[4]),
+            "category_id": _json_id(cat_id),
+        }
         for xywh, box in zip(bbox_xyxy_to_xywh(corners).tolist(), bboxes, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def _per_class(result: Sequence[np.ndarray], cat_ids: Sequence[Any], idx: int) -> None:
@@ -468,10 +472,16 @@ def evaluate_coco(
             # without 'bbox', loadRes takes each instance's area from its mask (v2 >= 2.12)
             predictions = [{k: v for k, v in p.items() if k != "bbox"} for p in predictions]
         coco_eval = run_cocoeval(
-            gt, predictions, "bbox" if metric == "proposal" else metric, cat_ids=cat_ids,
-            img_ids=eval_img_ids, proposal_nums=proposal_nums, iou_thrs=thrs,
-            use_cats=metric != "proposal", logger=logger,
-        )  # fmt: skip
+            gt,
+            predictions,
+            "bbox" if metric == "proposal" else metric,
+            cat_ids=cat_ids,
+            img_ids=eval_img_ids,
+            proposal_nums=proposal_nums,
+            iou_thrs=thrs,
+            use_cats=metric != "proposal",
+            logger=logger,
+        )
         stats = coco_eval.stats
         if metric == "proposal":
             for item in items if items is not None else _PROPOSAL_ITEMS:

@@ -256,8 +256,14 @@ def eval_map(
             group_ofs = get_cls_group_ofs(annotations, cls) if use_group_of else None
             jobs = []
             for j in range(num_imgs):
-                args = (cls_dets[j], cls_gts[j], cls_gts_ignore[j], iou_thr, area_ranges,
-                        use_legacy_coordinate)  # fmt: skip
+                args = (
+                    cls_dets[j],
+                    cls_gts[j],
+                    cls_gts_ignore[j],
+                    iou_thr,
+                    area_ranges,
+                    use_legacy_coordinate,
+                )
                 kwargs: dict[str, Any] = {}
                 if group_kwargs:
                     kwargs["gt_bboxes_group_of"] = group_ofs[j] if group_ofs else None
@@ -390,9 +396,14 @@ def print_map_summary(
         rows: list[list[object]] = [["class", "gts", "dets", "recall", "ap"]]
         for j in range(num_classes):
             rows.append(
-                [names[j], num_gts[i, j], results[j]["num_dets"],
-                 f"{recalls[i, j]:.3f}", f"{aps[i, j]:.3f}"]
-            )  # fmt: skip
+                [
+                    names[j],
+                    num_gts[i, j],
+                    results[j]["num_dets"],
+                    f"{recalls[i, j]:.3f}",
+                    f"{aps[i, j]:.3f}",
+                ]
+            )
         rows.append(["mAP", "", "", "", f"{mean_aps[i]:.3f}"])
         table = format_table(rows, footer=True)
         if scale_ranges is not None:

@@ -150,9 +150,14 @@ def roi_aug_test(
         rois = bbox2roi([proposals])
         out = roi_head._bbox_forward(x, rois)
         bboxes, scores = roi_head.bbox_head.get_bboxes(
-            rois, out["cls_score"], out["bbox_pred"], meta["img_shape"], meta["scale_factor"],
-            rescale=False, cfg=None,
-        )  # fmt: skip
+            rois,
+            out["cls_score"],
+            out["bbox_pred"],
+            meta["img_shape"],
+            meta["scale_factor"],
+            rescale=False,
+            cfg=None,
+        )
         aug_bboxes.append(bboxes)
         aug_scores.append(scores)
     merged_bboxes, merged_scores = merge_aug_bboxes(aug_bboxes, aug_scores, img_metas)

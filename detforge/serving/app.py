@@ -178,9 +178,12 @@ def create_app(
     # one shape per batch: images of different sizes would be padded to the largest, and
     # GroupNorm (or any layer pooling over the image) would make an answer depend on the others
     batcher: MicroBatcher[np.ndarray, Any] = MicroBatcher(
-        run_model, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+        run_model,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
         batch_key=lambda img: img.shape,
-    )  # fmt: skip
+    )
     budget = Budget(limit=max_pixels_in_flight)
     counters = {"requests": 0, "refused": 0}
 
@@ -243,16 +246,19 @@ def create_app(
         pixels = width * height * (2 if fmt == "image" else 1)
         if pixels > budget.limit:
             raise ServingError(
-                413, f"image too large: {width}x{height} as a drawn PNG needs {pixels} pixels "
+                413,
+                f"image too large: {width}x{height} as a drawn PNG needs {pixels} pixels "
                 f"in flight, the limit is {budget.limit}; ask for format=json",
-            )  # fmt: skip
+            )
         try:
             await budget.acquire_async(pixels, timeout=pixel_wait_s)
         except BudgetTimeout:
             raise ServingError(
-                503, f"busy: no room for a {width}x{height} image within {pixel_wait_s:g} s "
-                "(--max-megapixels-in-flight); retry later", headers={"Retry-After": "1"},
-            ) from None  # fmt: skip
+                503,
+                f"busy: no room for a {width}x{height} image within {pixel_wait_s:g} s "
+                "(--max-megapixels-in-flight); retry later",
+                headers={"Retry-After": "1"},
+            ) from None
         try:
             return await detect_decoded(data, thr, fmt, started)
         finally:  # the decoded image is gone once detect_decoded returns
@@ -332,9 +338,10 @@ def create_app(
         started = time.perf_counter()
         if root is None:
             raise ServingError(
-                404, "GET /main is disabled: start the server with --image-root DIR to let "
+                404,
+                "GET /main is disabled: start the server with --image-root DIR to let "
                 "clients name images under DIR",
-            )  # fmt: skip
+            )
         if image is None and request.method == "POST":
             form = await request.form(max_files=0, max_fields=16)
             value = form.get("image")

@@ -72,9 +72,13 @@ class Budget:
         with self._lock:
             waiting = sum(not future.done() for _, future in self._waiters)
             return dict(
-                limit=self.limit, in_use=self._in_use, high_water=self._high_water,
-                waiting=waiting, granted=self._granted, timeouts=self._timeouts,
-            )  # fmt: skip
+                limit=self.limit,
+                in_use=self._in_use,
+                high_water=self._high_water,
+                waiting=waiting,
+                granted=self._granted,
+                timeouts=self._timeouts,
+            )
 
     def acquire(self, amount: int, timeout: float | None) -> None:
         """Take ``amount`` units, waiting in this thread at most ``timeout`` seconds.

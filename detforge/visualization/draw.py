@@ -248,9 +248,18 @@ def imshow_det_bboxes(
     image = imread(img) if not isinstance(img, np.ndarray) else img
     scale = None if font_size is None else font_size / 22
     drawn = draw_det_bboxes(
-        image, bboxes, labels, segms, class_names, score_thr, bbox_color, text_color,
-        mask_color, thickness, scale,
-    )  # fmt: skip
+        image,
+        bboxes,
+        labels,
+        segms,
+        class_names,
+        score_thr,
+        bbox_color,
+        text_color,
+        mask_color,
+        thickness,
+        scale,
+    )
     if show:
         imshow(drawn, win_name, wait_time)
     if out_file is not None:
@@ -294,6 +303,12 @@ def draw_result(
     kwargs.setdefault("mask_color", palette)
     segms = dets.masks if dets.masks is not None and len(dets.masks) else None
     return imshow_det_bboxes(
-        img, bboxes, dets.labels, segms, class_names=class_names, score_thr=score_thr,
-        out_file=out_file, **kwargs,
-    )  # fmt: skip
+        img,
+        bboxes,
+        dets.labels,
+        segms,
+        class_names=class_names,
+        score_thr=score_thr,
+        out_file=out_file,
+        **kwargs,
+    )

@@ -3,6 +3,8 @@ box loss; the v2 detector API (forward dispatch, train_step) behaves as in MMDet
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -138,3 +140,18 @@ def test_dense_aug_test_for_heads_with_score_factors(family: str) -> None:
         result = model.aug_test([img, img.flip(-1)], [[dict(view)], [flipped]], rescale=True)[0]
     assert len(result) == 80
     assert all(r.shape[1] == 5 for r in result)
+
+
+@pytest.mark.parametrize(
+    "family",
+    ["faster_rcnn", "retinanet", "mask_rcnn", "cascade_rcnn", "fcos", "atss", "gfl", "vfnet"],
+)
+def test_a_built_model_deep_copies_and_pickles(family: str) -> None:
+    """EMA hooks deep-copy the model and checkpoints pickle it: no component may keep an
+    unpicklable object, such as a read-only ``MappingProxyType`` default config."""
+    if not (FIXTURES / family).is_dir():
+        pytest.skip(f"fixture {family} not found")
+    model = build_detector(Config.fromfile(FIXTURES / family / "model.py").model)
+    copied = copy.deepcopy(model)
+    assert copied.state_dict().keys() == model.state_dict().keys()
+    assert pickle.loads(pickle.dumps(model)).state_dict().keys() == model.state_dict().keys()

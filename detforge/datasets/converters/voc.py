@@ -327,9 +327,14 @@ def voc_devkit_to_coco(
             else:
                 issues = DataIssues(f"voc(VOC{year}/{split})", strict=strict)
                 records = _parse_split(
-                    devkit, id_file, VOC_CLASSES, issues,
-                    f"VOC{year}/Annotations", f"VOC{year}/JPEGImages", ".jpg",
-                )  # fmt: skip
+                    devkit,
+                    id_file,
+                    VOC_CLASSES,
+                    issues,
+                    f"VOC{year}/Annotations",
+                    f"VOC{year}/JPEGImages",
+                    ".jpg",
+                )
                 cache[year, split] = (records, issues)
         return cache[year, split]
 

@@ -168,8 +168,15 @@ def yolo_to_coco(
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            _add_line(builder, image_id, line, (width, height), len(names), issues,
-                      f"{label_file.name}:{lineno}")  # fmt: skip
+            _add_line(
+                builder,
+                image_id,
+                line,
+                (width, height),
+                len(names),
+                issues,
+                f"{label_file.name}:{lineno}",
+            )
     _report_orphans(root, label_root, used_labels, classes, issues)
     result = finish(builder, issues, out_file)
     if unlabelled:

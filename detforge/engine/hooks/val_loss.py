@@ -132,9 +132,10 @@ def derive_loss_pipeline(val_pipeline: Any, train_dataset: Any) -> Compose:
     collect = next((t for pipeline in pipelines for t in pipeline if isinstance(t, Collect)), None)
     keys = list(collect.keys) if collect is not None else list(_DEFAULT_KEYS)
     final: Collect = (
-        Collect(keys=keys, meta_keys=collect.meta_keys) if collect is not None
+        Collect(keys=keys, meta_keys=collect.meta_keys)
+        if collect is not None
         else Collect(keys=keys)
-    )  # fmt: skip
+    )
     return Compose([*loaders, *view, DefaultFormatBundle(), final])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -23,9 +24,12 @@ from detforge.models.layers import (
     build_norm_layer,
 )
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck
-from detforge.registry import MODELS, Cfg
+from detforge.registry import MODELS, Cfg, plain_cfg
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetV1d"]
+__all__ = ["TRAINABLE_BN", "BasicBlock", "Bottleneck", "ResNet", "ResNetV1d"]
+
+#: BatchNorm with trainable affine parameters: the backbones' default norm layer
+TRAINABLE_BN: Cfg = MappingProxyType({"type": "BN", "requires_grad": True})
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
@@ -92,7 +96,7 @@ class ResNet(nn.Module):
         avg_down: bool = False,
         frozen_stages: int = -1,
         conv_cfg: Cfg | None = None,
-        norm_cfg: Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
+        norm_cfg: Cfg = TRAINABLE_BN,
         norm_eval: bool = True,
         dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
@@ -133,7 +137,7 @@ class ResNet(nn.Module):
         self.avg_down = avg_down
         self.frozen_stages = frozen_stages
         self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
+        self.norm_cfg = plain_cfg(norm_cfg)
         self.with_cp = with_cp
         self.norm_eval = norm_eval
         self.dcn = dcn
@@ -359,7 +363,7 @@ class ResNetV1d(ResNet):
         style: str = "pytorch",
         frozen_stages: int = -1,
         conv_cfg: Cfg | None = None,
-        norm_cfg: Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
+        norm_cfg: Cfg = TRAINABLE_BN,
         norm_eval: bool = True,
         dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),

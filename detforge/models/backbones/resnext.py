@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from detforge.models.backbones.resnet import Bottleneck, ResNet
+from detforge.models.backbones.resnet import TRAINABLE_BN, Bottleneck, ResNet
 from detforge.registry import MODELS, Cfg
 
 __all__ = ["ResNeXt"]
@@ -58,7 +58,7 @@ class ResNeXt(ResNet):
         avg_down: bool = False,
         frozen_stages: int = -1,
         conv_cfg: Cfg | None = None,
-        norm_cfg: Cfg = {"type": "BN", "requires_grad": True},  # noqa: B006 (never mutated)
+        norm_cfg: Cfg = TRAINABLE_BN,
         norm_eval: bool = True,
         dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),

@@ -22,7 +22,7 @@ from torch import nn
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead, conv_tower, prior_init_cfg
 from detforge.models.task_modules.prior_generators.point_generator import MlvlPointGenerator
 from detforge.models.utils import multi_apply
-from detforge.registry import MODELS, Cfg
+from detforge.registry import MODELS, Cfg, plain_cfg
 
 __all__ = ["AnchorFreeHead"]
 
@@ -94,8 +94,8 @@ class AnchorFreeHead(BaseDenseHead):
         self.prior_generator = MlvlPointGenerator(strides)
         # a point is the single "anchor" of its cell
         self.num_base_priors = self.prior_generator.num_base_priors[0]
-        self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
+        self.conv_cfg = plain_cfg(conv_cfg)
+        self.norm_cfg = plain_cfg(norm_cfg)
         self._init_layers()
 
     # ------------------------------------------------------------------ layers

@@ -26,7 +26,7 @@ from detforge.models.dense_heads.base_dense_head import (
 from detforge.models.layers.scale import Scale
 from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.models.utils import multi_apply
-from detforge.registry import MODELS, Cfg, build_module
+from detforge.registry import MODELS, Cfg, build_module, plain_cfg
 from detforge.structures import ImgMeta
 from detforge.utils.dist import reduce_mean
 
@@ -102,8 +102,8 @@ class ATSSHead(AnchorHead):
     ) -> None:
         self.pred_kernel_size = pred_kernel_size
         self.stacked_convs = stacked_convs
-        self.conv_cfg = conv_cfg
-        self.norm_cfg = None if norm_cfg is None else dict(norm_cfg)
+        self.conv_cfg = plain_cfg(conv_cfg)
+        self.norm_cfg = plain_cfg(norm_cfg)
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,

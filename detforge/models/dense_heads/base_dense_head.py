@@ -37,7 +37,7 @@ from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.models.test_time_aug import dense_aug_test
 from detforge.models.utils import filter_scores_and_topk, select_single_mlvl
 from detforge.ops import batched_nms
-from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys
+from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, check_cfg_keys, plain_cfg
 from detforge.structures import ImgMeta
 from detforge.utils.dist import reduce_mean
 
@@ -176,7 +176,7 @@ class BaseDenseHead(nn.Module, ABC):
         check_cfg_keys(test_cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
-        self.init_cfg = init_cfg
+        self.init_cfg = plain_cfg(init_cfg)
 
     def init_weights(self) -> None:
         apply_init_cfg(self, self.init_cfg)

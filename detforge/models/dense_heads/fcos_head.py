@@ -98,7 +98,7 @@ class FCOSHead(AnchorFreeHead):
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
-            norm_cfg=None if norm_cfg is None else dict(norm_cfg),
+            norm_cfg=norm_cfg,
             **kwargs,
         )
         if len(self.regress_ranges) != self.prior_generator.num_levels:

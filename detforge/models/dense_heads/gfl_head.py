@@ -27,7 +27,7 @@ from detforge.models.dense_heads.base_dense_head import GN32, conv_tower, prior_
 from detforge.models.layers.scale import Scale
 from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.models.utils import multi_apply
-from detforge.registry import MODELS, Cfg, build_module
+from detforge.registry import MODELS, Cfg, build_module, plain_cfg
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox_overlaps
 from detforge.utils.dist import reduce_mean
@@ -35,9 +35,14 @@ from detforge.utils.dist import reduce_mean
 __all__ = ["GFLHead", "Integral", "anchor_centers"]
 
 _GFL_ANCHORS: Cfg = MappingProxyType(
-    dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
-         strides=[8, 16, 32, 64, 128])
-)  # fmt: skip
+    dict(
+        type="AnchorGenerator",
+        ratios=[1.0],
+        octave_base_scale=8,
+        scales_per_octave=1,
+        strides=[8, 16, 32, 64, 128],
+    )
+)
 _DISTANCES: Cfg = MappingProxyType(dict(type="DistancePointBBoxCoder"))
 _QFL: Cfg = MappingProxyType(
     dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0)
@@ -130,8 +135,8 @@ class GFLHead(AnchorHead):
         **kwargs: Any,
     ) -> None:
         self.stacked_convs = stacked_convs
-        self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
+        self.conv_cfg = plain_cfg(conv_cfg)
+        self.norm_cfg = plain_cfg(norm_cfg)
         self.reg_max = reg_max
         super().__init__(
             num_classes=num_classes,

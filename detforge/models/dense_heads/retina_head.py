@@ -10,14 +10,19 @@ from torch import nn
 
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import conv_tower, prior_init_cfg
-from detforge.registry import MODELS, Cfg
+from detforge.registry import MODELS, Cfg, plain_cfg
 
 __all__ = ["RetinaHead"]
 
 _RETINA_ANCHORS: Cfg = MappingProxyType(
-    dict(type="AnchorGenerator", octave_base_scale=4, scales_per_octave=3,
-         ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128])
-)  # fmt: skip
+    dict(
+        type="AnchorGenerator",
+        octave_base_scale=4,
+        scales_per_octave=3,
+        ratios=[0.5, 1.0, 2.0],
+        strides=[8, 16, 32, 64, 128],
+    )
+)
 
 
 @MODELS.register_module()
@@ -41,8 +46,8 @@ class RetinaHead(AnchorHead):
         **kwargs: Any,
     ) -> None:
         self.stacked_convs = stacked_convs
-        self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
+        self.conv_cfg = plain_cfg(conv_cfg)
+        self.norm_cfg = plain_cfg(norm_cfg)
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,

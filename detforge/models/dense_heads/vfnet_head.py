@@ -41,15 +41,27 @@ _FOCAL: Cfg = MappingProxyType(
     dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
 )
 _VFL: Cfg = MappingProxyType(
-    dict(type="VarifocalLoss", use_sigmoid=True, alpha=0.75, gamma=2.0, iou_weighted=True,
-         loss_weight=1.0)
-)  # fmt: skip
+    dict(
+        type="VarifocalLoss",
+        use_sigmoid=True,
+        alpha=0.75,
+        gamma=2.0,
+        iou_weighted=True,
+        loss_weight=1.0,
+    )
+)
 _GIOU_INIT: Cfg = MappingProxyType(dict(type="GIoULoss", loss_weight=1.5))
 _GIOU_REFINE: Cfg = MappingProxyType(dict(type="GIoULoss", loss_weight=2.0))
 _VFNET_ANCHORS: Cfg = MappingProxyType(
-    dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
-         center_offset=0.0, strides=[8, 16, 32, 64, 128])
-)  # fmt: skip
+    dict(
+        type="AnchorGenerator",
+        ratios=[1.0],
+        octave_base_scale=8,
+        scales_per_octave=1,
+        center_offset=0.0,
+        strides=[8, 16, 32, 64, 128],
+    )
+)
 _NORM_TYPES = ("reg_denom", "stride")
 
 # sampling points of the 3x3 star, row-major like the kernel: (which side gives y, which x);

@@ -209,11 +209,20 @@ class BaseDetector(nn.Module, ABC):
         from detforge.visualization import draw_result  # matplotlib/OpenCV drawing: load on use
 
         drawn = draw_result(
-            img, result, class_names=getattr(self, "CLASSES", None), score_thr=score_thr,
-            bbox_color=bbox_color, text_color=text_color, mask_color=mask_color,
-            thickness=thickness, font_size=font_size, win_name=win_name,
-            show=show and out_file is None, wait_time=wait_time, out_file=out_file,
-        )  # fmt: skip
+            img,
+            result,
+            class_names=getattr(self, "CLASSES", None),
+            score_thr=score_thr,
+            bbox_color=bbox_color,
+            text_color=text_color,
+            mask_color=mask_color,
+            thickness=thickness,
+            font_size=font_size,
+            win_name=win_name,
+            show=show and out_file is None,
+            wait_time=wait_time,
+            out_file=out_file,
+        )
         return None if show or out_file else drawn
 
 

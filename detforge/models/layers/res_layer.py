@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -17,9 +18,12 @@ from torch.utils.checkpoint import checkpoint
 from detforge.models.layers.conv import build_conv_layer
 from detforge.models.layers.init import apply_init_cfg
 from detforge.models.layers.norm import build_norm_layer
-from detforge.registry import Cfg
+from detforge.registry import Cfg, plain_cfg
 
-__all__ = ["BasicBlock", "Bottleneck", "ResLayer"]
+__all__ = ["BN", "BasicBlock", "Bottleneck", "ResLayer"]
+
+#: plain BatchNorm, the default norm layer of the residual blocks
+BN: Cfg = MappingProxyType({"type": "BN"})
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
@@ -68,7 +72,7 @@ class BasicBlock(nn.Module):
         style: str = "pytorch",
         with_cp: bool = False,
         conv_cfg: Cfg | None = None,
-        norm_cfg: Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
+        norm_cfg: Cfg = BN,
         dcn: Cfg | None = None,
         plugins: Any = None,
         init_cfg: _InitCfg = None,
@@ -159,7 +163,7 @@ class Bottleneck(nn.Module):
         style: str = "pytorch",
         with_cp: bool = False,
         conv_cfg: Cfg | None = None,
-        norm_cfg: Cfg = {"type": "BN"},  # noqa: B006 (never mutated)
+        norm_cfg: Cfg = BN,
         dcn: Cfg | None = None,
         plugins: Any = None,
         groups: int = 1,
@@ -178,7 +182,7 @@ class Bottleneck(nn.Module):
         self.style = style
         self.with_cp = with_cp
         self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
+        self.norm_cfg = plain_cfg(norm_cfg)
         self.dcn = dcn
         self.with_dcn = dcn is not None
         self.init_cfg = init_cfg

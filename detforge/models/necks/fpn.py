@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -10,12 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from detforge.models.layers import ConvModule, apply_init_cfg
-from detforge.registry import MODELS, Cfg
+from detforge.registry import MODELS, Cfg, plain_cfg
 
 __all__ = ["FPN"]
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 _EXTRA_SOURCES = ("on_input", "on_lateral", "on_output")
+_NEAREST: Cfg = MappingProxyType({"mode": "nearest"})
+_XAVIER_UNIFORM: Cfg = MappingProxyType(
+    {"type": "Xavier", "layer": "Conv2d", "distribution": "uniform"}
+)
 
 
 @MODELS.register_module()
@@ -67,12 +72,8 @@ class FPN(nn.Module):
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg | None = None,
         act_cfg: Cfg | None = None,
-        upsample_cfg: Cfg = {"mode": "nearest"},  # noqa: B006 (copied, never mutated)
-        init_cfg: _InitCfg = {  # noqa: B006 (never mutated)
-            "type": "Xavier",
-            "layer": "Conv2d",
-            "distribution": "uniform",
-        },
+        upsample_cfg: Cfg = _NEAREST,
+        init_cfg: _InitCfg = _XAVIER_UNIFORM,
     ) -> None:
         super().__init__()
         if isinstance(in_channels, str | int) or not isinstance(in_channels, Sequence):
@@ -84,7 +85,7 @@ class FPN(nn.Module):
         self.relu_before_extra_convs = relu_before_extra_convs
         self.no_norm_on_lateral = no_norm_on_lateral
         self.upsample_cfg = dict(upsample_cfg)
-        self.init_cfg = init_cfg
+        self.init_cfg = plain_cfg(init_cfg)
         self.start_level = start_level
         self.end_level = end_level
         self.backbone_end_level = _check_levels(self.num_ins, num_outs, start_level, end_level)

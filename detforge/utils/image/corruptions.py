@@ -31,10 +31,22 @@ __all__ = [
 ]
 
 BENCHMARK_CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-    "elastic_transform", "pixelate", "jpeg_compression",
-)  # fmt: skip
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
 HOLDOUT_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 CORRUPTIONS = BENCHMARK_CORRUPTIONS + HOLDOUT_CORRUPTIONS
 #: v2's ``--corruptions`` group names.
@@ -271,11 +283,27 @@ def spatter(x: np.ndarray, s: int, rng: Rng) -> np.ndarray:
 _FUNCTIONS: dict[str, _Fn] = {
     fn.__name__: fn
     for fn in (
-        gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur,
-        zoom_blur, snow, frost, fog, brightness, contrast, elastic_transform, pixelate,
-        jpeg_compression, speckle_noise, gaussian_blur, spatter, saturate,
+        gaussian_noise,
+        shot_noise,
+        impulse_noise,
+        defocus_blur,
+        glass_blur,
+        motion_blur,
+        zoom_blur,
+        snow,
+        frost,
+        fog,
+        brightness,
+        contrast,
+        elastic_transform,
+        pixelate,
+        jpeg_compression,
+        speckle_noise,
+        gaussian_blur,
+        spatter,
+        saturate,
     )
-}  # fmt: skip
+}
 
 
 def _seed_for(image: np.ndarray, corruption: str, severity: int) -> int:
