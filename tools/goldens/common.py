@@ -143,7 +143,7 @@ def make_golden(
         "input_shape": list(input_shape),
         "weights": "weights.pt" if weights == "random" else "formula",
         "peer": peer_versions(),
-        "notes": notes,
+        "notes": f"\n{notes}\n" if notes else "",
         "outputs": {
             part: [{"shape": list(t.shape), "max_abs": float(t.abs().max())} for t in maps]
             for part, maps in expected.items()
@@ -238,12 +238,10 @@ no MMDetection.
 Parts, in MMDetection v2 syntax (built through detforge's registry):
 {parts}
 
-Input: `input.pt`, uniform in [-1, 1), shape {tuple(meta['input_shape'])}. Weights: {weights}.
+Input: `input.pt`, uniform in [-1, 1), shape {tuple(meta["input_shape"])}. Weights: {weights}.
 MMDetection ran the parts in eval mode; `expected.pt` holds their outputs:
 {outputs}
-
-{meta['notes']}
-
+{meta["notes"]}
 ## Full-size layouts
 
 {layout_lines}
