@@ -106,3 +106,18 @@ def build_layout_parts(layout: Mapping[str, Any]) -> dict[str, nn.Module]:
     """The full-size parts of a layout's v2 config (``v2_parts``), built on the meta device."""
     with torch.device("meta"):
         return {part: build_part(cfg, part) for part, cfg in layout["v2_parts"].items()}
+
+
+def check_golden(name: str) -> None:
+    """Every part of golden ``name`` reproduces MMDetection's maps within 1e-4."""
+    ours, expected = run_golden(name)
+    assert sorted(ours) == sorted(expected)
+    for part, maps in expected.items():
+        assert_maps_close(ours[part], maps, f"{name} {part}")
+
+
+def check_layout(name: str, file_name: str) -> dict[str, Any]:
+    """The v2 config's full-size parts have the layout's keys, shapes and parameter count."""
+    layout = read_json(GOLDENS / name / file_name)
+    assert_layout(build_layout_parts(layout), layout)
+    return layout

@@ -7,34 +7,19 @@ State-dict keys: ``stem.conv`` (the Focus conv), ``stage{i}.0`` (stride-2 conv),
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from detforge.models.backbones._common import InitCfg, batch_norms_eval, freeze
+from detforge.models.backbones._common import InitCfg, StagedBackbone, freeze
 from detforge.models.layers import ConvModule, apply_init_cfg
-from detforge.models.layers.csp_layer import YOLO_BN, CSPLayer
+from detforge.models.layers.csp_layer import SWISH, TORCH_DEFAULT_CONV_INIT, YOLO_BN, CSPLayer
 from detforge.models.layers.depthwise_separable_conv_module import DepthwiseSeparableConvModule
 from detforge.registry import MODELS, Cfg
 
 __all__ = ["CSPDarknet", "Focus", "SPPBottleneck"]
-
-_SWISH: Cfg = MappingProxyType({"type": "Swish"})
-# PyTorch's own Conv2d init (kaiming_uniform with a=sqrt(5)), as v2 states it.
-_DEFAULT_INIT: Cfg = MappingProxyType(
-    {
-        "type": "Kaiming",
-        "layer": "Conv2d",
-        "a": math.sqrt(5),
-        "distribution": "uniform",
-        "mode": "fan_in",
-        "nonlinearity": "leaky_relu",
-    }
-)
 
 
 class Focus(nn.Module):
@@ -55,7 +40,7 @@ class Focus(nn.Module):
         stride: int = 1,
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg = YOLO_BN,
-        act_cfg: Cfg = _SWISH,
+        act_cfg: Cfg = SWISH,
     ) -> None:
         super().__init__()
         self.conv = ConvModule(
@@ -90,7 +75,7 @@ class SPPBottleneck(nn.Module):
         kernel_sizes: Sequence[int] = (5, 9, 13),
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg = YOLO_BN,
-        act_cfg: Cfg = _SWISH,
+        act_cfg: Cfg = SWISH,
         init_cfg: InitCfg = None,
     ) -> None:
         super().__init__()
@@ -114,7 +99,7 @@ class SPPBottleneck(nn.Module):
 
 
 @MODELS.register_module()
-class CSPDarknet(nn.Module):
+class CSPDarknet(StagedBackbone):
     """CSP-Darknet backbone of YOLOv5 and YOLOX (MMDetection v2 ``CSPDarknet``).
 
     A Focus stem (``stem``, stride 2) and 4 (``'P5'``) or 5 (``'P6'``) stages, each a stride-2
@@ -174,7 +159,7 @@ class CSPDarknet(nn.Module):
         spp_kernal_sizes: Sequence[int] = (5, 9, 13),
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg = YOLO_BN,
-        act_cfg: Cfg = _SWISH,
+        act_cfg: Cfg = SWISH,
         norm_eval: bool = False,
         init_cfg: InitCfg = None,
     ) -> None:
@@ -192,7 +177,7 @@ class CSPDarknet(nn.Module):
             raise ValueError(
                 f"CSPDarknet: frozen_stages must be in -1..{len(settings)}, got {frozen_stages}"
             )
-        self.init_cfg = _DEFAULT_INIT if init_cfg is None else init_cfg
+        self.init_cfg = TORCH_DEFAULT_CONV_INIT if init_cfg is None else init_cfg
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.use_depthwise = use_depthwise
@@ -224,23 +209,6 @@ class CSPDarknet(nn.Module):
     def _freeze_stages(self) -> None:
         freeze(getattr(self, name) for name in self.layers[: self.frozen_stages + 1])
 
-    def init_weights(self) -> None:
-        """Initialise from ``init_cfg`` (mmcv ``BaseModule.init_weights`` semantics)."""
-        apply_init_cfg(self, self.init_cfg)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``Tensor[B, 3, H, W]`` -> one feature map per ``out_indices`` entry."""
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def train(self, mode: bool = True) -> CSPDarknet:
-        """Set training mode, keeping frozen stages (and BN with ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            batch_norms_eval(self)
-        return self
+        return self.run_stages(x, self.layers)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from detforge.errors import ConfigKeyError
-from detforge.models.backbones._common import InitCfg, backbone_init_cfg, batch_norms_eval, freeze
+from detforge.models.backbones._common import InitCfg, StagedBackbone, backbone_init_cfg, freeze
 from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.registry import MODELS, Cfg
 
@@ -62,7 +62,7 @@ class ResBlock(nn.Module):
 
 
 @MODELS.register_module()
-class Darknet(nn.Module):
+class Darknet(StagedBackbone):
     """Darknet backbone (MMDetection v2 ``Darknet``; depth 53).
 
     A 3x3 conv (``conv1``, 32 channels) and five blocks ``conv_res_block{i}``, each a stride-2
@@ -131,23 +131,6 @@ class Darknet(nn.Module):
     def _freeze_stages(self) -> None:
         freeze(getattr(self, name) for name in self.cr_blocks[: max(self.frozen_stages, 0)])
 
-    def init_weights(self) -> None:
-        """Initialise from ``init_cfg`` (mmcv ``BaseModule.init_weights`` semantics)."""
-        apply_init_cfg(self, self.init_cfg)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``Tensor[B, 3, H, W]`` -> one feature map per ``out_indices`` entry."""
-        outs = []
-        for i, name in enumerate(self.cr_blocks):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def train(self, mode: bool = True) -> Darknet:
-        """Set training mode, keeping frozen stages (and BN with ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            batch_norms_eval(self)
-        return self
+        return self.run_stages(x, self.cr_blocks)

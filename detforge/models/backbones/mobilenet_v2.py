@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.backbones._common import InitCfg, backbone_init_cfg, batch_norms_eval, freeze
-from detforge.models.layers import ConvModule, apply_init_cfg
+from detforge.models.backbones._common import InitCfg, StagedBackbone, backbone_init_cfg, freeze
+from detforge.models.layers import ConvModule
 from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
 from detforge.registry import MODELS, Cfg
 
@@ -29,7 +29,7 @@ _DEFAULT_INIT: tuple[Cfg, ...] = (
 
 
 @MODELS.register_module()
-class MobileNetV2(nn.Module):
+class MobileNetV2(StagedBackbone):
     """MobileNetV2 (MMDetection v2 ``MobileNetV2``).
 
     A stride-2 3x3 stem (``conv1``), seven stages of inverted residual blocks (``layer1`` …
@@ -133,24 +133,6 @@ class MobileNetV2(nn.Module):
                 param.requires_grad = False
         freeze(getattr(self, f"layer{i}") for i in range(1, self.frozen_stages + 1))
 
-    def init_weights(self) -> None:
-        """Initialise from ``init_cfg`` (mmcv ``BaseModule.init_weights`` semantics)."""
-        apply_init_cfg(self, self.init_cfg)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``Tensor[B, 3, H, W]`` -> one feature map per ``out_indices`` entry."""
-        x = self.conv1(x)
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def train(self, mode: bool = True) -> MobileNetV2:
-        """Set training mode, keeping frozen stages (and BN with ``norm_eval``) in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            batch_norms_eval(self)
-        return self
+        return self.run_stages(self.conv1(x), self.layers)

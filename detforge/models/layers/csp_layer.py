@@ -6,6 +6,7 @@ Sub-module names are v2's (``main_conv``, ``short_conv``, ``final_conv``, ``bloc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -18,13 +19,25 @@ from detforge.models.layers.depthwise_separable_conv_module import DepthwiseSepa
 from detforge.models.layers.init import apply_init_cfg
 from detforge.registry import Cfg
 
-__all__ = ["YOLO_BN", "CSPLayer", "DarknetBottleneck"]
+__all__ = ["SWISH", "TORCH_DEFAULT_CONV_INIT", "YOLO_BN", "CSPLayer", "DarknetBottleneck"]
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 YOLO_BN: Cfg = MappingProxyType({"type": "BN", "momentum": 0.03, "eps": 0.001})
 """The batch norm of YOLOX/YOLOv5 (momentum 0.03, eps 1e-3), v2's default for these blocks."""
-_SWISH: Cfg = MappingProxyType({"type": "Swish"})
+SWISH: Cfg = MappingProxyType({"type": "Swish"})
+TORCH_DEFAULT_CONV_INIT: Cfg = MappingProxyType(
+    {
+        "type": "Kaiming",
+        "layer": "Conv2d",
+        "a": math.sqrt(5),
+        "distribution": "uniform",
+        "mode": "fan_in",
+        "nonlinearity": "leaky_relu",
+    }
+)
+"""PyTorch's own ``Conv2d`` init (kaiming-uniform, ``a=sqrt(5)``): v2's default ``init_cfg`` of
+CSPDarknet and YOLOXPAFPN."""
 
 
 class DarknetBottleneck(nn.Module):
@@ -56,7 +69,7 @@ class DarknetBottleneck(nn.Module):
         use_depthwise: bool = False,
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg = YOLO_BN,
-        act_cfg: Cfg = _SWISH,
+        act_cfg: Cfg = SWISH,
         init_cfg: _InitCfg = None,
     ) -> None:
         super().__init__()
@@ -112,7 +125,7 @@ class CSPLayer(nn.Module):
         use_depthwise: bool = False,
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg = YOLO_BN,
-        act_cfg: Cfg = _SWISH,
+        act_cfg: Cfg = SWISH,
         init_cfg: _InitCfg = None,
     ) -> None:
         super().__init__()

@@ -6,7 +6,6 @@ State-dict keys: ``reduce_layers.{i}``, ``top_down_blocks.{i}`` (CSPLayers), ``d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -15,25 +14,14 @@ import torch
 from torch import nn
 
 from detforge.models.layers import ConvModule, apply_init_cfg
-from detforge.models.layers.csp_layer import YOLO_BN, CSPLayer
+from detforge.models.layers.csp_layer import SWISH, TORCH_DEFAULT_CONV_INIT, YOLO_BN, CSPLayer
 from detforge.models.layers.depthwise_separable_conv_module import DepthwiseSeparableConvModule
 from detforge.registry import MODELS, Cfg
 
 __all__ = ["YOLOXPAFPN"]
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
-_SWISH: Cfg = MappingProxyType({"type": "Swish"})
 _UPSAMPLE: Cfg = MappingProxyType({"scale_factor": 2, "mode": "nearest"})
-_DEFAULT_INIT: Cfg = MappingProxyType(
-    {
-        "type": "Kaiming",
-        "layer": "Conv2d",
-        "a": math.sqrt(5),
-        "distribution": "uniform",
-        "mode": "fan_in",
-        "nonlinearity": "leaky_relu",
-    }
-)
 
 
 @MODELS.register_module()
@@ -75,13 +63,13 @@ class YOLOXPAFPN(nn.Module):
         upsample_cfg: Cfg = _UPSAMPLE,
         conv_cfg: Cfg | None = None,
         norm_cfg: Cfg = YOLO_BN,
-        act_cfg: Cfg = _SWISH,
+        act_cfg: Cfg = SWISH,
         init_cfg: _InitCfg = None,
     ) -> None:
         super().__init__()
         self.in_channels = list(in_channels)
         self.out_channels = out_channels
-        self.init_cfg = _DEFAULT_INIT if init_cfg is None else init_cfg
+        self.init_cfg = TORCH_DEFAULT_CONV_INIT if init_cfg is None else init_cfg
         layers: dict[str, Any] = {"conv_cfg": conv_cfg, "norm_cfg": norm_cfg, "act_cfg": act_cfg}
         csp: dict[str, Any] = {
             "num_blocks": num_csp_blocks,

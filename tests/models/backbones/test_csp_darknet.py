@@ -12,25 +12,15 @@ import torch
 from detforge.models.backbones import CSPDarknet
 from detforge.models.backbones.csp_darknet import Focus
 from detforge.models.layers import CSPLayer, DepthwiseSeparableConvModule
-from tests.models.component_golden import (
-    GOLDENS,
-    assert_layout,
-    assert_maps_close,
-    build_layout_parts,
-    read_json,
-    run_golden,
-)
+from tests.models.component_golden import check_golden, check_layout
 
 
 def test_golden_p6_depthwise_with_pafpn() -> None:
-    ours, expected = run_golden("csp_darknet")
-    assert_maps_close(ours["backbone"], expected["backbone"], "CSPDarknet")
-    assert_maps_close(ours["neck"], expected["neck"], "YOLOXPAFPN")
+    check_golden("csp_darknet")
 
 
 def test_full_size_yolox_nano_layout() -> None:
-    layout = read_json(GOLDENS / "csp_darknet" / "layout_yolox_nano.json")
-    assert_layout(build_layout_parts(layout), layout)
+    check_layout("csp_darknet", "layout_yolox_nano.json")
 
 
 def test_deepen_and_widen_factors() -> None:

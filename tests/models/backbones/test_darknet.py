@@ -11,25 +11,15 @@ import torch
 
 from detforge.errors import ConfigKeyError
 from detforge.models.backbones import Darknet
-from tests.models.component_golden import (
-    GOLDENS,
-    assert_layout,
-    assert_maps_close,
-    build_layout_parts,
-    read_json,
-    run_golden,
-)
+from tests.models.component_golden import check_golden, check_layout
 
 
 def test_golden_darknet53_and_yolov3_neck() -> None:
-    ours, expected = run_golden("darknet")
-    assert_maps_close(ours["backbone"], expected["backbone"], "Darknet")
-    assert_maps_close(ours["neck"], expected["neck"], "YOLOV3Neck")
+    check_golden("darknet")
 
 
 def test_full_size_yolov3_d53_layout() -> None:
-    layout = read_json(GOLDENS / "darknet" / "layout_yolov3_d53.json")
-    assert_layout(build_layout_parts(layout), layout)
+    check_layout("darknet", "layout_yolov3_d53.json")
 
 
 def test_blocks_and_strides() -> None:

@@ -8,24 +8,15 @@ import torch
 from detforge.errors import ConfigKeyError
 from detforge.models.backbones import HourglassNet
 from detforge.models.backbones.hourglass import HourglassModule
-from tests.models.component_golden import (
-    GOLDENS,
-    assert_layout,
-    assert_maps_close,
-    build_layout_parts,
-    read_json,
-    run_golden,
-)
+from tests.models.component_golden import check_golden, check_layout
 
 
 def test_golden_two_stacks() -> None:
-    ours, expected = run_golden("hourglass")
-    assert_maps_close(ours["backbone"], expected["backbone"], "HourglassNet")
+    check_golden("hourglass")
 
 
 def test_full_size_hourglass104_layout() -> None:
-    layout = read_json(GOLDENS / "hourglass" / "layout_cornernet_hourglass104.json")
-    assert_layout(build_layout_parts(layout), layout)
+    check_layout("hourglass", "layout_cornernet_hourglass104.json")
 
 
 def test_nested_modules_use_the_default_norm_as_in_v2() -> None:

@@ -10,27 +10,16 @@ import pytest
 import torch
 
 from detforge.models.backbones import SSDVGG
-from tests.models.component_golden import (
-    GOLDENS,
-    assert_layout,
-    assert_maps_close,
-    build_layout_parts,
-    read_json,
-    run_golden,
-)
+from tests.models.component_golden import check_golden, check_layout
 
 
 def test_golden_vgg11_with_l2_normed_ssd_neck() -> None:
-    ours, expected = run_golden("ssd_vgg")
-    assert_maps_close(ours["backbone"], expected["backbone"], "SSDVGG")
-    assert_maps_close(ours["neck"], expected["neck"], "SSDNeck")
+    check_golden("ssd_vgg")
 
 
 @pytest.mark.parametrize("config", ["ssd300", "ssd512"])
 def test_full_size_layout(config: str) -> None:
-    layout = read_json(GOLDENS / "ssd_vgg" / f"layout_{config}.json")
-    parts = build_layout_parts(layout)
-    assert_layout(parts, layout)
+    layout = check_layout("ssd_vgg", f"layout_{config}.json")
     assert "neck.l2_norm.weight" in {k for k, _ in layout["state_dict"]}
 
 

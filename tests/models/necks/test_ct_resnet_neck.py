@@ -11,24 +11,15 @@ import torch
 
 from detforge.models.layers import ModulatedDeformConv2dPack
 from detforge.models.necks import CTResNetNeck
-from tests.models.component_golden import (
-    GOLDENS,
-    assert_layout,
-    assert_maps_close,
-    build_layout_parts,
-    read_json,
-    run_golden,
-)
+from tests.models.component_golden import check_golden, check_layout
 
 
 def test_golden_without_dcn() -> None:
-    ours, expected = run_golden("ct_resnet_neck")
-    assert_maps_close(ours["neck"], expected["neck"], "CTResNetNeck")
+    check_golden("ct_resnet_neck")
 
 
 def test_full_size_centernet_r18_layout() -> None:
-    layout = read_json(GOLDENS / "ct_resnet_neck" / "layout_centernet_r18.json")
-    assert_layout(build_layout_parts(layout), layout)
+    check_layout("ct_resnet_neck", "layout_centernet_r18.json")
 
 
 def test_dcn_by_default_and_shapes() -> None:

@@ -6,24 +6,15 @@ import pytest
 import torch
 
 from detforge.models.necks import DilatedEncoder
-from tests.models.component_golden import (
-    GOLDENS,
-    assert_layout,
-    assert_maps_close,
-    build_layout_parts,
-    read_json,
-    run_golden,
-)
+from tests.models.component_golden import check_golden, check_layout
 
 
 def test_golden() -> None:
-    ours, expected = run_golden("dilated_encoder")
-    assert_maps_close(ours["neck"], expected["neck"], "DilatedEncoder")
+    check_golden("dilated_encoder")
 
 
 def test_full_size_yolof_layout() -> None:
-    layout = read_json(GOLDENS / "dilated_encoder" / "layout_yolof_r50_c5.json")
-    assert_layout(build_layout_parts(layout), layout)
+    check_layout("dilated_encoder", "layout_yolof_r50_c5.json")
 
 
 def test_uses_the_last_level_and_dilations() -> None:
