@@ -60,6 +60,9 @@ _OPEN_MMLAB_FILES = {
     "detectron2/resnet101_caffe": "resnet101_msra-6cc46731.pth",
     "resnext101_32x4d": "resnext101_32x4d-a5af3160.pth",
     "resnext101_64x4d": "resnext101_64x4d-ee2c6f71.pth",
+    "vgg16_caffe": "vgg16_caffe-292e1171.pth",
+    "darknet53": "darknet53-a628ea1b.pth",
+    "mmdet/mobilenet_v2": "mobilenet_v2_batch256_imagenet-ff34753d.pth",
 }
 
 

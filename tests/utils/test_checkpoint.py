@@ -162,3 +162,20 @@ def test_torchvision_resnet_maps_onto_detforge_resnet(cache: Path) -> None:
     assert report.missing == [] and sorted(report.unexpected) == ["fc.bias", "fc.weight"]
     assert torch.equal(ours.conv1.weight, tv.conv1.weight)
     assert torch.equal(ours.layer4[1].bn2.running_var, tv.layer4[1].bn2.running_var)
+
+
+@pytest.mark.parametrize(
+    ("name", "file_name"),
+    [
+        ("open-mmlab://vgg16_caffe", "vgg16_caffe-292e1171.pth"),
+        ("open-mmlab://darknet53", "darknet53-a628ea1b.pth"),
+        ("open-mmlab://mmdet/mobilenet_v2", "mobilenet_v2_batch256_imagenet-ff34753d.pth"),
+    ],
+)
+def test_one_stage_backbone_names_resolve_to_mmcv_file_names(
+    cache: Path, name: str, file_name: str
+) -> None:
+    with pytest.raises(CheckpointError, match=file_name):
+        resolve_checkpoint(name)
+    torch.save(Tiny().state_dict(), cache / file_name)
+    assert resolve_checkpoint(name) == cache / file_name

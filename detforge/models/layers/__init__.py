@@ -19,12 +19,14 @@ from detforge.models.layers.conv import (
     build_padding_layer,
 )
 from detforge.models.layers.conv_module import ConvModule
+from detforge.models.layers.csp_layer import CSPLayer, DarknetBottleneck
 from detforge.models.layers.dcn import (
     DeformConv2d,
     DeformConv2dPack,
     ModulatedDeformConv2d,
     ModulatedDeformConv2dPack,
 )
+from detforge.models.layers.depthwise_separable_conv_module import DepthwiseSeparableConvModule
 from detforge.models.layers.init import (
     INITIALIZERS,
     apply_init_cfg,
@@ -38,6 +40,7 @@ from detforge.models.layers.init import (
     uniform_init,
     xavier_init,
 )
+from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
 from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.scale import Scale
@@ -50,11 +53,15 @@ __all__ = [
     "PADDING_LAYERS",
     "BasicBlock",
     "Bottleneck",
+    "CSPLayer",
     "Clamp",
     "ConvModule",
+    "DarknetBottleneck",
     "DeformConv2d",
     "DeformConv2dPack",
+    "DepthwiseSeparableConvModule",
     "HSigmoid",
+    "InvertedResidual",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
     "ResLayer",
@@ -72,6 +79,7 @@ __all__ = [
     "infer_abbr",
     "initialize",
     "kaiming_init",
+    "make_divisible",
     "normal_init",
     "trunc_normal_init",
     "uniform_init",
