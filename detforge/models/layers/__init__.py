@@ -18,6 +18,7 @@ from detforge.models.layers.conv import (
     build_conv_layer,
     build_padding_layer,
 )
+from detforge.models.layers.conv_adaptive_padding import Conv2dAdaptivePadding
 from detforge.models.layers.conv_module import ConvModule
 from detforge.models.layers.dcn import (
     DeformConv2d,
@@ -38,9 +39,11 @@ from detforge.models.layers.init import (
     uniform_init,
     xavier_init,
 )
+from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
 from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.scale import Scale
+from detforge.models.layers.se_layer import SELayer
 
 __all__ = [
     "ACTIVATION_LAYERS",
@@ -51,13 +54,16 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "Clamp",
+    "Conv2dAdaptivePadding",
     "ConvModule",
     "DeformConv2d",
     "DeformConv2dPack",
     "HSigmoid",
+    "InvertedResidual",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
     "ResLayer",
+    "SELayer",
     "Scale",
     "Swish",
     "SyncBatchNorm",
@@ -72,6 +78,7 @@ __all__ = [
     "infer_abbr",
     "initialize",
     "kaiming_init",
+    "make_divisible",
     "normal_init",
     "trunc_normal_init",
     "uniform_init",
