@@ -288,7 +288,8 @@ class EfficientNet(nn.Module):
         """Append the block layers ``layers[1]`` ... up to the last one an output needs."""
         middle = self.layer_setting[1:-1]
         total = sum(len(layer) for layer in middle)
-        rates = [r.item() for r in torch.linspace(0, self.drop_path_rate, total)]
+        # float32 steps, as v2 (explicit device: the model may be built on "meta")
+        rates = torch.linspace(0, self.drop_path_rate, total, device="cpu").tolist()
         block_idx = 0
         for layer_cfg in middle[: max(self.out_indices)]:
             blocks = []

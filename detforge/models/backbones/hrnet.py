@@ -272,7 +272,7 @@ class HRNet(nn.Module):
             block1, 64, s1["num_channels"][0], s1["num_blocks"][0], conv_cfg, norm_cfg, with_cp
         )
         channels = [s1["num_channels"][0] * block1.expansion]
-        self.num_branches: list[int] = []
+        self.stage_branches: list[int] = []  # branches of stages 2, 3, 4
         for s, cfg in enumerate(stages[1:], start=2):
             block = _BLOCKS[cfg["block"]]
             stage_channels = [c * block.expansion for c in cfg["num_channels"]]
@@ -294,7 +294,7 @@ class HRNet(nn.Module):
                 modules.append(module)
                 stage_channels = module.in_channels
             self.add_module(f"stage{s}", nn.Sequential(*modules))
-            self.num_branches.append(cfg["num_branches"])
+            self.stage_branches.append(cfg["num_branches"])
             channels = stage_channels
 
     @property
@@ -335,7 +335,7 @@ class HRNet(nn.Module):
         x = self.relu(self.norm1(self.conv1(x)))
         x = self.relu(self.norm2(self.conv2(x)))
         ys = [self.layer1(x)]
-        for s, num_branches in enumerate(self.num_branches, start=1):
+        for s, num_branches in enumerate(self.stage_branches, start=1):
             transition = getattr(self, f"transition{s}")
             xs = []
             for i in range(num_branches):

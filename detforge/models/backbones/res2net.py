@@ -25,7 +25,7 @@ from torch import nn
 
 from detforge.models.backbones.resnet import ResNet
 from detforge.models.layers import apply_init_cfg, build_conv_layer, build_norm_layer
-from detforge.models.layers.res_layer import _conv_strides, _no_plugins, _run_block
+from detforge.models.layers.res_layer import _conv2_cfg, _conv_strides, _no_plugins, _run_block
 from detforge.registry import MODELS, Cfg
 
 __all__ = ["Bottle2neck", "Res2Net"]
@@ -104,13 +104,7 @@ class Bottle2neck(nn.Module):
         self.conv1_stride, self.conv2_stride = _conv_strides("Bottle2neck", style, stride)
         self.width = width = math.floor(planes * (base_width / base_channels))
 
-        conv2_cfg = conv_cfg
-        if dcn is not None:
-            dcn_cfg = dict(dcn)
-            if not dcn_cfg.pop("fallback_on_stride", False):
-                if conv_cfg is not None:
-                    raise ValueError("Bottle2neck: conv_cfg must be None when dcn is set")
-                conv2_cfg = dcn_cfg
+        conv2_cfg = _conv2_cfg("Bottle2neck", conv_cfg, dcn)
         self.with_dcn = dcn is not None
 
         self.conv1 = build_conv_layer(

@@ -11,7 +11,6 @@ Keys are v2's: ResNetV1d's stem and shortcuts, ``layer{i}.{j}.conv1``/``bn1``,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,7 +20,13 @@ from torch import nn
 
 from detforge.models.backbones.resnet import ResNetV1d
 from detforge.models.layers import apply_init_cfg, build_conv_layer, build_norm_layer
-from detforge.models.layers.res_layer import _conv_strides, _no_plugins, _run_block
+from detforge.models.layers.res_layer import (
+    _conv2_cfg,
+    _conv_strides,
+    _grouped_width,
+    _no_plugins,
+    _run_block,
+)
 from detforge.registry import MODELS, Cfg
 
 __all__ = ["ResNeSt", "ResNeStBottleneck", "SplitAttentionConv2d"]
@@ -77,14 +82,8 @@ class SplitAttentionConv2d(nn.Module):
         self.groups = groups
         self.channels = channels
         self.with_dcn = dcn is not None
-        if dcn is not None:
-            dcn_cfg = dict(dcn)
-            if not dcn_cfg.pop("fallback_on_stride", False):
-                if conv_cfg is not None:
-                    raise ValueError("SplitAttentionConv2d: conv_cfg must be None when dcn is set")
-                conv_cfg = dcn_cfg
         self.conv = build_conv_layer(
-            conv_cfg,
+            _conv2_cfg("SplitAttentionConv2d", conv_cfg, dcn),
             in_channels,
             channels * radix,
             kernel_size,
@@ -192,9 +191,7 @@ class ResNeStBottleneck(nn.Module):
         self.init_cfg = init_cfg
         self.conv1_stride, self.conv2_stride = _conv_strides("ResNeStBottleneck", style, stride)
         self.avg_down_stride = avg_down_stride and self.conv2_stride > 1
-        width = planes
-        if groups != 1:
-            width = math.floor(planes * (base_width / base_channels)) * groups
+        width = _grouped_width(planes, groups, base_width, base_channels)
 
         self.conv1 = build_conv_layer(
             conv_cfg, inplanes, width, 1, stride=self.conv1_stride, bias=False

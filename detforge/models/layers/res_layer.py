@@ -37,6 +37,28 @@ def _conv_strides(owner: str, style: str, stride: int) -> tuple[int, int]:
     return (1, stride) if style == "pytorch" else (stride, 1)
 
 
+def _grouped_width(planes: int, groups: int, base_width: int, base_channels: int) -> int:
+    """Width of a bottleneck's 3x3 conv: ``planes``, or with ``groups > 1`` (ResNeXt)
+    ``floor(planes * (base_width / base_channels)) * groups``, in v2's float order (with
+    RegNet's ``base_channels == planes``, ``176 * (120 / 176)`` floors to 119)."""
+    if groups == 1:
+        return planes
+    return math.floor(planes * (base_width / base_channels)) * groups
+
+
+def _conv2_cfg(owner: str, conv_cfg: Cfg | None, dcn: Cfg | None) -> Cfg | None:
+    """Conv config of a bottleneck's 3x3 conv(s): ``dcn`` (without ``fallback_on_stride``)
+    unless it is None or asks to fall back to ``conv_cfg``."""
+    if dcn is None:
+        return conv_cfg
+    dcn_cfg = dict(dcn)
+    if dcn_cfg.pop("fallback_on_stride", False):
+        return conv_cfg
+    if conv_cfg is not None:
+        raise ValueError(f"{owner}: conv_cfg must be None when dcn is set")
+    return dcn_cfg
+
+
 def _run_block(block: Any, x: torch.Tensor) -> torch.Tensor:
     """``block.relu(block._residual(x))``, checkpointing the residual when ``block.with_cp``.
 
@@ -193,10 +215,7 @@ class Bottleneck(nn.Module):
         self.with_dcn = dcn is not None
         self.init_cfg = init_cfg
         self.conv1_stride, self.conv2_stride = _conv_strides("Bottleneck", style, stride)
-        # v2's float order: with RegNet's base_channels == planes, 176 * (120 / 176) floors to 119
-        width = planes
-        if groups != 1:
-            width = math.floor(planes * (base_width / base_channels)) * groups
+        width = _grouped_width(planes, groups, base_width, base_channels)
 
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, width, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, width, postfix=2)
@@ -205,15 +224,8 @@ class Bottleneck(nn.Module):
             conv_cfg, inplanes, width, kernel_size=1, stride=self.conv1_stride, bias=False
         )
         self.add_module(self.norm1_name, norm1)
-        conv2_cfg = conv_cfg
-        if dcn is not None:
-            dcn_cfg = dict(dcn)
-            if not dcn_cfg.pop("fallback_on_stride", False):
-                if conv_cfg is not None:
-                    raise ValueError("Bottleneck: conv_cfg must be None when dcn is set")
-                conv2_cfg = dcn_cfg
         self.conv2 = build_conv_layer(
-            conv2_cfg,
+            _conv2_cfg("Bottleneck", conv_cfg, dcn),
             width,
             width,
             kernel_size=3,
