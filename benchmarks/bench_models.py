@@ -6,6 +6,10 @@ same run, same thread count; torchvision models are built with ``weights=None`` 
 own resize/normalise inside (``min_size=800, max_size=1333`` for inference, ``512`` for
 training), which is part of what they cost.
 
+Backbones: one forward of batch 1 at 1344x800, eval mode, no grad, beside the same network's
+feature layers in torchvision (``stem`` + ``trunk_output`` of its RegNets, ``features`` of its
+EfficientNets, i.e. without the classifier).
+
     python benchmarks/bench_models.py [--repeat 3] [--threads N]
 """
 
@@ -40,6 +44,21 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "ATSS R50-FPN": ("atss/atss_r50_fpn_1x_coco.py", None),
     "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
+}
+
+# label: (our backbone config, torchvision classification model, its feature-layer attributes)
+BACKBONES: dict[str, tuple[dict, str, tuple[str, ...]]] = {
+    "RegNetX-3.2GF": (
+        dict(type="RegNet", arch="regnetx_3.2gf"),
+        "regnet_x_3_2gf",
+        ("stem", "trunk_output"),
+    ),
+    # out_indices=(6,): up to the 1x1 head conv, as torchvision's ``features``
+    "EfficientNet-B3": (
+        dict(type="EfficientNet", arch="b3", out_indices=(6,)),
+        "efficientnet_b3",
+        ("features",),
+    ),
 }
 
 
@@ -133,6 +152,25 @@ def theirs(name: str, repeat: int) -> tuple[float, float]:
     return infer, timed(step, repeat)
 
 
+def backbone_times(cfg: dict, tv_name: str, parts: tuple[str, ...], repeat: int) -> tuple:
+    """Forward seconds of our backbone and of torchvision's feature layers (batch 1, 1344x800)."""
+    import torchvision
+
+    from detforge.registry import MODELS, build_module
+
+    img = torch.randn(1, 3, 800, 1344)
+    ours = build_module(dict(cfg), MODELS)
+    ours.init_weights()
+    tv = getattr(torchvision.models, tv_name)(weights=None)
+    theirs = torch.nn.Sequential(*(getattr(tv, part) for part in parts))
+    times = []
+    for model in (ours, theirs):
+        model.eval()
+        with torch.no_grad():
+            times.append(timed(lambda m=model: m(img), repeat))
+    return tuple(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -162,6 +200,13 @@ def main() -> None:
             f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "
             f"{d_train * 1000:>9.0f}ms {t_train * 1000:>10.0f}ms {d_train / t_train:>6.2f}"
         )
+    print(f"\n{'':<22} {'backbone forward, batch 1, 1344x800':^31}")
+    print(f"{'backbone':<22} {head}")
+    for label, (cfg, tv_name, parts) in BACKBONES.items():
+        if args.only and not any(word.lower() in label.lower() for word in args.only):
+            continue
+        d_fwd, t_fwd = backbone_times(cfg, tv_name, parts, args.repeat)
+        print(f"{label:<22} {d_fwd * 1000:>9.0f}ms {t_fwd * 1000:>10.0f}ms {d_fwd / t_fwd:>6.2f}")
 
 
 if __name__ == "__main__":
