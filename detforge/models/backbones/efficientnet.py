@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.errors import ConfigKeyError
 from detforge.models.layers import (
@@ -29,6 +28,7 @@ from detforge.models.layers import (
     InvertedResidual,
     SELayer,
     apply_init_cfg,
+    batch_norms_to_eval,
     make_divisible,
 )
 from detforge.models.layers.inverted_residual import drop_path_layer, residual_forward
@@ -357,7 +357,5 @@ class EfficientNet(nn.Module):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self

@@ -20,11 +20,16 @@ from typing import Any, cast
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.errors import ConfigKeyError
 from detforge.models.backbones.resnet import _default_init_cfg
-from detforge.models.layers import ResLayer, apply_init_cfg, build_conv_layer, build_norm_layer
+from detforge.models.layers import (
+    ResLayer,
+    apply_init_cfg,
+    batch_norms_to_eval,
+    build_conv_layer,
+    build_norm_layer,
+)
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck
 from detforge.registry import MODELS, Cfg
 
@@ -354,9 +359,7 @@ class HRNet(nn.Module):
         """Set training mode, keeping batch norms in eval mode with ``norm_eval``."""
         super().train(mode)
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
 
 

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.errors import ConfigKeyError, ConfigTypeError
 from detforge.models.layers import (
     ResLayer,
     apply_init_cfg,
+    batch_norms_to_eval,
     build_conv_layer,
     build_norm_layer,
 )
@@ -285,9 +285,7 @@ class ResNet(nn.Module):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
 
 

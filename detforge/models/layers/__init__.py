@@ -40,7 +40,13 @@ from detforge.models.layers.init import (
     xavier_init,
 )
 from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
-from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
+from detforge.models.layers.norm import (
+    NORM_LAYERS,
+    SyncBatchNorm,
+    batch_norms_to_eval,
+    build_norm_layer,
+    infer_abbr,
+)
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.scale import Scale
 from detforge.models.layers.se_layer import SELayer
@@ -68,6 +74,7 @@ __all__ = [
     "Swish",
     "SyncBatchNorm",
     "apply_init_cfg",
+    "batch_norms_to_eval",
     "bias_init_with_prob",
     "build_activation_layer",
     "build_conv_layer",
