@@ -8,7 +8,8 @@ training), which is part of what they cost.
 
 Backbones alone (second table): the forward pass of a 1x3x800x1344 tensor (inference) and a
 forward + backward of the outputs' sum at 2x3x512x512 (train step), beside the torchvision
-classification network whose ``features`` compute the same maps.
+classification network's feature layers that compute the same maps (``features``, or
+``stem`` + ``trunk_output`` of its RegNets), without the classifier.
 
     python benchmarks/bench_models.py [--repeat 3] [--threads N]
 """
@@ -47,9 +48,20 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
 }
 
-# label: (our backbone config, torchvision classification model whose `features` match it)
-BACKBONES: dict[str, tuple[dict, str | None]] = {
-    "MobileNetV2": (dict(type="MobileNetV2", out_indices=(7,)), "mobilenet_v2"),
+# label: (our backbone config, torchvision classification model, its feature-layer attributes)
+BACKBONES: dict[str, tuple[dict, str | None, tuple[str, ...]]] = {
+    "MobileNetV2": (dict(type="MobileNetV2", out_indices=(7,)), "mobilenet_v2", ("features",)),
+    "RegNetX-3.2GF": (
+        dict(type="RegNet", arch="regnetx_3.2gf"),
+        "regnet_x_3_2gf",
+        ("stem", "trunk_output"),
+    ),
+    # out_indices=(6,): up to the 1x1 head conv, as torchvision's ``features``
+    "EfficientNet-B3": (
+        dict(type="EfficientNet", arch="b3", out_indices=(6,)),
+        "efficientnet_b3",
+        ("features",),
+    ),
 }
 
 
@@ -184,12 +196,13 @@ def backbone_rows(only: list[str] | None, repeat: int) -> None:
         infer, train = "inference, batch 1, 1344x800", "train step, batch 2, 512x512"
         print(f"\n{'':<22} {infer:^31}   {train:^31}")
         print(f"{'backbone':<22} {head}   {head}")
-    for label, (cfg, tv_name) in rows.items():
+    for label, (cfg, tv_name, parts) in rows.items():
         net = build_module(cfg, MODELS)
         net.init_weights()
         theirs = None
         if tv_name is not None:
-            tv_net = getattr(torchvision.models, tv_name)(weights=None).features
+            tv_model = getattr(torchvision.models, tv_name)(weights=None)
+            tv_net = torch.nn.Sequential(*(getattr(tv_model, part) for part in parts))
             theirs = backbone_times(tv_net, repeat)
         print_row(label, backbone_times(net, repeat), theirs)
 

@@ -63,6 +63,20 @@ _OPEN_MMLAB_FILES = {
     "vgg16_caffe": "vgg16_caffe-292e1171.pth",
     "darknet53": "darknet53-a628ea1b.pth",
     "mmdet/mobilenet_v2": "mobilenet_v2_batch256_imagenet-ff34753d.pth",
+    "msra/hrnetv2_w18": "hrnetv2_w18-00eb2006.pth",
+    "msra/hrnetv2_w32": "hrnetv2_w32-dc9eeb4f.pth",
+    "msra/hrnetv2_w40": "hrnetv2_w40-ed0b031c.pth",
+    "regnetx_400mf": "regnetx_400mf-a5b10d96.pth",
+    "regnetx_800mf": "regnetx_800mf-1f4be4c7.pth",
+    "regnetx_1.6gf": "regnetx_1.6gf-5791c176.pth",
+    "regnetx_3.2gf": "regnetx_3.2gf-c2599b0f.pth",
+    "regnetx_4.0gf": "regnetx_4.0gf-a88f671e.pth",
+    "regnetx_6.4gf": "regnetx_6.4gf-006af45d.pth",
+    "regnetx_8.0gf": "regnetx_8.0gf-3c68abe7.pth",
+    "regnetx_12gf": "regnetx_12gf-4c2a3350.pth",
+    "res2net101_v1d_26w_4s": "res2net101_v1d_26w_4s_mmdetv2-f0a600f9.pth",
+    "resnest50": "resnest50_d2-7497a55b.pth",
+    "resnest101": "resnest101_d2-f3b931b2.pth",
 }
 
 

@@ -122,6 +122,22 @@ def test_torchvision_name_resolves_from_the_cache(cache: Path) -> None:
     assert resolve_checkpoint("torchvision://resnet50") == cache / "resnet50-0676ba61.pth"
 
 
+@pytest.mark.parametrize(
+    ("name", "file_name"),
+    [
+        ("msra/hrnetv2_w32", "hrnetv2_w32-dc9eeb4f.pth"),
+        ("regnetx_3.2gf", "regnetx_3.2gf-c2599b0f.pth"),
+        ("res2net101_v1d_26w_4s", "res2net101_v1d_26w_4s_mmdetv2-f0a600f9.pth"),
+        ("resnest50", "resnest50_d2-7497a55b.pth"),
+    ],
+)
+def test_model_zoo_backbone_names_resolve_to_mmcv_file_names(
+    cache: Path, name: str, file_name: str
+) -> None:
+    (cache / file_name).write_bytes(b"")
+    assert resolve_checkpoint(f"open-mmlab://{name}") == cache / file_name
+
+
 def test_missing_named_weights_say_where_to_put_them(cache: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         resolve_checkpoint("torchvision://resnet101")

@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.errors import ConfigKeyError
 from detforge.models.backbones._common import backbone_init_cfg
 from detforge.models.layers import (
     ResLayer,
     apply_init_cfg,
+    batch_norms_to_eval,
     build_conv_layer,
     build_norm_layer,
 )
@@ -73,6 +73,8 @@ class ResNet(nn.Module):
         [(1, 8, 8, 8), (1, 16, 4, 4), (1, 32, 2, 2), (1, 64, 1, 1)]
     """
 
+    # extra arguments of each stage's first block (Res2Net's ``stage_type='stage'``)
+    first_block_args: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     arch_settings: ClassVar[dict[int, tuple[type[nn.Module], tuple[int, ...]]]] = {
         18: (BasicBlock, (2, 2, 2, 2)),
         34: (BasicBlock, (3, 4, 6, 3)),
@@ -108,10 +110,7 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if depth not in self.arch_settings:
-            raise ConfigKeyError(
-                f"invalid depth {depth} for {name}; choose from {sorted(self.arch_settings)}"
-            )
+        self.block, stage_plan = self._stage_plan(depth, base_channels)
         _check_stages(name, num_stages, strides, dilations, out_indices, dcn, stage_with_dcn)
         if frozen_stages > num_stages:
             raise ValueError(f"{name}: frozen_stages={frozen_stages} > num_stages={num_stages}")
@@ -119,7 +118,6 @@ class ResNet(nn.Module):
             raise NotImplementedError(f"{name}: plugins are not supported yet (got {plugins!r})")
         if style not in ("pytorch", "caffe"):
             raise ValueError(f"{name}: style must be 'pytorch' or 'caffe', got {style!r}")
-        self.block, stage_blocks = self.arch_settings[depth]
         self.init_cfg, block_init_cfg = _default_init_cfg(
             name, self.block, pretrained, init_cfg, zero_init_residual
         )
@@ -143,14 +141,13 @@ class ResNet(nn.Module):
         self.dcn = dcn
         self.stage_with_dcn = tuple(stage_with_dcn)
         self.plugins = plugins
-        self.stage_blocks = stage_blocks[:num_stages]
+        self.stage_blocks = tuple(num_blocks for _, num_blocks in stage_plan[:num_stages])
 
         self._make_stem_layer(in_channels, stem_channels)
         self.res_layers: list[str] = []
         inplanes = stem_channels
         expansion: int = getattr(self.block, "expansion", 1)
-        for i, num_blocks in enumerate(self.stage_blocks):
-            planes = base_channels * 2**i
+        for i, (planes, num_blocks) in enumerate(stage_plan[:num_stages]):
             layer = self.make_res_layer(
                 inplanes=inplanes,
                 planes=planes,
@@ -159,15 +156,30 @@ class ResNet(nn.Module):
                 dilation=self.dilations[i],
                 dcn=dcn if self.stage_with_dcn[i] else None,
                 init_cfg=block_init_cfg,
+                stage=i,
             )
             inplanes = planes * expansion
             self.add_module(f"layer{i + 1}", layer)
             self.res_layers.append(f"layer{i + 1}")
-        self.feat_dim = expansion * base_channels * 2 ** (len(self.stage_blocks) - 1)
+        self.feat_dim = inplanes
         self._freeze_stages()
 
-    def _block_args(self) -> dict[str, Any]:
-        """Extra block arguments of a subclass (ResNeXt's ``groups``, ``base_width``)."""
+    def _stage_plan(
+        self, depth: int, base_channels: int
+    ) -> tuple[type[nn.Module], list[tuple[int, int]]]:
+        """``(block class, [(planes, num_blocks) per stage])`` of ``depth`` (a RegNet's come
+        from its ``arch`` instead)."""
+        if depth not in self.arch_settings:
+            raise ConfigKeyError(
+                f"invalid depth {depth} for {type(self).__name__}; "
+                f"choose from {sorted(self.arch_settings)}"
+            )
+        block, stage_blocks = self.arch_settings[depth]
+        return block, [(base_channels * 2**i, n) for i, n in enumerate(stage_blocks)]
+
+    def _block_args(self, stage: int) -> dict[str, Any]:
+        """Extra block arguments of a subclass for stage ``stage`` (ResNeXt's ``groups``,
+        ``base_width``; RegNet's per-stage groups)."""
         return {}
 
     def make_res_layer(
@@ -179,8 +191,10 @@ class ResNet(nn.Module):
         dilation: int,
         dcn: Cfg | None,
         init_cfg: _InitCfg,
+        stage: int = 0,
     ) -> nn.Module:
-        """Build one stage (a :class:`~detforge.models.layers.ResLayer` of ``self.block``)."""
+        """Build stage ``stage`` (a :class:`~detforge.models.layers.ResLayer` of
+        ``self.block``)."""
         return ResLayer(
             self.block,
             inplanes,
@@ -196,8 +210,9 @@ class ResNet(nn.Module):
                 "with_cp": self.with_cp,
                 "dcn": dcn,
                 "init_cfg": init_cfg,
-                **self._block_args(),
+                **self._block_args(stage),
             },
+            first_block_args=self.first_block_args,
         )
 
     @property
@@ -241,7 +256,7 @@ class ResNet(nn.Module):
             self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, stem_channels, postfix=1)
             self.add_module(self.norm1_name, norm1)
             self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def _freeze_stages(self) -> None:
         frozen: list[nn.Module] = []
@@ -273,9 +288,7 @@ class ResNet(nn.Module):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
 
 

@@ -18,6 +18,7 @@ from detforge.models.layers.conv import (
     build_conv_layer,
     build_padding_layer,
 )
+from detforge.models.layers.conv_adaptive_padding import Conv2dAdaptivePadding
 from detforge.models.layers.conv_module import ConvModule
 from detforge.models.layers.csp_layer import CSPLayer, DarknetBottleneck
 from detforge.models.layers.dcn import (
@@ -41,9 +42,16 @@ from detforge.models.layers.init import (
     xavier_init,
 )
 from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
-from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
+from detforge.models.layers.norm import (
+    NORM_LAYERS,
+    SyncBatchNorm,
+    batch_norms_to_eval,
+    build_norm_layer,
+    infer_abbr,
+)
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.scale import Scale
+from detforge.models.layers.se_layer import SELayer
 
 __all__ = [
     "ACTIVATION_LAYERS",
@@ -55,6 +63,7 @@ __all__ = [
     "Bottleneck",
     "CSPLayer",
     "Clamp",
+    "Conv2dAdaptivePadding",
     "ConvModule",
     "DarknetBottleneck",
     "DeformConv2d",
@@ -65,10 +74,12 @@ __all__ = [
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
     "ResLayer",
+    "SELayer",
     "Scale",
     "Swish",
     "SyncBatchNorm",
     "apply_init_cfg",
+    "batch_norms_to_eval",
     "bias_init_with_prob",
     "build_activation_layer",
     "build_conv_layer",

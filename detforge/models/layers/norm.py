@@ -31,7 +31,7 @@ from detforge.errors import ConfigKeyError
 from detforge.models.layers._builder import _call, _resolve, _split_cfg
 from detforge.registry import Registry
 
-__all__ = ["NORM_LAYERS", "SyncBatchNorm", "build_norm_layer", "infer_abbr"]
+__all__ = ["NORM_LAYERS", "SyncBatchNorm", "batch_norms_to_eval", "build_norm_layer", "infer_abbr"]
 
 NORM_LAYERS = Registry("norm layers")
 
@@ -159,3 +159,18 @@ def build_norm_layer(
     for param in layer.parameters():
         param.requires_grad = requires_grad
     return name, layer
+
+
+def batch_norms_to_eval(module: nn.Module) -> None:
+    """Put every batch-norm layer in ``module`` (SyncBN included) in eval mode: the running
+    statistics stay fixed while the rest trains (a backbone's ``norm_eval``).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).train()
+        >>> batch_norms_to_eval(net)
+        >>> net.training, net[1].training
+        (True, False)
+    """
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            m.eval()

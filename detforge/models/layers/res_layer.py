@@ -33,8 +33,42 @@ def _no_plugins(plugins: Any, owner: str) -> None:
         raise NotImplementedError(f"{owner}: plugins are not supported yet (got {plugins!r})")
 
 
-def _run_block(block: BasicBlock | Bottleneck, x: torch.Tensor) -> torch.Tensor:
-    """``relu(residual(x) + shortcut(x))``, checkpointing the residual when ``with_cp``."""
+def _conv_strides(owner: str, style: str, stride: int) -> tuple[int, int]:
+    """``(conv1 stride, conv2 stride)`` of a bottleneck: ``'pytorch'`` strides the 3x3 conv,
+    ``'caffe'`` the first 1x1 conv."""
+    if style not in ("pytorch", "caffe"):
+        raise ValueError(f"{owner}: style must be 'pytorch' or 'caffe', got {style!r}")
+    return (1, stride) if style == "pytorch" else (stride, 1)
+
+
+def _grouped_width(planes: int, groups: int, base_width: int, base_channels: int) -> int:
+    """Width of a bottleneck's 3x3 conv: ``planes``, or with ``groups > 1`` (ResNeXt)
+    ``floor(planes * (base_width / base_channels)) * groups``, in v2's float order (with
+    RegNet's ``base_channels == planes``, ``176 * (120 / 176)`` floors to 119)."""
+    if groups == 1:
+        return planes
+    return math.floor(planes * (base_width / base_channels)) * groups
+
+
+def _conv2_cfg(owner: str, conv_cfg: Cfg | None, dcn: Cfg | None) -> Cfg | None:
+    """Conv config of a bottleneck's 3x3 conv(s): ``dcn`` (without ``fallback_on_stride``)
+    unless it is None or asks to fall back to ``conv_cfg``."""
+    if dcn is None:
+        return conv_cfg
+    dcn_cfg = dict(dcn)
+    if dcn_cfg.pop("fallback_on_stride", False):
+        return conv_cfg
+    if conv_cfg is not None:
+        raise ValueError(f"{owner}: conv_cfg must be None when dcn is set")
+    return dcn_cfg
+
+
+def _run_block(block: Any, x: torch.Tensor) -> torch.Tensor:
+    """``block.relu(block._residual(x))``, checkpointing the residual when ``block.with_cp``.
+
+    Shared by every residual block whose ``_residual`` returns ``branch(x) + shortcut(x)``
+    (``BasicBlock``, ``Bottleneck``, Res2Net's and ResNeSt's blocks).
+    """
     if block.with_cp and x.requires_grad:
         out = checkpoint(block._residual, x, use_reentrant=False)
     else:
@@ -172,8 +206,6 @@ class Bottleneck(nn.Module):
         init_cfg: _InitCfg = None,
     ) -> None:
         super().__init__()
-        if style not in ("pytorch", "caffe"):
-            raise ValueError(f"Bottleneck: style must be 'pytorch' or 'caffe', got {style!r}")
         _no_plugins(plugins, "Bottleneck")
         self.inplanes = inplanes
         self.planes = planes
@@ -186,8 +218,8 @@ class Bottleneck(nn.Module):
         self.dcn = dcn
         self.with_dcn = dcn is not None
         self.init_cfg = init_cfg
-        self.conv1_stride, self.conv2_stride = (1, stride) if style == "pytorch" else (stride, 1)
-        width = planes if groups == 1 else math.floor(planes * base_width / base_channels) * groups
+        self.conv1_stride, self.conv2_stride = _conv_strides("Bottleneck", style, stride)
+        width = _grouped_width(planes, groups, base_width, base_channels)
 
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, width, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, width, postfix=2)
@@ -196,15 +228,8 @@ class Bottleneck(nn.Module):
             conv_cfg, inplanes, width, kernel_size=1, stride=self.conv1_stride, bias=False
         )
         self.add_module(self.norm1_name, norm1)
-        conv2_cfg = conv_cfg
-        if dcn is not None:
-            dcn_cfg = dict(dcn)
-            if not dcn_cfg.pop("fallback_on_stride", False):
-                if conv_cfg is not None:
-                    raise ValueError("Bottleneck: conv_cfg must be None when dcn is set")
-                conv2_cfg = dcn_cfg
         self.conv2 = build_conv_layer(
-            conv2_cfg,
+            _conv2_cfg("Bottleneck", conv_cfg, dcn),
             width,
             width,
             kernel_size=3,
@@ -257,7 +282,9 @@ class ResLayer(nn.Sequential):
     ``downsample = Sequential([AvgPool2d,] conv1x1, norm)``; with ``avg_down`` the pooling does
     the striding (``ceil_mode=True, count_include_pad=False``) and the conv has stride 1, so
     the keys are ``downsample.1.*`` / ``downsample.2.*`` instead of ``downsample.0.*`` /
-    ``downsample.1.*``.
+    ``downsample.1.*``. As in v2, ``avg_down`` adds the pooling even to a stride-1 shortcut
+    (a 1x1 pooling that changes nothing but the keys: ``layer1.0.downsample.1.weight`` in
+    ResNetV1d, ResNeSt and Res2Net checkpoints).
 
     Args:
         block: Block class (``BasicBlock``, ``Bottleneck``).
@@ -271,6 +298,8 @@ class ResLayer(nn.Sequential):
         downsample_first: The first block changes resolution (ResNet); False puts it last
             (Hourglass).
         block_args: Further keyword arguments of every block (``dilation``, ``style``, ...).
+        first_block_args: Keyword arguments of the first block only, on top of
+            ``block_args`` (Res2Net's ``stage_type='stage'``).
 
     Example:
         >>> layer = ResLayer(BasicBlock, 8, 16, 2, stride=2)
@@ -290,14 +319,16 @@ class ResLayer(nn.Sequential):
         norm_cfg: Mapping[str, Any] = {"type": "BN"},
         downsample_first: bool = True,
         block_args: Mapping[str, Any] | None = None,
+        first_block_args: Mapping[str, Any] | None = None,
     ) -> None:
         expansion: int = getattr(block, "expansion", 1)
         extra = dict(block_args or {})
+        first_extra = {**extra, **(first_block_args or {})}
         downsample = None
         if stride != 1 or inplanes != planes * expansion:
             parts: list[nn.Module] = []
             conv_stride = stride
-            if avg_down and stride != 1:
+            if avg_down:
                 conv_stride = 1
                 parts.append(
                     nn.AvgPool2d(
@@ -317,24 +348,26 @@ class ResLayer(nn.Sequential):
             parts.append(build_norm_layer(norm_cfg, planes * expansion)[1])
             downsample = nn.Sequential(*parts)
 
-        def make(inp: int, out: int, s: int, down: nn.Module | None) -> nn.Module:
-            return block(
+        # (inplanes, planes, stride, downsample) of each block, in order
+        specs: list[tuple[int, int, int, nn.Module | None]]
+        if downsample_first:
+            specs = [(inplanes, planes, stride, downsample)]
+            specs += [(planes * expansion, planes, 1, None)] * (num_blocks - 1)
+        else:
+            specs = [(inplanes, inplanes, 1, None)] * (num_blocks - 1)
+            specs += [(inplanes, planes, stride, downsample)]
+        layers = [
+            block(
                 inplanes=inp,
                 planes=out,
                 stride=s,
                 downsample=down,
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
-                **extra,
+                **(first_extra if i == 0 else extra),
             )
-
-        layers: list[nn.Module] = []
-        if downsample_first:
-            layers.append(make(inplanes, planes, stride, downsample))
-            layers.extend(make(planes * expansion, planes, 1, None) for _ in range(1, num_blocks))
-        else:
-            layers.extend(make(inplanes, inplanes, 1, None) for _ in range(num_blocks - 1))
-            layers.append(make(inplanes, planes, stride, downsample))
+            for i, (inp, out, s, down) in enumerate(specs)
+        ]
         super().__init__(*layers)
 
     def init_weights(self) -> None:
