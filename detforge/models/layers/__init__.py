@@ -1,8 +1,10 @@
 """Building blocks shared by backbones, necks and heads (mmcv 1.x ``cnn`` equivalents).
 
-Layer configs use mmcv's names: ``conv_cfg`` (``Conv2d``, ``DCN``, ``DCNv2``), ``norm_cfg``
-(``BN``, ``SyncBN``, ``GN``, ``LN``, ``IN``), ``act_cfg`` (``ReLU``, ``LeakyReLU``, ``SiLU``, ...),
-and ``init_cfg`` (``Kaiming``, ``Xavier``, ``Normal``, ``Constant``, ``Pretrained``, ...).
+Layer configs use mmcv's names: ``conv_cfg`` (``Conv2d``, ``DCN``, ``DCNv2``, ``ConvWS``,
+``ConvAWS``, ``SAC``), ``norm_cfg`` (``BN``, ``SyncBN``, ``MMSyncBN``, ``GN``, ``LN``, ``IN``),
+``act_cfg`` (``ReLU``, ``LeakyReLU``, ``SiLU``, ...), plugin configs of residual blocks
+(``ContextBlock``, ``GeneralizedAttention``, ``NonLocal2d``) and ``init_cfg`` (``Kaiming``,
+``Xavier``, ``Normal``, ``Constant``, ``Pretrained``, ...).
 """
 
 from detforge.models.layers.activation import (
@@ -12,6 +14,7 @@ from detforge.models.layers.activation import (
     Swish,
     build_activation_layer,
 )
+from detforge.models.layers.context_block import ContextBlock
 from detforge.models.layers.conv import (
     CONV_LAYERS,
     PADDING_LAYERS,
@@ -19,12 +22,14 @@ from detforge.models.layers.conv import (
     build_padding_layer,
 )
 from detforge.models.layers.conv_module import ConvModule
+from detforge.models.layers.conv_ws import ConvAWS2d, ConvWS2d, conv_ws_2d
 from detforge.models.layers.dcn import (
     DeformConv2d,
     DeformConv2dPack,
     ModulatedDeformConv2d,
     ModulatedDeformConv2dPack,
 )
+from detforge.models.layers.generalized_attention import GeneralizedAttention
 from detforge.models.layers.init import (
     INITIALIZERS,
     apply_init_cfg,
@@ -38,8 +43,17 @@ from detforge.models.layers.init import (
     uniform_init,
     xavier_init,
 )
-from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
+from detforge.models.layers.non_local import NonLocal2d
+from detforge.models.layers.norm import (
+    NORM_LAYERS,
+    MMSyncBatchNorm,
+    SyncBatchNorm,
+    build_norm_layer,
+    infer_abbr,
+)
+from detforge.models.layers.plugin import PLUGIN_LAYERS, build_plugin_layer, plugin_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
+from detforge.models.layers.saconv import SAConv2d
 from detforge.models.layers.scale import Scale
 
 __all__ = [
@@ -48,16 +62,24 @@ __all__ = [
     "INITIALIZERS",
     "NORM_LAYERS",
     "PADDING_LAYERS",
+    "PLUGIN_LAYERS",
     "BasicBlock",
     "Bottleneck",
     "Clamp",
+    "ContextBlock",
+    "ConvAWS2d",
     "ConvModule",
+    "ConvWS2d",
     "DeformConv2d",
     "DeformConv2dPack",
+    "GeneralizedAttention",
     "HSigmoid",
+    "MMSyncBatchNorm",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "NonLocal2d",
     "ResLayer",
+    "SAConv2d",
     "Scale",
     "Swish",
     "SyncBatchNorm",
@@ -67,12 +89,15 @@ __all__ = [
     "build_conv_layer",
     "build_norm_layer",
     "build_padding_layer",
+    "build_plugin_layer",
     "caffe2_xavier_init",
     "constant_init",
+    "conv_ws_2d",
     "infer_abbr",
     "initialize",
     "kaiming_init",
     "normal_init",
+    "plugin_abbr",
     "trunc_normal_init",
     "uniform_init",
     "xavier_init",

@@ -1,0 +1,95 @@
+"""Golden fixture of the weight-standardised convolutions ``ConvWS`` (gn+ws) and ``ConvAWS``
+(DetectoRS).
+
+Layers: mmcv 2.1.0's ``ConvWS2d`` and ``ConvAWS2d`` (``mmcv.cnn.bricks.conv_ws``, as in mmcv
+1.x) with random weights, plus ``ConvAWS2d`` loaded from a plain ``nn.Conv2d`` state_dict
+(no ``weight_gamma``/``weight_beta``: mmcv fills them from the loaded filters).
+Backbone: MMDetection 3.3's ``ResNet`` (depth 50, 16 base channels) with
+``conv_cfg=ConvWS`` and ``GN``, random weights, input 1x3x64x64. Layouts: two full-size gn+ws
+v2.28.2 configs.
+
+Run: /work/peers/venv/bin/python tools/goldens/conv_ws.py [layers|models]  (default: both)
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from v2_peer import build, layout, out_dir, randomize, v2_model_cfg, versions, write_json
+
+NAME = "conv_ws"
+LAYERS = {
+    "ws": ("ConvWS2d", dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2)),
+    "ws_eps": ("ConvWS2d", dict(in_channels=4, out_channels=4, kernel_size=1, eps=0.1, bias=False)),
+    "aws": ("ConvAWS2d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, dilation=2, padding=2)),
+}  # fmt: skip
+BACKBONE = dict(
+    type="ResNet",
+    depth=50,
+    base_channels=16,
+    conv_cfg=dict(type="ConvWS"),
+    norm_cfg=dict(type="GN", num_groups=4, requires_grad=True),
+)
+LAYOUT_CONFIGS = [
+    "gn+ws/faster_rcnn_r50_fpn_gn_ws-all_1x_coco.py",
+    "gn+ws/mask_rcnn_x101_32x4d_fpn_gn_ws-all_2x_coco.py",
+]
+
+
+def layers() -> None:
+    from mmcv.cnn.bricks import conv_ws
+
+    out = out_dir(NAME)
+    weights, expected = {}, {}
+    x = torch.randn(2, 4, 9, 10)
+    for seed, (key, (cls, kwargs)) in enumerate(LAYERS.items()):
+        layer = getattr(conv_ws, cls)(**kwargs)
+        randomize(layer, seed=10 + seed)
+        weights[key] = layer.state_dict()
+        with torch.no_grad():
+            expected[key] = layer(x)
+    # a plain checkpoint loaded into ConvAWS: gamma/beta computed from the loaded filters
+    plain = torch.nn.Conv2d(4, 6, 3, padding=1)
+    randomize(plain, seed=20)
+    aws = conv_ws.ConvAWS2d(4, 6, 3, padding=1)
+    result = aws.load_state_dict(plain.state_dict(), strict=False)
+    weights["aws_from_plain"] = plain.state_dict()
+    with torch.no_grad():
+        expected["aws_from_plain"] = aws(x)
+    expected["aws_from_plain_buffers"] = {
+        "weight_gamma": aws.weight_gamma.clone(),
+        "weight_beta": aws.weight_beta.clone(),
+    }
+    expected["aws_from_plain_missing"] = len(result.missing_keys)
+    write_json(out / "layers.json", {k: {"type": c, **kw} for k, (c, kw) in LAYERS.items()})
+    torch.save(weights, out / "layers_weights.pt")
+    torch.save({"x": x}, out / "layers_input.pt")
+    torch.save(expected, out / "layers_expected.pt")
+    write_json(out / "versions.json", versions())
+
+
+def models() -> None:
+    out = out_dir(NAME)
+    torch.manual_seed(0)
+    backbone = build(dict(BACKBONE)).eval()
+    randomize(backbone, seed=8)
+    img = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = backbone(img)
+    torch.save(backbone.state_dict(), out / "backbone_weights.pt")
+    torch.save({"img": img}, out / "backbone_input.pt")
+    torch.save({"feats": list(feats)}, out / "backbone_expected.pt")
+    write_json(out / "backbone.json", BACKBONE)
+    for rel in LAYOUT_CONFIGS:
+        name = rel.split("/")[1].removesuffix("_coco.py")
+        write_json(out / f"layout_{name}.json", {"config": rel, **layout(build(v2_model_cfg(rel)))})
+    write_json(out / "versions.json", versions())
+
+
+if __name__ == "__main__":
+    parts = sys.argv[1:] or ["layers", "models"]
+    if "layers" in parts:
+        layers()
+    if "models" in parts:
+        models()

@@ -1,0 +1,120 @@
+"""Shared helpers of the golden-fixture scripts that run on the peer stack (MMDetection 3.3.0 +
+mmcv 2.1.0, ``/work/peers/venv/bin/python``). Never imported by detforge or its tests.
+
+Every script pins one CPU thread, seeds everything, builds the MMDetection (or mmcv) component,
+gives it random weights, runs it on a fixed input and writes ``weights.pt``, ``input.pt``,
+``expected.pt`` (and ``layout*.json``: full-size state_dict keys and shapes) under
+``tests/data/goldens/<name>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDENS = ROOT / "tests" / "data" / "goldens"
+#: MMDetection v2.28.2's configs (the ones users bring); built with MMDetection 3.3's registry.
+V2_CONFIGS = Path(os.environ.get("MMDET_V2_CONFIGS", "/work/mmdet_v2/configs"))
+#: mmcv's source tree (for the CUDA-only kernels compiled on the CPU, see deform_roi_pool.py)
+MMCV_SRC = Path(os.environ.get("MMCV_SRC", "/work/peers/src/mmcv-2.1.0"))
+
+
+def out_dir(name: str) -> Path:
+    path = GOLDENS / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def versions() -> dict[str, str]:
+    info = {"torch": torch.__version__, "python": sys.version.split()[0]}
+    for mod in ("mmcv", "mmdet", "mmengine"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 (a version we cannot read is left out)
+            pass
+    return info
+
+
+def layout(module: torch.nn.Module, prefixes: tuple[str, ...] = ()) -> dict[str, object]:
+    """``{state_dict: [[key, shape], ...], num_params, num_trainable_params}`` (optionally
+    only the keys under ``prefixes``)."""
+    items = [
+        [k, list(v.shape)]
+        for k, v in module.state_dict().items()
+        if not prefixes or k.startswith(prefixes)
+    ]
+    params = [
+        p for n, p in module.named_parameters() if not prefixes or n.startswith(prefixes)
+    ]
+    return {
+        "versions": versions(),
+        "num_params": sum(p.numel() for p in params),
+        "num_trainable_params": sum(p.numel() for p in params if p.requires_grad),
+        "state_dict": items,
+    }
+
+
+def write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def randomize(module: torch.nn.Module, seed: int) -> None:
+    """Deterministic random weights where every tensor matters: conv/linear weights ~
+    U(+-1/sqrt(fan_in)), biases and other vectors ~ N(0, 0.1), norm weights, running variances
+    and AWS ``weight_gamma`` ~ U(0.5, 1.5), running means ~ N(0, 0.1)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict(keep_vars=True).items():
+            if not t.is_floating_point():
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            parent = name.rsplit(".", 1)[0] if "." in name else ""
+            owner = module.get_submodule(parent) if parent else module
+            is_norm = isinstance(
+                owner, torch.nn.modules.batchnorm._NormBase | torch.nn.GroupNorm | torch.nn.LayerNorm
+            )
+            # (ConvAWS recomputes weight_gamma on loading when its mean is not positive)
+            if leaf in ("running_var", "weight_gamma") or (is_norm and leaf == "weight"):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            elif t.dim() >= 2:
+                fan_in = math.prod(t.shape[1:])
+                bound = 1 / math.sqrt(fan_in)
+                t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
+            else:
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+
+
+def v2_model_cfg(rel: str):
+    """``cfg.model`` of the v2.28.2 config ``rel`` (under ``configs/``), read by mmengine."""
+    from mmengine.config import Config
+
+    return Config.fromfile(str(V2_CONFIGS / rel)).model
+
+
+def build(cfg):
+    """Build an MMDetection 3.3 module from a config dict (registers mmdet's modules)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    return MODELS.build(cfg)
+
+
+def init_single_process_group() -> None:
+    """A one-process gloo group, so that mmcv's ``MMSyncBN`` can be built on the CPU."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29533")
+        dist.init_process_group("gloo", rank=0, world_size=1)
