@@ -60,6 +60,10 @@ _OPEN_MMLAB_FILES = {
     "detectron2/resnet101_caffe": "resnet101_msra-6cc46731.pth",
     "resnext101_32x4d": "resnext101_32x4d-a5af3160.pth",
     "resnext101_64x4d": "resnext101_64x4d-ee2c6f71.pth",
+    "jhu/resnet50_gn_ws": "resnet50_gn_ws-15beedd8.pth",
+    "jhu/resnet101_gn_ws": "resnet101_gn_ws-3e3c308c.pth",
+    "jhu/resnext50_32x4d_gn_ws": "resnext50_32x4d_gn_ws-0d87ac85.pth",
+    "jhu/resnext101_32x4d_gn_ws": "resnext101_32x4d_gn_ws-34ac1a9e.pth",
 }
 
 

@@ -11,6 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.config import Config
+from detforge.config.compat import normalize_config
+from detforge.models import build_detector
+from detforge.registry import MODELS, build_module
+
 GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
 #: the tolerance of the golden comparisons (abs and rel), as the issue asks
 TOL = 1e-4
@@ -55,3 +60,16 @@ def assert_layout(module: nn.Module, name: str, file: str, prefixes: tuple[str, 
     assert sum(p.numel() for p in params) == expected["num_params"]
     trainable = sum(p.numel() for p in params if p.requires_grad)
     assert trainable == expected["num_trainable_params"]
+
+
+def build_v2_model(name: str, file: str) -> nn.Module:
+    """The model of layout ``file``: the merged v2.28.2 ``model`` dict stored in it, through
+    the v2 dialect normaliser, built whole (or only the parts named by its ``prefixes``, as a
+    ``ModuleDict``, for detectors detforge does not build yet)."""
+    expected = load(name, file)
+    model = normalize_config(Config(dict(model=expected["model"])))[0].model
+    prefixes = [p.rstrip(".") for p in expected.get("prefixes", [])]
+    if not prefixes:
+        built: nn.Module = build_detector(model)
+        return built
+    return nn.ModuleDict({p: build_module(model[p], MODELS, path=f"model.{p}") for p in prefixes})

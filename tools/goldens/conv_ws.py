@@ -16,14 +16,17 @@ from __future__ import annotations
 import sys
 
 import torch
-from v2_peer import build, layout, out_dir, randomize, v2_model_cfg, versions, write_json
+from v2_peer import build, out_dir, randomize, v2_layout, versions, write_json
 
 NAME = "conv_ws"
 LAYERS = {
     "ws": ("ConvWS2d", dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2)),
     "ws_eps": ("ConvWS2d", dict(in_channels=4, out_channels=4, kernel_size=1, eps=0.1, bias=False)),
-    "aws": ("ConvAWS2d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, dilation=2, padding=2)),
-}  # fmt: skip
+    "aws": (
+        "ConvAWS2d",
+        dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, dilation=2, padding=2),
+    ),
+}
 BACKBONE = dict(
     type="ResNet",
     depth=50,
@@ -83,7 +86,7 @@ def models() -> None:
     write_json(out / "backbone.json", BACKBONE)
     for rel in LAYOUT_CONFIGS:
         name = rel.split("/")[1].removesuffix("_coco.py")
-        write_json(out / f"layout_{name}.json", {"config": rel, **layout(build(v2_model_cfg(rel)))})
+        write_json(out / f"layout_{name}.json", v2_layout(rel))
     write_json(out / "versions.json", versions())
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from v2_peer import build, layout, out_dir, randomize, v2_model_cfg, versions, write_json
+from v2_peer import build, out_dir, randomize, v2_layout, versions, write_json
 
 NAME = "plugins"
 
@@ -29,18 +29,72 @@ LAYERS = [
         16,
         (9, 11),
     ),
-    ("attention_1111", "GeneralizedAttention", dict(num_heads=4, attention_type="1111"), 32, (9, 11)),
-    ("attention_0010", "GeneralizedAttention", dict(num_heads=4, attention_type="0010"), 32, (9, 11)),
-    ("attention_1000_q2", "GeneralizedAttention", dict(num_heads=2, attention_type="1000", q_stride=2), 16, (9, 11)),
-    ("attention_0100_kv1", "GeneralizedAttention", dict(num_heads=2, attention_type="0100", kv_stride=1, position_magnitude=2), 16, (7, 7)),
-    ("attention_0001", "GeneralizedAttention", dict(num_heads=2, attention_type="0001"), 16, (6, 7)),
-    ("attention_0110", "GeneralizedAttention", dict(num_heads=2, attention_type="0110", position_embedding_dim=8), 16, (6, 6)),
-    ("attention_1010", "GeneralizedAttention", dict(num_heads=2, attention_type="1010"), 16, (6, 7)),
+    (
+        "attention_1111",
+        "GeneralizedAttention",
+        dict(num_heads=4, attention_type="1111"),
+        32,
+        (9, 11),
+    ),
+    (
+        "attention_0010",
+        "GeneralizedAttention",
+        dict(num_heads=4, attention_type="0010"),
+        32,
+        (9, 11),
+    ),
+    (
+        "attention_1000_q2",
+        "GeneralizedAttention",
+        dict(num_heads=2, attention_type="1000", q_stride=2),
+        16,
+        (9, 11),
+    ),
+    (
+        "attention_0100_kv1",
+        "GeneralizedAttention",
+        dict(num_heads=2, attention_type="0100", kv_stride=1, position_magnitude=2),
+        16,
+        (7, 7),
+    ),
+    (
+        "attention_0001",
+        "GeneralizedAttention",
+        dict(num_heads=2, attention_type="0001"),
+        16,
+        (6, 7),
+    ),
+    (
+        "attention_0110",
+        "GeneralizedAttention",
+        dict(num_heads=2, attention_type="0110", position_embedding_dim=8),
+        16,
+        (6, 6),
+    ),
+    (
+        "attention_1010",
+        "GeneralizedAttention",
+        dict(num_heads=2, attention_type="1010"),
+        16,
+        (6, 7),
+    ),
     ("nonlocal_embedded", "NonLocal2d", dict(), 16, (6, 7)),
     ("nonlocal_gaussian_sub", "NonLocal2d", dict(mode="gaussian", sub_sample=True), 16, (6, 8)),
-    ("nonlocal_dot_bn", "NonLocal2d", dict(mode="dot_product", norm_cfg=dict(type="BN")), 16, (6, 7)),
-    ("nonlocal_concat_sub", "NonLocal2d", dict(mode="concatenation", sub_sample=True, reduction=4), 16, (6, 8)),
-]  # fmt: skip
+    (
+        "nonlocal_dot_bn",
+        "NonLocal2d",
+        dict(mode="dot_product", norm_cfg=dict(type="BN")),
+        16,
+        (6, 7),
+    ),
+    (
+        "nonlocal_concat_sub",
+        "NonLocal2d",
+        dict(mode="concatenation", sub_sample=True, reduction=4),
+        16,
+        (6, 8),
+    ),
+]
 
 BACKBONE = dict(
     type="ResNet",
@@ -48,17 +102,34 @@ BACKBONE = dict(
     base_channels=16,
     norm_eval=True,
     plugins=[
-        dict(cfg=dict(type="ContextBlock", ratio=1.0 / 4), stages=(False, True, True, True),
-             position="after_conv3"),
-        dict(cfg=dict(type="GeneralizedAttention", spatial_range=-1, num_heads=8,
-                      attention_type="1111", kv_stride=2),
-             stages=(False, False, True, True), position="after_conv2"),
-        dict(cfg=dict(type="NonLocal2d", postfix=1), stages=(False, False, False, True),
-             position="after_conv1"),
-        dict(cfg=dict(type="NonLocal2d", postfix=2, mode="dot_product"),
-             stages=(False, False, False, True), position="after_conv1"),
+        dict(
+            cfg=dict(type="ContextBlock", ratio=1.0 / 4),
+            stages=(False, True, True, True),
+            position="after_conv3",
+        ),
+        dict(
+            cfg=dict(
+                type="GeneralizedAttention",
+                spatial_range=-1,
+                num_heads=8,
+                attention_type="1111",
+                kv_stride=2,
+            ),
+            stages=(False, False, True, True),
+            position="after_conv2",
+        ),
+        dict(
+            cfg=dict(type="NonLocal2d", postfix=1),
+            stages=(False, False, False, True),
+            position="after_conv1",
+        ),
+        dict(
+            cfg=dict(type="NonLocal2d", postfix=2, mode="dot_product"),
+            stages=(False, False, False, True),
+            position="after_conv1",
+        ),
     ],
-)  # fmt: skip
+)
 
 LAYOUT_CONFIGS = [
     "gcnet/mask_rcnn_r50_fpn_r4_gcb_c3-c5_1x_coco.py",
@@ -119,7 +190,7 @@ def models() -> None:
     write_json(out / "backbone.json", BACKBONE)
     for rel in LAYOUT_CONFIGS:
         name = rel.split("/")[1].removesuffix("_coco.py").removesuffix("_1x")
-        write_json(out / f"layout_{name}.json", {"config": rel, **layout(build(v2_model_cfg(rel)))})
+        write_json(out / f"layout_{name}.json", v2_layout(rel))
     write_json(out / "versions.json", versions())
 
 

@@ -9,6 +9,7 @@ gives it random weights, runs it on a fixed input and writes ``weights.pt``, ``i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(1)
 
@@ -38,10 +39,8 @@ def out_dir(name: str) -> Path:
 def versions() -> dict[str, str]:
     info = {"torch": torch.__version__, "python": sys.version.split()[0]}
     for mod in ("mmcv", "mmdet", "mmengine"):
-        try:
+        with contextlib.suppress(ImportError):  # a package not installed is left out
             info[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 (a version we cannot read is left out)
-            pass
     return info
 
 
@@ -53,9 +52,7 @@ def layout(module: torch.nn.Module, prefixes: tuple[str, ...] = ()) -> dict[str,
         for k, v in module.state_dict().items()
         if not prefixes or k.startswith(prefixes)
     ]
-    params = [
-        p for n, p in module.named_parameters() if not prefixes or n.startswith(prefixes)
-    ]
+    params = [p for n, p in module.named_parameters() if not prefixes or n.startswith(prefixes)]
     return {
         "versions": versions(),
         "num_params": sum(p.numel() for p in params),
@@ -81,7 +78,8 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
             parent = name.rsplit(".", 1)[0] if "." in name else ""
             owner = module.get_submodule(parent) if parent else module
             is_norm = isinstance(
-                owner, torch.nn.modules.batchnorm._NormBase | torch.nn.GroupNorm | torch.nn.LayerNorm
+                owner,
+                torch.nn.modules.batchnorm._NormBase | torch.nn.GroupNorm | torch.nn.LayerNorm,
             )
             # (ConvAWS recomputes weight_gamma on loading when its mean is not positive)
             if leaf in ("running_var", "weight_gamma") or (is_norm and leaf == "weight"):
@@ -99,6 +97,18 @@ def v2_model_cfg(rel: str):
     from mmengine.config import Config
 
     return Config.fromfile(str(V2_CONFIGS / rel)).model
+
+
+def v2_layout(rel: str, prefixes: tuple[str, ...] = ()) -> dict[str, object]:
+    """The full-size layout of v2 config ``rel`` built by MMDetection 3.3, with the merged v2
+    ``model`` dict itself (so that the detforge test builds exactly that model)."""
+    model_cfg = v2_model_cfg(rel)
+    return {
+        "config": rel,
+        "model": model_cfg.to_dict(),
+        "prefixes": list(prefixes),
+        **layout(build(model_cfg.copy()), prefixes),
+    }
 
 
 def build(cfg):

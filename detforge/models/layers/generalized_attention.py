@@ -15,11 +15,12 @@ flags, one per energy term summed before the softmax:
 With ``1000`` and ``0010`` both on, ``appr_bias`` is added to the query before the product
 (likewise ``geom_bias`` with ``0100`` and ``0001``). With ``0100`` but not ``0001``, mmcv
 computes the y-position term with the transposed query grid (so it needs square maps and
-pairs query ``(y, x)`` with the term of ``(x, y)``); that is kept, as v2's numerics. The attended values (``value_conv``) go
-through ``proj_conv``, are upsampled back when ``q_stride > 1``, scaled by ``gamma`` (zero at
-first) and added to the input. ``spatial_range >= 0`` limits attention to a window (only for
-256 or 512 channels: the mask is a fixed ``[L, L, L_kv, L_kv]`` buffer-like parameter
-``local_constraint_map`` with ``L`` 84 or 42, as in mmcv).
+pairs query ``(y, x)`` with the term of ``(x, y)``); that is kept, as v2's numerics. The
+attended values (``value_conv``) go through ``proj_conv``, are upsampled back when
+``q_stride > 1``, scaled by ``gamma`` (zero at first) and added to the input.
+``spatial_range >= 0`` limits attention to a window (only for 256 or 512 channels: the mask
+is a fixed ``[L, L, L_kv, L_kv]`` buffer-like parameter ``local_constraint_map`` with ``L``
+84 or 42, as in mmcv).
 
 Numerics, key names and initialisation (Kaiming uniform, fan_in, ``a=1`` for the convs and
 position fcs in :meth:`GeneralizedAttention.init_weights`; ``U(-s, s)`` biases,
@@ -207,9 +208,16 @@ class GeneralizedAttention(nn.Module):
             key = self.key_conv(x_kv).view(n, heads, dim, h_kv * w_kv)
         if appr_geom or bias_geom:
             embed_x, embed_y = self.get_position_embedding(
-                h, w, h_kv, w_kv, self.q_stride, self.kv_stride,
-                x_input.device, x_input.dtype, self.position_embedding_dim,
-            )  # fmt: skip
+                h,
+                w,
+                h_kv,
+                w_kv,
+                self.q_stride,
+                self.kv_stride,
+                x_input.device,
+                x_input.dtype,
+                self.position_embedding_dim,
+            )
             feat_x = self.appr_geom_fc_x(embed_x).view(1, w, w_kv, heads, dim)
             feat_x = feat_x.permute(0, 3, 1, 2, 4).repeat(n, 1, 1, 1, 1) / math.sqrt(2)
             feat_y = self.appr_geom_fc_y(embed_y).view(1, h, h_kv, heads, dim)

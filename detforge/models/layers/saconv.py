@@ -23,6 +23,7 @@ from torchvision.ops import deform_conv2d
 
 from detforge.models.layers.conv import CONV_LAYERS
 from detforge.models.layers.conv_ws import ConvAWS2d
+from detforge.models.layers.dcn import mmcv_offsets
 from detforge.models.layers.weight_init import constant_init
 
 __all__ = ["SAConv2d"]
@@ -114,7 +115,7 @@ class SAConv2d(ConvAWS2d):
         if offset_conv is not None:
             return deform_conv2d(
                 x,
-                offset_conv(avg_x),
+                mmcv_offsets(offset_conv(avg_x)),
                 weight,
                 None,
                 stride=self.stride,
