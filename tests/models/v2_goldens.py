@@ -29,6 +29,11 @@ def load(name: str, file: str) -> Any:
     return torch.load(path, weights_only=True)
 
 
+def as_float32(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict stored with float16 values (tools/goldens ``half_state_dict``) as float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+
+
 def assert_close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     """``got`` equals ``want`` within :data:`TOL` (abs and rel), with the worst error shown."""
     assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"

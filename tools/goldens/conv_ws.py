@@ -4,9 +4,9 @@
 Layers: mmcv 2.1.0's ``ConvWS2d`` and ``ConvAWS2d`` (``mmcv.cnn.bricks.conv_ws``, as in mmcv
 1.x) with random weights, plus ``ConvAWS2d`` loaded from a plain ``nn.Conv2d`` state_dict
 (no ``weight_gamma``/``weight_beta``: mmcv fills them from the loaded filters).
-Backbone: MMDetection 3.3's ``ResNet`` (depth 50, 16 base channels) with
-``conv_cfg=ConvWS`` and ``GN``, random weights, input 1x3x64x64. Layouts: two full-size gn+ws
-v2.28.2 configs.
+Backbone: MMDetection 3.3's ``ResNet`` (depth 50, 8 base channels) with ``conv_cfg=ConvWS`` and
+``GN``, random weights (float16 values, stored as float16), input 1x3x64x64. Layouts: two
+full-size gn+ws v2.28.2 configs.
 
 Run: /work/peers/venv/bin/python tools/goldens/conv_ws.py [layers|models]  (default: both)
 """
@@ -16,7 +16,16 @@ from __future__ import annotations
 import sys
 
 import torch
-from v2_peer import build, out_dir, randomize, v2_layout, versions, write_json
+from v2_peer import (
+    build,
+    half_state_dict,
+    halve,
+    out_dir,
+    randomize,
+    v2_layout,
+    versions,
+    write_json,
+)
 
 NAME = "conv_ws"
 LAYERS = {
@@ -30,7 +39,7 @@ LAYERS = {
 BACKBONE = dict(
     type="ResNet",
     depth=50,
-    base_channels=16,
+    base_channels=8,
     conv_cfg=dict(type="ConvWS"),
     norm_cfg=dict(type="GN", num_groups=4, requires_grad=True),
 )
@@ -44,6 +53,7 @@ def layers() -> None:
     from mmcv.cnn.bricks import conv_ws
 
     out = out_dir(NAME)
+    torch.manual_seed(0)
     weights, expected = {}, {}
     x = torch.randn(2, 4, 9, 10)
     for seed, (key, (cls, kwargs)) in enumerate(LAYERS.items()):
@@ -75,12 +85,14 @@ def layers() -> None:
 def models() -> None:
     out = out_dir(NAME)
     torch.manual_seed(0)
-    backbone = build(dict(BACKBONE)).eval()
+    backbone = build(dict(BACKBONE))
+    backbone.eval()  # (MMDetection's ResNet.train returns None: no chaining)
     randomize(backbone, seed=8)
+    halve(backbone)
     img = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         feats = backbone(img)
-    torch.save(backbone.state_dict(), out / "backbone_weights.pt")
+    torch.save(half_state_dict(backbone), out / "backbone_weights.pt")
     torch.save({"img": img}, out / "backbone_input.pt")
     torch.save({"feats": list(feats)}, out / "backbone_expected.pt")
     write_json(out / "backbone.json", BACKBONE)

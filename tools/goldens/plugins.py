@@ -3,9 +3,10 @@
 
 Layers: mmcv 2.1.0's classes (``mmcv.cnn.bricks``, the same modules as mmcv 1.x's), several
 configurations each, random weights (every "zero-initialised" tensor made non-zero), one
-small input each. Backbone: MMDetection 3.3's ``ResNet`` (depth 50, 16 base channels) with all
-three plugins at v2's positions, random weights, input 1x3x64x64, eval mode. Layouts: the
-full-size models of one gcnet and two empirical_attention v2.28.2 configs.
+small input each. Backbone: MMDetection 3.3's ``ResNet`` (depth 50, 8 base channels) with all
+three plugins at v2's positions, random weights (float16 values, stored as float16), input
+1x3x64x64, eval mode. Layouts: the full-size models of two gcnet and two empirical_attention
+v2.28.2 configs.
 
 Run: /work/peers/venv/bin/python tools/goldens/plugins.py [layers|models]  (default: both)
 """
@@ -15,7 +16,16 @@ from __future__ import annotations
 import sys
 
 import torch
-from v2_peer import build, out_dir, randomize, v2_layout, versions, write_json
+from v2_peer import (
+    build,
+    half_state_dict,
+    halve,
+    out_dir,
+    randomize,
+    v2_layout,
+    versions,
+    write_json,
+)
 
 NAME = "plugins"
 
@@ -99,7 +109,7 @@ LAYERS = [
 BACKBONE = dict(
     type="ResNet",
     depth=50,
-    base_channels=16,
+    base_channels=8,
     norm_eval=True,
     plugins=[
         dict(
@@ -179,12 +189,14 @@ def layers() -> None:
 def models() -> None:
     out = out_dir(NAME)
     torch.manual_seed(0)
-    backbone = build(dict(BACKBONE)).eval()
+    backbone = build(dict(BACKBONE))
+    backbone.eval()  # (MMDetection's ResNet.train returns None: no chaining)
     randomize(backbone, seed=7)
+    halve(backbone)
     img = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         feats = backbone(img)
-    torch.save(backbone.state_dict(), out / "backbone_weights.pt")
+    torch.save(half_state_dict(backbone), out / "backbone_weights.pt")
     torch.save({"img": img}, out / "backbone_input.pt")
     torch.save({"feats": list(feats)}, out / "backbone_expected.pt")
     write_json(out / "backbone.json", BACKBONE)

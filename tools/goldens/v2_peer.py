@@ -67,8 +67,10 @@ def write_json(path: Path, data: object) -> None:
 
 def randomize(module: torch.nn.Module, seed: int) -> None:
     """Deterministic random weights where every tensor matters: conv/linear weights ~
-    U(+-1/sqrt(fan_in)), biases and other vectors ~ N(0, 0.1), norm weights, running variances
-    and AWS ``weight_gamma`` ~ U(0.5, 1.5), running means ~ N(0, 0.1)."""
+    U(+-1/sqrt(fan_in)), biases and other vectors ~ N(0, 0.1), norm weights and running
+    variances ~ U(0.5, 1.5), AWS ``weight_gamma`` ~ U(0.5, 1.5) / sqrt(fan_in), running means ~
+    N(0, 0.1)."""
+
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in module.state_dict(keep_vars=True).items():
@@ -81,8 +83,12 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
                 owner,
                 torch.nn.modules.batchnorm._NormBase | torch.nn.GroupNorm | torch.nn.LayerNorm,
             )
-            # (ConvAWS recomputes weight_gamma on loading when its mean is not positive)
-            if leaf in ("running_var", "weight_gamma") or (is_norm and leaf == "weight"):
+            if leaf == "weight_gamma":
+                # ConvAWS: positive (it recomputes gamma on loading when the mean is not), and
+                # scaled like a fan-in init so that deep random stacks stay finite
+                fan_in = math.prod(owner.weight.shape[1:])
+                t.copy_((torch.rand(t.shape, generator=gen) + 0.5) / math.sqrt(fan_in))
+            elif leaf == "running_var" or (is_norm and leaf == "weight"):
                 t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
             elif t.dim() >= 2:
                 fan_in = math.prod(t.shape[1:])
@@ -90,6 +96,20 @@ def randomize(module: torch.nn.Module, seed: int) -> None:
                 t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
             else:
                 t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+
+
+def halve(module: torch.nn.Module) -> None:
+    """Round every floating tensor to float16 values (kept as float32), so that a fixture can
+    store the weights as float16 without changing the results computed from them."""
+    with torch.no_grad():
+        for t in module.state_dict(keep_vars=True).values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+
+
+def half_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state_dict with floating tensors stored as float16 (see :func:`halve`)."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in module.state_dict().items()}
 
 
 def v2_model_cfg(rel: str):

@@ -15,6 +15,7 @@ from detforge.errors import ConfigKeyError
 from detforge.models.roi_heads import ResLayer, StandardRoIHead
 from detforge.structures import BitmapMasks
 from detforge.structures.bbox import bbox2roi
+from tests.models.v2_goldens import as_float32, assert_close, load
 
 _EXTRACTOR = dict(
     type="SingleRoIExtractor",
@@ -129,3 +130,20 @@ def test_training_masks_reuse_the_shared_head_box_features() -> None:
     assert set(losses) >= {"loss_cls", "loss_bbox", "loss_mask"}
     assert len(calls) == 1  # once for the sampled RoIs; the mask head took their positives
     assert isinstance(head.shared_head, nn.Module)
+
+
+def test_c4_roi_outputs_match_mmdetection() -> None:
+    """tests/data/goldens/shared_head (tools/goldens/shared_head.py): MMDetection 3.3's
+    StandardRoIHead with a ResLayer shared head, same weights, same features and RoIs."""
+    head = StandardRoIHead(
+        **{k: v for k, v in load("shared_head", "head.json").items() if k != "type"}
+    )
+    head.load_state_dict(as_float32(load("shared_head", "weights.pt")), strict=True)
+    inputs, expected = load("shared_head", "input.pt"), load("shared_head", "expected.pt")
+    head.eval()
+    with torch.no_grad():
+        bbox = head._bbox_forward(inputs["feats"], inputs["rois"])
+        mask = head._mask_forward(inputs["feats"], inputs["rois"])
+    for key in ("cls_score", "bbox_pred", "bbox_feats"):
+        assert_close(bbox[key], expected[key], key)
+    assert_close(mask["mask_pred"], expected["mask_preds"], "mask_pred")
