@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 import torch
-from v2_peer import MMCV_SRC, out_dir, randomize, v2_layout, versions, write_json
+from v2_peer import MMCV_SRC, out_dir, randomize, versions, write_json, write_layouts
 
 NAME = "deform_roi_pool"
 CUDA = MMCV_SRC / "mmcv" / "ops" / "csrc" / "common" / "cuda"
@@ -158,11 +158,13 @@ def main() -> None:
     torch.save(expected, out / "expected.pt")
     write_json(out / "versions.json", versions())
 
-    for rel, fname in (
-        ("dcn/faster_rcnn_r50_fpn_dpool_1x_coco.py", "layout_faster_rcnn_r50_fpn_dpool.json"),
-        ("dcnv2/faster_rcnn_r50_fpn_mdpool_1x_coco.py", "layout_faster_rcnn_r50_fpn_mdpool.json"),
-    ):
-        write_json(out / fname, v2_layout(rel))
+    write_layouts(
+        out,
+        [
+            ("dcn/faster_rcnn_r50_fpn_dpool_1x_coco.py", ()),
+            ("dcnv2/faster_rcnn_r50_fpn_mdpool_1x_coco.py", ()),
+        ],
+    )
 
 
 if __name__ == "__main__":

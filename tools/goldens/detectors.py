@@ -22,9 +22,9 @@ from v2_peer import (
     halve,
     out_dir,
     randomize,
-    v2_layout,
     versions,
     write_json,
+    write_layouts,
 )
 
 NAME = "detectors"
@@ -79,9 +79,7 @@ def main() -> None:
     torch.save({"img": img}, out / "input.pt")
     torch.save({"backbone": list(feats), "neck": list(pyramid)}, out / "expected.pt")
     write_json(out / "model.json", {"backbone": BACKBONE, "neck": NECK})
-    for rel, prefixes in LAYOUTS:
-        name = rel.split("/")[1].removesuffix("_coco.py")
-        write_json(out / f"layout_{name}.json", v2_layout(rel, prefixes))
+    write_layouts(out, LAYOUTS)
     write_json(out / "versions.json", versions())
 
 

@@ -11,7 +11,7 @@ Run: /work/peers/venv/bin/python tools/goldens/mmsyncbn.py   (from the repo root
 
 from __future__ import annotations
 
-from v2_peer import init_single_process_group, out_dir, v2_layout, versions, write_json
+from v2_peer import init_single_process_group, out_dir, versions, write_json, write_layouts
 
 NAME = "mmsyncbn"
 CONFIG = "strong_baselines/mask_rcnn_r50_fpn_syncbn-all_rpn-2conv_lsj_100e_coco.py"
@@ -20,9 +20,7 @@ CONFIG = "strong_baselines/mask_rcnn_r50_fpn_syncbn-all_rpn-2conv_lsj_100e_coco.
 def main() -> None:
     init_single_process_group()
     out = out_dir(NAME)
-    write_json(
-        out / "layout_mask_rcnn_r50_fpn_syncbn-all_rpn-2conv_lsj_100e.json", v2_layout(CONFIG)
-    )
+    write_layouts(out, [(CONFIG, ())])
     write_json(out / "versions.json", versions())
 
 

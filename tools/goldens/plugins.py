@@ -16,16 +16,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from v2_peer import (
-    build,
-    half_state_dict,
-    halve,
-    out_dir,
-    randomize,
-    v2_layout,
-    versions,
-    write_json,
-)
+from v2_peer import backbone_golden, out_dir, randomize, versions, write_json, write_layouts
 
 NAME = "plugins"
 
@@ -188,21 +179,8 @@ def layers() -> None:
 
 def models() -> None:
     out = out_dir(NAME)
-    torch.manual_seed(0)
-    backbone = build(dict(BACKBONE))
-    backbone.eval()  # (MMDetection's ResNet.train returns None: no chaining)
-    randomize(backbone, seed=7)
-    halve(backbone)
-    img = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        feats = backbone(img)
-    torch.save(half_state_dict(backbone), out / "backbone_weights.pt")
-    torch.save({"img": img}, out / "backbone_input.pt")
-    torch.save({"feats": list(feats)}, out / "backbone_expected.pt")
-    write_json(out / "backbone.json", BACKBONE)
-    for rel in LAYOUT_CONFIGS:
-        name = rel.split("/")[1].removesuffix("_coco.py").removesuffix("_1x")
-        write_json(out / f"layout_{name}.json", v2_layout(rel))
+    backbone_golden(out, BACKBONE, seed=7)
+    write_layouts(out, [(rel, ()) for rel in LAYOUT_CONFIGS])
     write_json(out / "versions.json", versions())
 
 

@@ -20,9 +20,9 @@ from v2_peer import (
     halve,
     out_dir,
     randomize,
-    v2_layout,
     versions,
     write_json,
+    write_layouts,
 )
 
 NAME = "shared_head"
@@ -93,9 +93,7 @@ def main() -> None:
         out / "expected.pt",
     )
     write_json(out / "head.json", HEAD)
-    for rel in LAYOUTS:
-        name = rel.split("/")[1].removesuffix("_coco.py")
-        write_json(out / f"layout_{name}.json", v2_layout(rel))
+    write_layouts(out, [(rel, ()) for rel in LAYOUTS])
     write_json(out / "versions.json", versions())
 
 

@@ -148,3 +148,27 @@ def init_single_process_group() -> None:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29533")
         dist.init_process_group("gloo", rank=0, world_size=1)
+
+
+def write_layouts(out: Path, configs: list[tuple[str, tuple[str, ...]]]) -> None:
+    """``layout_<config name>.json`` (see :func:`v2_layout`) for each ``(config, prefixes)``."""
+    for rel, prefixes in configs:
+        name = Path(rel).stem.removesuffix("_coco")
+        write_json(out / f"layout_{name}.json", v2_layout(rel, prefixes))
+
+
+def backbone_golden(out: Path, cfg: dict, seed: int, size: int = 64) -> None:
+    """``backbone_*`` files: MMDetection's backbone ``cfg`` with :func:`randomize` d float16
+    values (stored as float16), eval mode, on one ``size`` x ``size`` image."""
+    torch.manual_seed(0)
+    backbone = build(dict(cfg))
+    backbone.eval()  # (MMDetection's ResNet.train returns None: no chaining)
+    randomize(backbone, seed=seed)
+    halve(backbone)
+    img = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        feats = backbone(img)
+    torch.save(half_state_dict(backbone), out / "backbone_weights.pt")
+    torch.save({"img": img}, out / "backbone_input.pt")
+    torch.save({"feats": list(feats)}, out / "backbone_expected.pt")
+    write_json(out / "backbone.json", cfg)

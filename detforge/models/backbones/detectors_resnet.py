@@ -33,7 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from detforge.errors import ConfigKeyError, ConfigTypeError
 from detforge.models.backbones.resnet import ResNet
-from detforge.models.layers import ResLayer, build_conv_layer, constant_init, kaiming_init
+from detforge.models.layers import build_conv_layer, constant_init, kaiming_init
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck
 from detforge.registry import MODELS, Cfg
 from detforge.utils.checkpoint import load_pretrained
@@ -188,25 +188,9 @@ class DetectoRS_ResNet(ResNet):
         rfp_inplanes: int | None = None,
     ) -> nn.Module:
         """One stage; the blocks get no ``init_cfg`` (v2), the first one ``rfp_inplanes``."""
-        return ResLayer(
-            self.block,
-            inplanes,
-            planes,
-            num_blocks,
-            stride=stride,
-            avg_down=self.avg_down,
-            conv_cfg=self.conv_cfg,
-            norm_cfg=self.norm_cfg,
-            block_args={
-                "dilation": dilation,
-                "style": self.style,
-                "with_cp": self.with_cp,
-                "dcn": dcn,
-                "sac": sac,
-                "plugins": plugins,
-                **self._block_args(),
-            },
-            first_block_args={"rfp_inplanes": rfp_inplanes},
+        args = {"dilation": dilation, "dcn": dcn, "sac": sac, "plugins": plugins}
+        return self._res_layer(
+            inplanes, planes, num_blocks, stride, args, {"rfp_inplanes": rfp_inplanes}
         )
 
     def init_weights(self) -> None:

@@ -233,6 +233,19 @@ class ResNet(nn.Module):
         plugins: Sequence[Mapping[str, Any]] | None = None,
     ) -> nn.Module:
         """Build one stage (a :class:`~detforge.models.layers.ResLayer` of ``self.block``)."""
+        args = {"dilation": dilation, "dcn": dcn, "plugins": plugins, "init_cfg": init_cfg}
+        return self._res_layer(inplanes, planes, num_blocks, stride, args)
+
+    def _res_layer(
+        self,
+        inplanes: int,
+        planes: int,
+        num_blocks: int,
+        stride: int,
+        block_args: Mapping[str, Any],
+        first_block_args: Mapping[str, Any] | None = None,
+    ) -> ResLayer:
+        """A stage of ``self.block`` with the backbone's style, checkpointing, conv and norm."""
         return ResLayer(
             self.block,
             inplanes,
@@ -243,14 +256,12 @@ class ResNet(nn.Module):
             conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg,
             block_args={
-                "dilation": dilation,
                 "style": self.style,
                 "with_cp": self.with_cp,
-                "dcn": dcn,
-                "plugins": plugins,
-                "init_cfg": init_cfg,
+                **block_args,
                 **self._block_args(),
             },
+            first_block_args=first_block_args,
         )
 
     @property

@@ -40,18 +40,12 @@ class LegacyAnchorGenerator(AnchorGenerator):
     ) -> torch.Tensor:
         """Rounded v1 base anchors ``Tensor[len(ratios) * len(scales), 4]`` of one level."""
         if center is None:
-            x_center = y_center = self.center_offset * (base_size - 1)
-        else:
-            x_center, y_center = center
-        h_ratios = torch.sqrt(ratios)
-        w_ratios = 1 / h_ratios
-        if self.scale_major:
-            ws = (base_size * w_ratios[:, None] * scales[None, :]).view(-1)
-            hs = (base_size * h_ratios[:, None] * scales[None, :]).view(-1)
-        else:
-            ws = (base_size * scales[:, None] * w_ratios[None, :]).view(-1)
-            hs = (base_size * scales[:, None] * h_ratios[None, :]).view(-1)
-        half_w, half_h = 0.5 * (ws - 1), 0.5 * (hs - 1)
+            center = (self.center_offset * (base_size - 1),) * 2
+        # the sizes of v2's anchors (centred at 0), placed the v1 way
+        sizes = super().gen_single_level_base_anchors(base_size, scales, ratios, (0.0, 0.0))
+        half_w = 0.5 * (sizes[:, 2] - sizes[:, 0] - 1)
+        half_h = 0.5 * (sizes[:, 3] - sizes[:, 1] - 1)
+        x_center, y_center = center
         return torch.stack(
             [x_center - half_w, y_center - half_h, x_center + half_w, y_center + half_h], dim=-1
         ).round()

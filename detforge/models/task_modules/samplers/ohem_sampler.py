@@ -109,17 +109,23 @@ class OHEMSampler(BaseSampler):
         bound._mining = hard_mining
         return BaseSampler.sample(bound, assign_result, bboxes, gt_bboxes, gt_labels, feats)
 
-    def _hardest(
+    def _mine(
         self,
-        inds: torch.Tensor,
+        candidates: torch.Tensor,
         num_expected: int,
         bboxes: torch.Tensor,
-        labels: torch.Tensor,
+        labels: torch.Tensor | None,
         feats: Sequence[torch.Tensor] | None,
     ) -> torch.Tensor:
+        """All ``candidates`` (a mask) if there are at most ``num_expected``, else the hardest."""
+        inds = torch.nonzero(candidates, as_tuple=False).view(-1)
+        if inds.numel() <= num_expected:
+            return inds
+        if labels is None:
+            raise ValueError("OHEMSampler: the assignment has no labels to score positives by")
         assert self._mining is not None and feats is not None
         with torch.no_grad():
-            loss = self._mining.losses(feats, bboxes, labels)[self.loss_key]
+            loss = self._mining.losses(feats, bboxes[inds], labels[inds])[self.loss_key]
             _, top = loss.topk(num_expected)
         return inds[top]
 
@@ -130,13 +136,8 @@ class OHEMSampler(BaseSampler):
         bboxes: torch.Tensor,
         feats: Sequence[torch.Tensor] | None,
     ) -> torch.Tensor:
-        inds = torch.nonzero(assign_result.gt_inds > 0, as_tuple=False).view(-1)
-        if inds.numel() <= num_expected:
-            return inds
-        if assign_result.labels is None:
-            raise ValueError("OHEMSampler: the assignment has no labels to score positives by")
-        labels = assign_result.labels[inds]
-        return self._hardest(inds, num_expected, bboxes[inds], labels, feats)
+        positive = assign_result.gt_inds > 0
+        return self._mine(positive, num_expected, bboxes, assign_result.labels, feats)
 
     def _sample_neg(
         self,
@@ -145,9 +146,6 @@ class OHEMSampler(BaseSampler):
         bboxes: torch.Tensor,
         feats: Sequence[torch.Tensor] | None,
     ) -> torch.Tensor:
-        inds = torch.nonzero(assign_result.gt_inds == 0, as_tuple=False).view(-1)
-        if inds.numel() <= num_expected:
-            return inds
         assert self._mining is not None
-        labels = inds.new_full((inds.numel(),), self._mining.background_label)
-        return self._hardest(inds, num_expected, bboxes[inds], labels, feats)
+        background = torch.full_like(assign_result.gt_inds, self._mining.background_label)
+        return self._mine(assign_result.gt_inds == 0, num_expected, bboxes, background, feats)
