@@ -77,6 +77,10 @@ _OPEN_MMLAB_FILES = {
     "res2net101_v1d_26w_4s": "res2net101_v1d_26w_4s_mmdetv2-f0a600f9.pth",
     "resnest50": "resnest50_d2-7497a55b.pth",
     "resnest101": "resnest101_d2-f3b931b2.pth",
+    "jhu/resnet50_gn_ws": "resnet50_gn_ws-15beedd8.pth",
+    "jhu/resnet101_gn_ws": "resnet101_gn_ws-3e3c308c.pth",
+    "jhu/resnext50_32x4d_gn_ws": "resnext50_32x4d_gn_ws-0d87ac85.pth",
+    "jhu/resnext101_32x4d_gn_ws": "resnext101_32x4d_gn_ws-34ac1a9e.pth",
 }
 
 

@@ -1,9 +1,11 @@
 """Backbones (registered in ``MODELS``): ``ResNet``, ``ResNetV1d``, ``ResNeXt``, ``RegNet``,
 ``Res2Net``, ``ResNeSt``, ``HRNet``, ``EfficientNet``, ``MobileNetV2``, ``CSPDarknet``,
-``Darknet``, ``SSDVGG``, ``HourglassNet``."""
+``Darknet``, ``SSDVGG``, ``HourglassNet``, ``DetectoRS_ResNet``, ``DetectoRS_ResNeXt``."""
 
 from detforge.models.backbones.csp_darknet import CSPDarknet
 from detforge.models.backbones.darknet import Darknet
+from detforge.models.backbones.detectors_resnet import DetectoRS_ResNet
+from detforge.models.backbones.detectors_resnext import DetectoRS_ResNeXt
 from detforge.models.backbones.efficientnet import EfficientNet
 from detforge.models.backbones.hourglass import HourglassNet
 from detforge.models.backbones.hrnet import HRNet
@@ -19,6 +21,8 @@ __all__ = [
     "SSDVGG",
     "CSPDarknet",
     "Darknet",
+    "DetectoRS_ResNeXt",
+    "DetectoRS_ResNet",
     "EfficientNet",
     "HRNet",
     "HourglassNet",

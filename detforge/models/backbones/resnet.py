@@ -57,7 +57,11 @@ class ResNet(nn.Module):
         norm_eval: Keep batch-norm layers in eval mode during training.
         dcn: Deformable conv config for the 3x3 convs of the stages in ``stage_with_dcn``.
         stage_with_dcn: Per stage, whether it uses ``dcn``.
-        plugins: Must be ``None`` (not supported yet).
+        plugins: Plugin layers of the Bottleneck blocks (v2): a list of
+            ``dict(cfg=dict(type='ContextBlock', ...), position='after_conv3',
+            stages=(False, True, True, True))``; ``stages`` (default: all) picks the stages,
+            ``position`` is ``after_conv1``/``after_conv2``/``after_conv3``, and
+            ``cfg['postfix']`` tells apart plugins of one type. See :meth:`make_stage_plugins`.
         with_cp: Gradient checkpointing of the residual branches.
         zero_init_residual: With the default init, zero the last norm of each block.
         pretrained: Deprecated; becomes ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
@@ -102,7 +106,7 @@ class ResNet(nn.Module):
         norm_eval: bool = True,
         dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
-        plugins: Any = None,
+        plugins: Sequence[Mapping[str, Any]] | None = None,
         with_cp: bool = False,
         zero_init_residual: bool = True,
         pretrained: str | None = None,
@@ -114,8 +118,6 @@ class ResNet(nn.Module):
         _check_stages(name, num_stages, strides, dilations, out_indices, dcn, stage_with_dcn)
         if frozen_stages > num_stages:
             raise ValueError(f"{name}: frozen_stages={frozen_stages} > num_stages={num_stages}")
-        if plugins is not None:
-            raise NotImplementedError(f"{name}: plugins are not supported yet (got {plugins!r})")
         if style not in ("pytorch", "caffe"):
             raise ValueError(f"{name}: style must be 'pytorch' or 'caffe', got {style!r}")
         self.init_cfg, block_init_cfg = _default_init_cfg(
@@ -140,14 +142,23 @@ class ResNet(nn.Module):
         self.norm_eval = norm_eval
         self.dcn = dcn
         self.stage_with_dcn = tuple(stage_with_dcn)
-        self.plugins = plugins
+        self.plugins = None if plugins is None else list(plugins)
         self.stage_blocks = tuple(num_blocks for _, num_blocks in stage_plan[:num_stages])
+        stage_plugins = [
+            None if plugins is None else self.make_stage_plugins(plugins, i)
+            for i in range(num_stages)
+        ]
 
         self._make_stem_layer(in_channels, stem_channels)
         self.res_layers: list[str] = []
         inplanes = stem_channels
         expansion: int = getattr(self.block, "expansion", 1)
         for i, (planes, num_blocks) in enumerate(stage_plan[:num_stages]):
+            # plugins are only passed when configured, so subclasses without plugin support
+            # keep their make_res_layer signature
+            extra = self._stage_args(i)
+            if stage_plugins[i] is not None:
+                extra["plugins"] = stage_plugins[i]
             layer = self.make_res_layer(
                 inplanes=inplanes,
                 planes=planes,
@@ -157,6 +168,7 @@ class ResNet(nn.Module):
                 dcn=dcn if self.stage_with_dcn[i] else None,
                 init_cfg=block_init_cfg,
                 stage=i,
+                **extra,
             )
             inplanes = planes * expansion
             self.add_module(f"layer{i + 1}", layer)
@@ -182,6 +194,49 @@ class ResNet(nn.Module):
         ``base_width``; RegNet's per-stage groups)."""
         return {}
 
+    def _stage_args(self, stage_idx: int) -> dict[str, Any]:
+        """Extra :meth:`make_res_layer` arguments of a subclass for one stage (DetectoRS)."""
+        return {}
+
+    def make_stage_plugins(
+        self, plugins: Sequence[Mapping[str, Any]], stage_idx: int
+    ) -> list[dict[str, Any]]:
+        """The plugin specs ``dict(cfg=..., position=...)`` of stage ``stage_idx`` (v2).
+
+        A plugin without ``stages`` goes into every stage.
+
+        Raises:
+            ValueError: a spec is not a dict with ``cfg`` and ``position`` (and optionally
+                ``stages``), or its ``stages`` does not have ``num_stages`` entries.
+
+        Example:
+            >>> net = ResNet(depth=50, base_channels=8)
+            >>> specs = [dict(cfg=dict(type='ContextBlock', ratio=0.5), position='after_conv3',
+            ...               stages=(False, True, True, True))]
+            >>> [len(net.make_stage_plugins(specs, i)) for i in range(4)]
+            [0, 1, 1, 1]
+        """
+        name = type(self).__name__
+        if not isinstance(plugins, list | tuple):
+            raise ValueError(f"{name}: plugins must be a list of dicts, got {plugins!r}")
+        chosen = []
+        for spec in plugins:
+            if not isinstance(spec, Mapping):
+                raise ValueError(f"{name}: each plugin must be a dict, got {spec!r}")
+            extra = sorted(set(spec) - {"cfg", "position", "stages"})
+            if extra:
+                raise ValueError(f"{name}: plugin {dict(spec)!r} has unexpected keys {extra}")
+            spec = dict(spec)
+            stages = spec.pop("stages", None)
+            if stages is not None and len(stages) != self.num_stages:
+                raise ValueError(
+                    f"{name}: plugin stages {tuple(stages)} needs num_stages={self.num_stages} "
+                    "entries"
+                )
+            if stages is None or stages[stage_idx]:
+                chosen.append(spec)
+        return chosen
+
     def make_res_layer(
         self,
         inplanes: int,
@@ -192,9 +247,25 @@ class ResNet(nn.Module):
         dcn: Cfg | None,
         init_cfg: _InitCfg,
         stage: int = 0,
+        plugins: Sequence[Mapping[str, Any]] | None = None,
     ) -> nn.Module:
         """Build stage ``stage`` (a :class:`~detforge.models.layers.ResLayer` of
         ``self.block``)."""
+        args = {"dilation": dilation, "dcn": dcn, "plugins": plugins, "init_cfg": init_cfg}
+        return self._res_layer(inplanes, planes, num_blocks, stride, args, stage=stage)
+
+    def _res_layer(
+        self,
+        inplanes: int,
+        planes: int,
+        num_blocks: int,
+        stride: int,
+        block_args: Mapping[str, Any],
+        first_block_args: Mapping[str, Any] | None = None,
+        stage: int = 0,
+    ) -> ResLayer:
+        """Stage ``stage`` of ``self.block`` with the backbone's style, checkpointing, conv and
+        norm; ``first_block_args`` go to its first block on top of the class's own."""
         return ResLayer(
             self.block,
             inplanes,
@@ -205,14 +276,12 @@ class ResNet(nn.Module):
             conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg,
             block_args={
-                "dilation": dilation,
                 "style": self.style,
                 "with_cp": self.with_cp,
-                "dcn": dcn,
-                "init_cfg": init_cfg,
+                **block_args,
                 **self._block_args(stage),
             },
-            first_block_args=self.first_block_args,
+            first_block_args={**self.first_block_args, **(first_block_args or {})},
         )
 
     @property

@@ -1,8 +1,10 @@
 """Building blocks shared by backbones, necks and heads (mmcv 1.x ``cnn`` equivalents).
 
-Layer configs use mmcv's names: ``conv_cfg`` (``Conv2d``, ``DCN``, ``DCNv2``), ``norm_cfg``
-(``BN``, ``SyncBN``, ``GN``, ``LN``, ``IN``), ``act_cfg`` (``ReLU``, ``LeakyReLU``, ``SiLU``, ...),
-and ``init_cfg`` (``Kaiming``, ``Xavier``, ``Normal``, ``Constant``, ``Pretrained``, ...).
+Layer configs use mmcv's names: ``conv_cfg`` (``Conv2d``, ``DCN``, ``DCNv2``, ``ConvWS``,
+``ConvAWS``, ``SAC``), ``norm_cfg`` (``BN``, ``SyncBN``, ``MMSyncBN``, ``GN``, ``LN``, ``IN``),
+``act_cfg`` (``ReLU``, ``LeakyReLU``, ``SiLU``, ...), plugin configs of residual blocks
+(``ContextBlock``, ``GeneralizedAttention``, ``NonLocal2d``) and ``init_cfg`` (``Kaiming``,
+``Xavier``, ``Normal``, ``Constant``, ``Pretrained``, ...).
 """
 
 from detforge.models.layers.activation import (
@@ -12,6 +14,7 @@ from detforge.models.layers.activation import (
     Swish,
     build_activation_layer,
 )
+from detforge.models.layers.context_block import ContextBlock
 from detforge.models.layers.conv import (
     CONV_LAYERS,
     PADDING_LAYERS,
@@ -20,6 +23,7 @@ from detforge.models.layers.conv import (
 )
 from detforge.models.layers.conv_adaptive_padding import Conv2dAdaptivePadding
 from detforge.models.layers.conv_module import ConvModule
+from detforge.models.layers.conv_ws import ConvAWS2d, ConvWS2d, conv_ws_2d
 from detforge.models.layers.csp_layer import CSPLayer, DarknetBottleneck
 from detforge.models.layers.dcn import (
     DeformConv2d,
@@ -28,6 +32,7 @@ from detforge.models.layers.dcn import (
     ModulatedDeformConv2dPack,
 )
 from detforge.models.layers.depthwise_separable_conv_module import DepthwiseSeparableConvModule
+from detforge.models.layers.generalized_attention import GeneralizedAttention
 from detforge.models.layers.init import (
     INITIALIZERS,
     apply_init_cfg,
@@ -42,14 +47,18 @@ from detforge.models.layers.init import (
     xavier_init,
 )
 from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
+from detforge.models.layers.non_local import NonLocal2d
 from detforge.models.layers.norm import (
     NORM_LAYERS,
+    MMSyncBatchNorm,
     SyncBatchNorm,
     batch_norms_to_eval,
     build_norm_layer,
     infer_abbr,
 )
+from detforge.models.layers.plugin import PLUGIN_LAYERS, build_plugin_layer, plugin_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
+from detforge.models.layers.saconv import SAConv2d
 from detforge.models.layers.scale import Scale
 from detforge.models.layers.se_layer import SELayer
 
@@ -59,21 +68,29 @@ __all__ = [
     "INITIALIZERS",
     "NORM_LAYERS",
     "PADDING_LAYERS",
+    "PLUGIN_LAYERS",
     "BasicBlock",
     "Bottleneck",
     "CSPLayer",
     "Clamp",
+    "ContextBlock",
     "Conv2dAdaptivePadding",
+    "ConvAWS2d",
     "ConvModule",
+    "ConvWS2d",
     "DarknetBottleneck",
     "DeformConv2d",
     "DeformConv2dPack",
     "DepthwiseSeparableConvModule",
+    "GeneralizedAttention",
     "HSigmoid",
     "InvertedResidual",
+    "MMSyncBatchNorm",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "NonLocal2d",
     "ResLayer",
+    "SAConv2d",
     "SELayer",
     "Scale",
     "Swish",
@@ -85,13 +102,16 @@ __all__ = [
     "build_conv_layer",
     "build_norm_layer",
     "build_padding_layer",
+    "build_plugin_layer",
     "caffe2_xavier_init",
     "constant_init",
+    "conv_ws_2d",
     "infer_abbr",
     "initialize",
     "kaiming_init",
     "make_divisible",
     "normal_init",
+    "plugin_abbr",
     "trunc_normal_init",
     "uniform_init",
     "xavier_init",

@@ -18,19 +18,45 @@ from torch.utils.checkpoint import checkpoint
 from detforge.models.layers.conv import build_conv_layer
 from detforge.models.layers.init import apply_init_cfg
 from detforge.models.layers.norm import build_norm_layer
+from detforge.models.layers.plugin import build_plugin_layer
 from detforge.registry import Cfg, plain_cfg
 
-__all__ = ["BN", "BasicBlock", "Bottleneck", "ResLayer"]
+__all__ = ["BN", "PLUGIN_POSITIONS", "BasicBlock", "Bottleneck", "ResLayer"]
 
 #: plain BatchNorm, the default norm layer of the residual blocks
 BN: Cfg = MappingProxyType({"type": "BN"})
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
+#: where a Bottleneck can run plugins (v2's ``allowed_position``)
+PLUGIN_POSITIONS = ("after_conv1", "after_conv2", "after_conv3")
+
+
+def _plugins_at(plugins: Sequence[Mapping[str, Any]], position: str) -> list[Mapping[str, Any]]:
+    """The ``cfg`` of each plugin spec ``dict(cfg=..., position=...)`` at ``position``."""
+    return [p["cfg"] for p in plugins if p["position"] == position]
+
 
 def _no_plugins(plugins: Any, owner: str) -> None:
     if plugins is not None:
-        raise NotImplementedError(f"{owner}: plugins are not supported yet (got {plugins!r})")
+        raise NotImplementedError(f"{owner}: plugins are not supported (got {plugins!r})")
+
+
+def _check_plugin_specs(plugins: Any, owner: str) -> None:
+    if not isinstance(plugins, list | tuple):
+        raise TypeError(f"{owner}: plugins must be a list of dicts, got {plugins!r}")
+    for spec in plugins:
+        if not isinstance(spec, Mapping) or "cfg" not in spec or "position" not in spec:
+            raise ValueError(
+                f"{owner}: each plugin must be dict(cfg=..., position=...), got {spec!r}"
+            )
+        extra = sorted(set(spec) - {"cfg", "position"})
+        if extra:
+            raise ValueError(f"{owner}: plugin {dict(spec)!r} has unexpected keys {extra}")
+        if spec["position"] not in PLUGIN_POSITIONS:
+            raise ValueError(
+                f"{owner}: plugin position {spec['position']!r} is not one of {PLUGIN_POSITIONS}"
+            )
 
 
 def _conv_strides(owner: str, style: str, stride: int) -> tuple[int, int]:
@@ -90,7 +116,7 @@ class BasicBlock(nn.Module):
         conv_cfg: Conv layer config.
         norm_cfg: Norm layer config.
         dcn: Must be ``None`` (MMDetection has no DCN BasicBlock).
-        plugins: Must be ``None``.
+        plugins: Must be ``None`` (v2 has no plugins in BasicBlock).
         init_cfg: This block's ``init_cfg`` (ResNet passes the zero-init of ``norm2``).
     """
 
@@ -114,7 +140,11 @@ class BasicBlock(nn.Module):
         super().__init__()
         if dcn is not None:
             raise NotImplementedError("BasicBlock: dcn is not supported (use depth >= 50)")
-        _no_plugins(plugins, "BasicBlock")
+        if plugins is not None:
+            raise NotImplementedError(
+                "BasicBlock: plugins are not supported, as in v2 (use depth >= 50); "
+                f"got {plugins!r}"
+            )
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
         self.conv1 = build_conv_layer(
@@ -178,7 +208,10 @@ class Bottleneck(nn.Module):
         norm_cfg: Norm layer config.
         dcn: Deformable conv config for the 3x3 conv (``dict(type='DCN', deform_groups=1,
             fallback_on_stride=False)``); ``fallback_on_stride=True`` keeps a plain conv.
-        plugins: Must be ``None``.
+        plugins: ``[dict(cfg=plugin_cfg, position='after_conv1'|'after_conv2'|'after_conv3')]``
+            (v2): plugin layers run, in order, after that conv's norm (and ReLU); those after
+            conv1/conv2 get ``width`` channels, those after conv3 ``planes * 4``. A plugin is the
+            attribute named by its abbreviation plus ``cfg['postfix']`` (``context_block``).
         groups: Groups of the 3x3 conv (ResNeXt cardinality).
         base_width: Width per group at ``base_channels`` (ResNeXt).
         base_channels: The backbone's base channels (ResNeXt width formula).
@@ -206,7 +239,8 @@ class Bottleneck(nn.Module):
         init_cfg: _InitCfg = None,
     ) -> None:
         super().__init__()
-        _no_plugins(plugins, "Bottleneck")
+        if plugins is not None:
+            _check_plugin_specs(plugins, "Bottleneck")
         self.inplanes = inplanes
         self.planes = planes
         self.stride = stride
@@ -220,6 +254,7 @@ class Bottleneck(nn.Module):
         self.init_cfg = init_cfg
         self.conv1_stride, self.conv2_stride = _conv_strides("Bottleneck", style, stride)
         width = _grouped_width(planes, groups, base_width, base_channels)
+        self.width = width
 
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, width, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, width, postfix=2)
@@ -246,6 +281,42 @@ class Bottleneck(nn.Module):
         self.add_module(self.norm3_name, norm3)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.plugins = plugins
+        self.with_plugins = plugins is not None
+        specs = plugins or []
+        self.after_conv1_plugin_names = self.make_block_plugins(
+            width, _plugins_at(specs, "after_conv1")
+        )
+        self.after_conv2_plugin_names = self.make_block_plugins(
+            width, _plugins_at(specs, "after_conv2")
+        )
+        self.after_conv3_plugin_names = self.make_block_plugins(
+            planes * self.expansion, _plugins_at(specs, "after_conv3")
+        )
+
+    def make_block_plugins(
+        self, in_channels: int, plugins: Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        """Build and attach ``plugins`` (configs) for ``in_channels``; their attribute names."""
+        names = []
+        for cfg in plugins:
+            args = dict(cfg)
+            postfix = args.pop("postfix", "")
+            name, layer = build_plugin_layer(args, postfix=postfix, in_channels=in_channels)
+            if hasattr(self, name):
+                raise ValueError(
+                    f"Bottleneck: duplicate plugin name {name!r}; give the plugins of one type "
+                    "distinct 'postfix' values"
+                )
+            self.add_module(name, layer)
+            names.append(name)
+        return names
+
+    def forward_plugin(self, x: torch.Tensor, plugin_names: Sequence[str]) -> torch.Tensor:
+        """Run the named plugins in order."""
+        for name in plugin_names:
+            x = getattr(self, name)(x)
+        return x
 
     @property
     def norm1(self) -> nn.Module:
@@ -261,8 +332,11 @@ class Bottleneck(nn.Module):
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
+        out = self.forward_plugin(out, self.after_conv1_plugin_names)
         out = self.relu(self.norm2(self.conv2(out)))
+        out = self.forward_plugin(out, self.after_conv2_plugin_names)
         out = self.norm3(self.conv3(out))
+        out = self.forward_plugin(out, self.after_conv3_plugin_names)
         identity = x if self.downsample is None else self.downsample(x)
         return out + identity
 
