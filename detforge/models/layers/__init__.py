@@ -12,6 +12,7 @@ from detforge.models.layers.activation import (
     Swish,
     build_activation_layer,
 )
+from detforge.models.layers.carafe import CARAFEPack, carafe
 from detforge.models.layers.conv import (
     CONV_LAYERS,
     PADDING_LAYERS,
@@ -38,6 +39,8 @@ from detforge.models.layers.init import (
     uniform_init,
     xavier_init,
 )
+from detforge.models.layers.merge_cells import ConcatCell, GlobalPoolingCell, SumCell
+from detforge.models.layers.non_local import NonLocal2d
 from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.scale import Scale
@@ -50,15 +53,20 @@ __all__ = [
     "PADDING_LAYERS",
     "BasicBlock",
     "Bottleneck",
+    "CARAFEPack",
     "Clamp",
+    "ConcatCell",
     "ConvModule",
     "DeformConv2d",
     "DeformConv2dPack",
+    "GlobalPoolingCell",
     "HSigmoid",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "NonLocal2d",
     "ResLayer",
     "Scale",
+    "SumCell",
     "Swish",
     "SyncBatchNorm",
     "apply_init_cfg",
@@ -68,6 +76,7 @@ __all__ = [
     "build_norm_layer",
     "build_padding_layer",
     "caffe2_xavier_init",
+    "carafe",
     "constant_init",
     "infer_abbr",
     "initialize",
