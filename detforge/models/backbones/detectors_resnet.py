@@ -184,9 +184,9 @@ class DetectoRS_ResNet(ResNet):
         dcn: Cfg | None,
         init_cfg: _InitCfg,
         plugins: Sequence[Mapping[str, Any]] | None = None,
+        stage: int = 0,
         sac: Cfg | None = None,
         rfp_inplanes: int | None = None,
-        stage: int = 0,
     ) -> nn.Module:
         """One stage; the blocks get no ``init_cfg`` (v2), the first one ``rfp_inplanes``."""
         args = {"dilation": dilation, "dcn": dcn, "sac": sac, "plugins": plugins}

@@ -7,6 +7,7 @@ from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
+from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 
@@ -19,5 +20,6 @@ __all__ = [
     "GFLHead",
     "RPNHead",
     "RetinaHead",
+    "RetinaSepBNHead",
     "VFNetHead",
 ]
