@@ -7,7 +7,6 @@ with ``avg_down``); a norm layer is named after its type (``gn1`` with GN).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -15,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from detforge.errors import ConfigKeyError, ConfigTypeError
+from detforge.errors import ConfigKeyError
+from detforge.models.backbones._pretrained import pretrained_init_cfg
 from detforge.models.layers import (
     ResLayer,
     apply_init_cfg,
@@ -309,20 +309,8 @@ def _default_init_cfg(
     zero_init_residual: bool,
 ) -> tuple[_InitCfg, _InitCfg]:
     """``(backbone init_cfg, block init_cfg)`` as MMDetection v2's ResNet derives them."""
-    if init_cfg and pretrained:
-        raise ConfigKeyError(f"{name}: init_cfg and pretrained cannot both be set")
-    if pretrained is not None:
-        if not isinstance(pretrained, str):
-            raise ConfigTypeError(f"{name}: pretrained must be a str or None, got {pretrained!r}")
-        warnings.warn(
-            f"{name}: pretrained is deprecated, use init_cfg=dict(type='Pretrained', "
-            f"checkpoint={pretrained!r})",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        return {"type": "Pretrained", "checkpoint": pretrained}, None
-    if init_cfg is not None:
-        return init_cfg, None
+    if pretrained is not None or init_cfg is not None:
+        return pretrained_init_cfg(name, pretrained, init_cfg), None
     default: list[dict[str, Any]] = [
         {"type": "Kaiming", "layer": "Conv2d"},
         {"type": "Constant", "val": 1, "layer": ["_BatchNorm", "GroupNorm"]},
