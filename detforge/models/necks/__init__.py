@@ -1,5 +1,6 @@
-"""Necks (registered in ``MODELS``): ``FPN``."""
+"""Necks (registered in ``MODELS``): ``FPN``, ``DyHead``."""
 
+from detforge.models.necks.dyhead import DyHead
 from detforge.models.necks.fpn import FPN
 
-__all__ = ["FPN"]
+__all__ = ["FPN", "DyHead"]
