@@ -1,4 +1,4 @@
-"""ConvNeXt (mmcls 0.25 layout, registered as ``mmcls.ConvNeXt``); golden outputs elsewhere."""
+"""ConvNeXt (mmcls 0.25 layout, registered as ``mmcls.ConvNeXt``); golden: test_convnext_golden."""
 
 from __future__ import annotations
 

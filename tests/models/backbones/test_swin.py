@@ -184,3 +184,22 @@ def test_registered_and_checked() -> None:
         _small(strides=(2, 2))
     with pytest.raises(KeyError, match="init_cfg and pretrained"):
         _small(pretrained="a.pth", init_cfg=dict(type="Pretrained", checkpoint="a.pth"))
+
+
+def test_absolute_position_embedding_is_v2s() -> None:
+    # v2 keeps it as [1, C, h, w] and resizes it bicubically to the token map (MMDetection 3.3
+    # changed both, so the golden fixture has none)
+    torch.manual_seed(0)
+    net = _small(use_abs_pos_embed=True, pretrain_img_size=48).eval()
+    assert net.absolute_pos_embed.shape == (1, 8, 12, 12)
+    torch.nn.init.normal_(net.absolute_pos_embed)
+    seen: list[torch.Tensor] = []
+    net.drop_after_pos.register_forward_hook(lambda m, args, out: seen.append(out))
+    x = torch.rand(1, 3, 52, 68)
+    net(x)
+    tokens, hw = net.patch_embed(x)
+    resized = torch.nn.functional.interpolate(
+        net.absolute_pos_embed, size=hw, mode="bicubic", align_corners=False
+    )
+    assert hw == (13, 17)
+    assert torch.allclose(seen[0], tokens + resized.flatten(2).transpose(1, 2), atol=1e-6)
