@@ -6,7 +6,13 @@ same run, same thread count; torchvision models are built with ``weights=None`` 
 own resize/normalise inside (``min_size=800, max_size=1333`` for inference, ``512`` for
 training), which is part of what they cost.
 
-    python benchmarks/bench_models.py [--repeat 3] [--threads N]
+Backbones alone (second table): the same two measurements on the backbone's forward (inference
+at batch 1, 1344x800; train step = forward + backward of the sum of the outputs at batch 2,
+512x512), beside torchvision's ``features`` of the same architecture. detforge's backbones
+return the four normed stage outputs a detector uses; torchvision's ``features`` end at the
+last stage (no output norms), which is a little less work.
+
+    python benchmarks/bench_models.py [--repeat 3] [--threads N] [--only swin convnext]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from detforge.config import load_config  # noqa: E402
 from detforge.models import build_detector  # noqa: E402
+from detforge.registry import MODELS  # noqa: E402
 from detforge.structures.masks import BitmapMasks  # noqa: E402
 
 # label: (our config, torchvision builder or None when torchvision has no counterpart)
@@ -41,6 +48,21 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
 }
+
+
+# label: (backbone config as in MMDetection v2's configs, torchvision model with `.features`)
+BACKBONES: dict[str, tuple[dict[str, object], str | None]] = {
+    "Swin-T backbone": (
+        dict(type="SwinTransformer", embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+             window_size=7, drop_path_rate=0.2, out_indices=(0, 1, 2, 3)),
+        "swin_t",
+    ),
+    "ConvNeXt-T backbone": (
+        dict(type="mmcls.ConvNeXt", arch="tiny", out_indices=[0, 1, 2, 3], drop_path_rate=0.4,
+             layer_scale_init_value=1.0, gap_before_final_norm=False),
+        "convnext_tiny",
+    ),
+}  # fmt: skip
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -133,6 +155,51 @@ def theirs(name: str, repeat: int) -> tuple[float, float]:
     return infer, timed(step, repeat)
 
 
+def backbone_times(net: torch.nn.Module, repeat: int) -> tuple[float, float]:
+    """(inference at batch 1 1344x800, forward + backward at batch 2 512x512) of ``net``."""
+    net.eval()
+    img = torch.randn(1, 3, 800, 1344)
+    with torch.no_grad():
+        infer = timed(lambda: net(img), repeat)
+    imgs = torch.randn(2, 3, 512, 512)
+    net.train()
+
+    def step() -> None:
+        net.zero_grad()
+        out = net(imgs)
+        outs = out if isinstance(out, list | tuple) else [out]
+        sum(o.sum() for o in outs).backward()
+
+    return infer, timed(step, repeat)
+
+
+def ours_backbone(cfg: dict[str, object], repeat: int) -> tuple[float, float]:
+    net = MODELS.build(cfg)
+    net.init_weights()
+    return backbone_times(net, repeat)
+
+
+def theirs_backbone(name: str, repeat: int) -> tuple[float, float]:
+    import torchvision
+
+    return backbone_times(getattr(torchvision.models, name)(weights=None).features, repeat)
+
+
+def print_row(
+    label: str, ours_t: tuple[float, float], theirs_t: tuple[float, float] | None
+) -> None:
+    d_inf, d_train = ours_t
+    if theirs_t is None:
+        print(f"{label:<22} {d_inf * 1000:>9.0f}ms {'-':>12} {'-':>6}   "
+              f"{d_train * 1000:>9.0f}ms {'-':>12} {'-':>6}")  # fmt: skip
+        return
+    t_inf, t_train = theirs_t
+    print(
+        f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "
+        f"{d_train * 1000:>9.0f}ms {t_train * 1000:>10.0f}ms {d_train / t_train:>6.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,15 +219,19 @@ def main() -> None:
         if not (ROOT / "configs" / config).is_file():
             print(f"{label:<22} (config {config} not in this checkout)")
             continue
-        d_inf, d_train = ours(config, args.repeat)
-        if tv_name is None:
-            print(f"{label:<22} {d_inf * 1000:>9.0f}ms {'-':>12} {'-':>6}   "
-                  f"{d_train * 1000:>9.0f}ms {'-':>12} {'-':>6}")  # fmt: skip
+        print_row(
+            label,
+            ours(config, args.repeat),
+            theirs(tv_name, args.repeat) if tv_name is not None else None,
+        )
+    print(f"\n{'':<22} {'backbone inference, 1344x800':^31}   {'backbone train, 2x512x512':^31}")
+    for label, (cfg, tv_name) in BACKBONES.items():
+        if args.only and not any(word.lower() in label.lower() for word in args.only):
             continue
-        t_inf, t_train = theirs(tv_name, args.repeat)
-        print(
-            f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "
-            f"{d_train * 1000:>9.0f}ms {t_train * 1000:>10.0f}ms {d_train / t_train:>6.2f}"
+        print_row(
+            label,
+            ours_backbone(cfg, args.repeat),
+            theirs_backbone(tv_name, args.repeat) if tv_name is not None else None,
         )
 
 

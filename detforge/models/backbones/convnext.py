@@ -117,15 +117,29 @@ class ConvNeXtBlock(nn.Module):
         )
 
     def _inner(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.norm(self.depthwise_conv(x))
+        out = self.depthwise_conv(x)
         if self.linear_pw_conv:
-            out = out.permute(0, 2, 3, 1)
-        out = self.pointwise_conv2(self.act(self.pointwise_conv1(out)))
-        if self.linear_pw_conv:
+            # channels last from the norm on (mmcls permutes to NCHW and back in between,
+            # copying twice per block; the values are the same)
+            out = self._norm_channels_last(out.permute(0, 2, 3, 1))
+            out = self.pointwise_conv2(self.act(self.pointwise_conv1(out)))
+            if self.gamma is not None:
+                out = out * self.gamma
             out = out.permute(0, 3, 1, 2)
-        if self.gamma is not None:
-            out = out.mul(self.gamma.view(1, -1, 1, 1))
-        return x + self.drop_path(out)
+        else:
+            out = self.pointwise_conv2(self.act(self.pointwise_conv1(self.norm(out))))
+            if self.gamma is not None:
+                out = out.mul(self.gamma.view(1, -1, 1, 1))
+        # added into the branch (a fresh tensor), which keeps its channels-last layout for the
+        # next depth-wise conv, as torchvision does
+        return self.drop_path(out).add_(x)
+
+    def _norm_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.norm`` of an NCHW map, given and returned as its NHWC view."""
+        norm = self.norm
+        if isinstance(norm, nn.LayerNorm):  # LN2d normalises the last (channel) dim there
+            return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        return norm(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp and x.requires_grad:
