@@ -74,3 +74,15 @@ def test_frozen_stages_stay_frozen() -> None:
     assert net.stages[1].training
     assert not any(p.requires_grad for p in net.stages[0].parameters())
     assert all(p.requires_grad for p in net.stages[1].parameters())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    plain = ConvNeXt(arch=_ARCH, out_indices=[1], gap_before_final_norm=False)
+    checkpointed = ConvNeXt(arch=_ARCH, out_indices=[1], gap_before_final_norm=False, with_cp=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    for net in (plain, checkpointed):
+        net.train()(x)[0].square().sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), name

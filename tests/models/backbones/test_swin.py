@@ -203,3 +203,14 @@ def test_absolute_position_embedding_is_v2s() -> None:
     )
     assert hw == (13, 17)
     assert torch.allclose(seen[0], tokens + resized.flatten(2).transpose(1, 2), atol=1e-6)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    plain, checkpointed = _small(), _small(with_cp=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    for net in (plain, checkpointed):
+        sum(o.sum() for o in net.train()(x)).backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), name
