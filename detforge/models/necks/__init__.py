@@ -1,11 +1,13 @@
 """Necks (registered in ``MODELS``): ``FPN``, ``PAFPN``, ``NASFPN``, ``NASFCOS_FPN``, ``FPG``,
 ``BFP``, ``FPN_CARAFE``, ``ChannelMapper``, ``YOLOV3Neck``, ``YOLOXPAFPN``, ``SSDNeck``,
-``DilatedEncoder``, ``CTResNetNeck``, ``HRFPN``, ``RFP``."""
+``DilatedEncoder``, ``CTResNetNeck``, ``HRFPN``, ``RFP``, ``DyHead``; a list of necks runs them in
+sequence (``NeckSequence``)."""
 
 from detforge.models.necks.bfp import BFP
 from detforge.models.necks.channel_mapper import ChannelMapper
 from detforge.models.necks.ct_resnet_neck import CTResNetNeck
 from detforge.models.necks.dilated_encoder import DilatedEncoder
+from detforge.models.necks.dyhead import DyHead
 from detforge.models.necks.fpg import FPG
 from detforge.models.necks.fpn import FPN
 from detforge.models.necks.fpn_carafe import FPN_CARAFE
@@ -33,6 +35,7 @@ __all__ = [
     "CTResNetNeck",
     "ChannelMapper",
     "DilatedEncoder",
+    "DyHead",
     "SSDNeck",
     "YOLOV3Neck",
 ]
