@@ -6,6 +6,7 @@ from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
@@ -15,6 +16,7 @@ __all__ = [
     "ATSS",
     "FCOS",
     "GFL",
+    "PAA",
     "RPN",
     "BaseDetector",
     "CascadeRCNN",
