@@ -27,7 +27,7 @@ from tests.models.golden import fixture_metas as _metas
 from tests.models.golden import load_fixture as _load
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FAMILIES = ["paa"]
+FAMILIES = ["paa", "tood"]
 LOSS_NAMES = {"paa": {"loss_cls", "loss_bbox", "loss_iou"}, "tood": {"loss_cls", "loss_bbox"}}
 
 
@@ -109,10 +109,26 @@ def test_losses_and_gradients(family: str, one_thread: Any) -> None:
     assert with_grad == set(expected["grads_all"])
 
 
+def test_tood_task_aligned_epoch_losses(one_thread: Any) -> None:
+    """From ``initial_epoch`` (4) on, TOOD assigns by the task-alignment metric and trains the
+    scores with the quality focal loss: MMDetection's losses of the same batch at epoch 4."""
+    model, inputs, expected = _load("tood")
+    model.train()
+    model.set_epoch(4)
+    with torch.no_grad():
+        losses = _train_losses("tood", model, inputs)
+    _, log_vars = parse_losses(losses)
+    want = expected["losses_variants"]["epoch=4"]
+    assert want["loss"] != pytest.approx(expected["losses"]["loss"], rel=1e-2)
+    for name, value in want.items():
+        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+
 @pytest.mark.parametrize(
     ("config", "layout"),
     [
         ("paa/paa_r50_fpn_1x_coco.py", "paa_r50.json"),
+        ("tood/tood_r50_fpn_1x_coco.py", "tood_r50.json"),
     ],
 )
 def test_full_size_layout(config: str, layout: str) -> None:

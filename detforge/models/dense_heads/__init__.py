@@ -9,6 +9,7 @@ from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
+from detforge.models.dense_heads.tood_head import TOODHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "PAAHead",
     "RPNHead",
     "RetinaHead",
+    "TOODHead",
     "VFNetHead",
 ]

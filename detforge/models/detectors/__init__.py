@@ -9,6 +9,7 @@ from detforge.models.detectors.mask_rcnn import MaskRCNN
 from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
+from detforge.models.detectors.tood import TOOD
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
 
@@ -18,6 +19,7 @@ __all__ = [
     "GFL",
     "PAA",
     "RPN",
+    "TOOD",
     "BaseDetector",
     "CascadeRCNN",
     "FasterRCNN",
