@@ -18,7 +18,7 @@ from torch import nn
 
 from detforge.models.dense_heads.anchor_targets import AnchorTargets, anchor_targets
 from detforge.models.dense_heads.base_dense_head import SIGMOID_BCE, BaseDenseHead
-from detforge.models.losses import FocalLoss, QualityFocalLoss
+from detforge.models.losses import GHMC, FocalLoss, QualityFocalLoss
 from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.models.utils import multi_apply
 from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
@@ -27,7 +27,7 @@ from detforge.structures import ImgMeta
 __all__ = ["AnchorHead"]
 
 # v2: heads trained with these losses never sample, even when the config names a sampler
-_SAMPLING_FREE_LOSSES: tuple[type[nn.Module], ...] = (FocalLoss, QualityFocalLoss)
+_SAMPLING_FREE_LOSSES: tuple[type[nn.Module], ...] = (FocalLoss, GHMC, QualityFocalLoss)
 
 _ANCHORS: Cfg = MappingProxyType(
     dict(
