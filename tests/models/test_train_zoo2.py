@@ -49,6 +49,11 @@ GN8 = ["model.bbox_head.norm_cfg.type=GN", "model.bbox_head.norm_cfg.num_groups=
 
 #: family -> (standard config, extra options, the losses it logs)
 CASES: dict[str, tuple[str, list[str], set[str]]] = {
+    "free_anchor": (
+        "free_anchor/retinanet_free_anchor_r50_fpn_1x_coco.py",
+        [],
+        {"positive_bag_loss", "negative_bag_loss"},
+    ),
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
     "paa": ("paa/paa_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
     "tood": ("tood/tood_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox"}),
