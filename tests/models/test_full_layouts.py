@@ -13,6 +13,8 @@ from tests.conftest import shared_data_dir
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LAYOUTS = shared_data_dir().parent / "fixtures" / "mmdet" / "layouts"
+#: layouts of the small-golden families (absolute paths: ``LAYOUTS / path`` is the path itself)
+GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
 
 
 @pytest.mark.parametrize(
@@ -20,9 +22,10 @@ LAYOUTS = shared_data_dir().parent / "fixtures" / "mmdet" / "layouts"
     [
         ("faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py", "faster_rcnn_r50.json"),
         ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_r50.json"),
+        ("fsaf/fsaf_r50_fpn_1x_coco.py", GOLDENS / "fsaf" / "layout.json"),
     ],
 )
-def test_state_dict_layout_and_parameter_counts(config: str, layout: str) -> None:
+def test_state_dict_layout_and_parameter_counts(config: str, layout: str | Path) -> None:
     path = LAYOUTS / layout
     if not path.is_file():
         pytest.skip(f"layout {path} not found")

@@ -54,6 +54,7 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         [],
         {"positive_bag_loss", "negative_bag_loss"},
     ),
+    "fsaf": ("fsaf/fsaf_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox", "num_pos"}),
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
     "paa": ("paa/paa_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
     "tood": ("tood/tood_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox"}),

@@ -2,9 +2,11 @@
 
 Run with the peer stack (MMDetection 3.3.0, mmcv 2.1.0, CPU), from the repository root:
     /work/peers/venv/bin/python tools/goldens/zoo2_dense.py FAMILY [FAMILY ...]
-It writes tests/data/goldens/<family>/{model.py, weights.pth, expected.pt}. Inputs are the two
-images of ../shared/fixtures/mmdet/paa/inputs.pt (v2 format: img, img_metas, gt_bboxes,
-gt_labels, gt_bboxes_ignore), converted to MMDetection 3 data samples.
+It writes tests/data/goldens/<family>/{model.py, weights.pth, expected.pt}; with --layout, only
+tests/data/goldens/<family>/layout.json: the state_dict layout and parameter counts of the
+full-size standard model (as ../shared/tools/fixtures_gen/layouts.py writes them).
+Inputs are the two images of ../shared/fixtures/mmdet/paa/inputs.pt (v2 format: img,
+img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore), converted to MMDetection 3 data samples.
 
 Model: the family's standard MMDetection 3.3 config with ResNet-18 at base width 8 (no
 pretrained weights), FPN 32 channels, head 32 channels (GN with 8 groups where the head has
@@ -21,6 +23,7 @@ mode, and the L2 norm of every parameter's gradient of their sum.
 """
 
 import copy
+import json
 import os
 import sys
 from collections import OrderedDict
@@ -59,6 +62,9 @@ BACKBONE = dict(
 )
 GN8 = dict(type="GN", num_groups=8, requires_grad=True)
 GAIN = 1.0  # head weights ~ N(0, GAIN^2 / fan_in): varied scores, boxes of sensible size
+#: family -> (score conv, bias): heads with one prior per cell need a higher score bias than the
+#: 0.01 prior for any score above score_thr
+CLS_BIAS = dict(fsaf=("retina_cls", -2.0))
 PREPROCESS = dict(
     type="DetDataPreprocessor",
     mean=[123.675, 116.28, 103.53],
@@ -127,6 +133,26 @@ def fmt(obj, indent=0):
     return repr(obj)
 
 
+def write_layout(family):
+    m = Config.fromfile(os.path.join(MMDET_CFG, STD[family])).model.to_dict()
+    m["backbone"]["init_cfg"] = None  # no download
+    model = MODELS.build(ConfigDict(m))
+    sd = model.state_dict()
+    d = dict(
+        config_path="configs/" + STD[family],
+        mmdet_version="3.3.0",
+        num_params=sum(p.numel() for p in model.parameters()),
+        num_trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        state_dict=[[k, list(v.shape)] for k, v in sd.items()],
+    )
+    out = os.path.join(ROOT, "tests/data/goldens", family)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "layout.json"), "w") as f:
+        json.dump(d, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    print(family, "layout", d["num_params"], len(sd), flush=True)
+
+
 def main(families):
     register_all_modules()
     inp = torch.load(os.path.join(SHARED, "fixtures/mmdet/paa/inputs.pt"), weights_only=False)
@@ -145,6 +171,9 @@ def main(families):
                 if p.dim() >= 2:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=g) * (GAIN / fan_in**0.5))
+            if family in CLS_BIAS:
+                name, bias = CLS_BIAS[family]
+                getattr(model.bbox_head, name).bias.fill_(bias)
             # every float tensor rounded to float16 (stored as such: half the size, same values)
             for v in model.state_dict().values():
                 if v.is_floating_point():
@@ -210,4 +239,9 @@ def main(families):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--layout"]:
+        register_all_modules()
+        for name in sys.argv[2:]:
+            write_layout(name)
+    else:
+        main(sys.argv[1:])

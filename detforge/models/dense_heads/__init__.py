@@ -6,6 +6,7 @@ from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
+from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.retina_head import RetinaHead
@@ -19,6 +20,7 @@ __all__ = [
     "AnchorHead",
     "BaseDenseHead",
     "FCOSHead",
+    "FSAFHead",
     "FreeAnchorRetinaHead",
     "GFLHead",
     "PAAHead",

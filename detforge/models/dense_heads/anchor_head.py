@@ -68,6 +68,9 @@ class AnchorHead(BaseDenseHead):
     whole chain.
     """
 
+    #: label weights per (anchor, class) instead of per anchor (see :func:`anchor_targets`)
+    per_class_label_weights = False
+
     def __init__(
         self,
         num_classes: int,
@@ -164,6 +167,7 @@ class AnchorHead(BaseDenseHead):
             gt_labels_list=gt_labels_list,
             unmap_outputs=unmap_outputs,
             encode=None if self.reg_decoded_bbox else self.bbox_coder.encode,
+            per_class_weights=self.per_class_label_weights,
         )
 
     def get_targets(

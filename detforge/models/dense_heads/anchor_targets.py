@@ -6,8 +6,10 @@ a max-IoU assigner looks at the anchors alone, :class:`ATSSAssigner` also at how
 each level contributes — and sampled. Every sampled positive gets its ground truth's label (class 0
 without labels, as in the RPN), label weight 1 (or ``pos_weight``) and its ground-truth box as
 the box target (``encode(anchor, gt)`` when the head regresses deltas); sampled negatives get
-the background label ``num_classes`` with weight 1; everything else weight 0. The targets are
-scattered back to all anchors and split by level.
+the background label ``num_classes`` with weight 1; everything else weight 0. With
+``per_class_weights`` (FSAF) the label weights are ``[N, num_classes]`` and the (anchor, class)
+pairs of the assigner's ``shadowed_labels`` get weight 0. The targets are scattered back to all
+anchors and split by level.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def _targets_single(
     train_cfg: Cfg,
     unmap_outputs: bool,
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    per_class_weights: bool,
 ) -> tuple[Any, ...]:
     inside = anchor_inside_flags(
         flat_anchors, valid_flags, img_meta["img_shape"][:2], train_cfg["allowed_border"]
@@ -95,6 +98,11 @@ def _targets_single(
         label_weights[pos_inds] = 1.0 if pos_weight <= 0 else pos_weight
     if len(neg_inds) > 0:
         label_weights[neg_inds] = 1.0
+    if per_class_weights:
+        label_weights = label_weights[:, None].repeat(1, num_classes)
+        shadowed = assign_result.get_extra_property("shadowed_labels")
+        if shadowed is not None and shadowed.numel():
+            label_weights[shadowed[:, 0], shadowed[:, 1]] = 0
     if unmap_outputs:
         total = flat_anchors.size(0)
         anchors = flat_anchors
@@ -129,6 +137,7 @@ def anchor_targets(
     gt_labels_list: Sequence[torch.Tensor | None] | None = None,
     unmap_outputs: bool = True,
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    per_class_weights: bool = False,
 ) -> AnchorTargets | None:
     """The targets of a batch (see the module docstring).
 
@@ -147,6 +156,8 @@ def anchor_targets(
         unmap_outputs: Scatter targets back to all anchors.
         encode: Box coder encoding of the positive targets, or ``None`` to regress the
             ground-truth boxes themselves.
+        per_class_weights: Label weights per anchor and class, 0 for the assigner's
+            ``shadowed_labels``.
 
     Returns:
         ``None`` when an image has no anchor inside it, else the :class:`AnchorTargets`.
@@ -177,6 +188,7 @@ def anchor_targets(
         train_cfg=train_cfg,
         unmap_outputs=unmap_outputs,
         encode=encode,
+        per_class_weights=per_class_weights,
     )
     anchors, labels, label_weights, bbox_targets, bbox_weights, pos, neg, sampling = results
     if any(item is None for item in labels):
