@@ -54,6 +54,11 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         [],
         {"positive_bag_loss", "negative_bag_loss"},
     ),
+    "foveabox": (
+        "foveabox/fovea_align_r50_fpn_gn-head_4x4_2x_coco.py",
+        GN8,
+        {"loss_cls", "loss_bbox"},
+    ),
     "fsaf": ("fsaf/fsaf_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox", "num_pos"}),
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
     "paa": ("paa/paa_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),

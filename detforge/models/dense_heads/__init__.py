@@ -5,6 +5,7 @@ from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
+from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
 from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.gfl_head import GFLHead
@@ -21,6 +22,7 @@ __all__ = [
     "BaseDenseHead",
     "FCOSHead",
     "FSAFHead",
+    "FoveaHead",
     "FreeAnchorRetinaHead",
     "GFLHead",
     "PAAHead",

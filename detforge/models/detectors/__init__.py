@@ -4,6 +4,7 @@ from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.fcos import FCOS
+from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
@@ -17,6 +18,7 @@ from detforge.models.detectors.vfnet import VFNet
 __all__ = [
     "ATSS",
     "FCOS",
+    "FOVEA",
     "FSAF",
     "GFL",
     "PAA",
