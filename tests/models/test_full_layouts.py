@@ -23,6 +23,7 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
         ("faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py", "faster_rcnn_r50.json"),
         ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_r50.json"),
         ("fsaf/fsaf_r50_fpn_1x_coco.py", GOLDENS / "fsaf" / "layout.json"),
+        ("ddod/ddod_r50_fpn_1x_coco.py", GOLDENS / "ddod" / "layout.json"),
         (
             "foveabox/fovea_align_r50_fpn_gn-head_4x4_2x_coco.py",
             GOLDENS / "foveabox" / "layout.json",

@@ -54,6 +54,7 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         [],
         {"positive_bag_loss", "negative_bag_loss"},
     ),
+    "ddod": ("ddod/ddod_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
     "foveabox": (
         "foveabox/fovea_align_r50_fpn_gn-head_4x4_2x_coco.py",
         GN8,

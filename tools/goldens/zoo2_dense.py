@@ -65,6 +65,16 @@ GAIN = 1.0  # head weights ~ N(0, GAIN^2 / fan_in): varied scores, boxes of sens
 #: family -> (score conv, bias): heads with one prior per cell need a higher score bias than the
 #: 0.01 prior for any score above score_thr
 CLS_BIAS = dict(fsaf=("retina_cls", -2.0))
+
+
+def _four_levels(m):
+    """P3-P6 only: mmcv's CPU deformable conv fails on the 2x3 P7 map of a 224x320 input."""
+    m["neck"]["num_outs"] = 4
+    m["bbox_head"]["anchor_generator"]["strides"] = [8, 16, 32, 64]
+
+
+#: family -> change of the tiny model dict
+TWEAKS = dict(ddod=_four_levels)
 PREPROCESS = dict(
     type="DetDataPreprocessor",
     mean=[123.675, 116.28, 103.53],
@@ -82,6 +92,8 @@ def tiny_model(family):
     m["bbox_head"].update(in_channels=32, feat_channels=32)
     if (m["bbox_head"].get("norm_cfg") or {}).get("type") == "GN":
         m["bbox_head"]["norm_cfg"] = copy.deepcopy(GN8)
+    if family in TWEAKS:
+        TWEAKS[family](m)
     return m
 
 

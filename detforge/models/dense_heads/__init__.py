@@ -4,6 +4,7 @@ from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
+from detforge.models.dense_heads.ddod_head import DDODHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
@@ -20,6 +21,7 @@ __all__ = [
     "AnchorFreeHead",
     "AnchorHead",
     "BaseDenseHead",
+    "DDODHead",
     "FCOSHead",
     "FSAFHead",
     "FoveaHead",

@@ -52,6 +52,7 @@ def _targets_single(
     gt_bboxes_ignore: torch.Tensor | None,
     gt_labels: torch.Tensor | None,
     img_meta: ImgMeta,
+    predictions: tuple[torch.Tensor, torch.Tensor] | None,
     *,
     assigner: Any,
     assign_labels: bool,
@@ -71,8 +72,15 @@ def _targets_single(
     labels_in = gt_labels if assign_labels else None
     if isinstance(assigner, ATSSAssigner):  # its candidates are the top-k of each level
         level_inside = [int(f.sum()) for f in torch.split(inside, list(num_level_anchors))]
+        scores, boxes = (None, None) if predictions is None else predictions
         assign_result = assigner.assign(
-            anchors, level_inside, gt_bboxes, gt_bboxes_ignore, labels_in
+            anchors,
+            level_inside,
+            gt_bboxes,
+            gt_bboxes_ignore,
+            labels_in,
+            cls_scores=None if scores is None else scores[inside],
+            bbox_preds=None if boxes is None else boxes[inside],
         )
     else:
         assign_result = assigner.assign(anchors, gt_bboxes, gt_bboxes_ignore, labels_in)
@@ -138,6 +146,7 @@ def anchor_targets(
     unmap_outputs: bool = True,
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     per_class_weights: bool = False,
+    predictions: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> AnchorTargets | None:
     """The targets of a batch (see the module docstring).
 
@@ -158,6 +167,9 @@ def anchor_targets(
             ground-truth boxes themselves.
         per_class_weights: Label weights per anchor and class, 0 for the assigner's
             ``shadowed_labels``.
+        predictions: Per image the score logits ``Tensor[N, C]`` and decoded boxes
+            ``Tensor[N, 4]`` of all its anchors, for the cost-based :class:`ATSSAssigner`
+            (DDOD).
 
     Returns:
         ``None`` when an image has no anchor inside it, else the :class:`AnchorTargets`.
@@ -181,6 +193,7 @@ def anchor_targets(
         list(gt_bboxes_ignore_list or [None] * num_imgs),
         list(gt_labels_list or [None] * num_imgs),
         img_metas,
+        list(predictions) if predictions is not None else [None] * num_imgs,
         assigner=assigner,
         assign_labels=assign_labels,
         sampler=sampler,

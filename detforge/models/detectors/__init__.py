@@ -3,6 +3,7 @@
 from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
+from detforge.models.detectors.ddod import DDOD
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
@@ -17,6 +18,7 @@ from detforge.models.detectors.vfnet import VFNet
 
 __all__ = [
     "ATSS",
+    "DDOD",
     "FCOS",
     "FOVEA",
     "FSAF",
