@@ -25,6 +25,10 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
         ("fsaf/fsaf_r50_fpn_1x_coco.py", GOLDENS / "fsaf" / "layout.json"),
         ("ddod/ddod_r50_fpn_1x_coco.py", GOLDENS / "ddod" / "layout.json"),
         (
+            "autoassign/autoassign_r50_fpn_8x2_1x_coco.py",
+            GOLDENS / "autoassign" / "layout.json",
+        ),
+        (
             "foveabox/fovea_align_r50_fpn_gn-head_4x4_2x_coco.py",
             GOLDENS / "foveabox" / "layout.json",
         ),

@@ -54,6 +54,11 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         [],
         {"positive_bag_loss", "negative_bag_loss"},
     ),
+    "autoassign": (
+        "autoassign/autoassign_r50_fpn_8x2_1x_coco.py",
+        [*GN8, "total_epochs=1"],  # its config still has v2's old total_epochs
+        {"loss_pos", "loss_neg", "loss_center"},
+    ),
     "ddod": ("ddod/ddod_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
     "foveabox": (
         "foveabox/fovea_align_r50_fpn_gn-head_4x4_2x_coco.py",

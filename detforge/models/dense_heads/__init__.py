@@ -3,6 +3,7 @@
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
+from detforge.models.dense_heads.autoassign_head import AutoAssignHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.ddod_head import DDODHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
@@ -20,6 +21,7 @@ __all__ = [
     "ATSSHead",
     "AnchorFreeHead",
     "AnchorHead",
+    "AutoAssignHead",
     "BaseDenseHead",
     "DDODHead",
     "FCOSHead",

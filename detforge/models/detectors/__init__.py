@@ -1,6 +1,7 @@
 """Detectors with the MMDetection v2 API."""
 
 from detforge.models.detectors.atss import ATSS
+from detforge.models.detectors.autoassign import AutoAssign
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.ddod import DDOD
@@ -26,6 +27,7 @@ __all__ = [
     "PAA",
     "RPN",
     "TOOD",
+    "AutoAssign",
     "BaseDetector",
     "CascadeRCNN",
     "FasterRCNN",
