@@ -38,7 +38,9 @@ from detforge.models.layers.init import (
     uniform_init,
     xavier_init,
 )
+from detforge.models.layers.linear import LINEAR_LAYERS, build_linear_layer
 from detforge.models.layers.norm import NORM_LAYERS, SyncBatchNorm, build_norm_layer, infer_abbr
+from detforge.models.layers.normed_predictor import NormedConv2d, NormedLinear
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.scale import Scale
 
@@ -46,6 +48,7 @@ __all__ = [
     "ACTIVATION_LAYERS",
     "CONV_LAYERS",
     "INITIALIZERS",
+    "LINEAR_LAYERS",
     "NORM_LAYERS",
     "PADDING_LAYERS",
     "BasicBlock",
@@ -57,6 +60,8 @@ __all__ = [
     "HSigmoid",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "NormedConv2d",
+    "NormedLinear",
     "ResLayer",
     "Scale",
     "Swish",
@@ -65,6 +70,7 @@ __all__ = [
     "bias_init_with_prob",
     "build_activation_layer",
     "build_conv_layer",
+    "build_linear_layer",
     "build_norm_layer",
     "build_padding_layer",
     "caffe2_xavier_init",

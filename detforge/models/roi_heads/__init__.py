@@ -8,6 +8,8 @@ from detforge.models.roi_heads.convfc_bbox_head import (
     Shared2FCBBoxHead,
     Shared4Conv1FCBBoxHead,
 )
+from detforge.models.roi_heads.double_bbox_head import DoubleConvFCBBoxHead
+from detforge.models.roi_heads.double_roi_head import DoubleHeadRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
@@ -17,6 +19,8 @@ __all__ = [
     "BaseRoIHead",
     "CascadeRoIHead",
     "ConvFCBBoxHead",
+    "DoubleConvFCBBoxHead",
+    "DoubleHeadRoIHead",
     "FCNMaskHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
