@@ -10,6 +10,7 @@ from detforge.models.roi_heads.convfc_bbox_head import (
 )
 from detforge.models.roi_heads.double_bbox_head import DoubleConvFCBBoxHead
 from detforge.models.roi_heads.double_roi_head import DoubleHeadRoIHead
+from detforge.models.roi_heads.dynamic_roi_head import DynamicRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
@@ -21,6 +22,7 @@ __all__ = [
     "ConvFCBBoxHead",
     "DoubleConvFCBBoxHead",
     "DoubleHeadRoIHead",
+    "DynamicRoIHead",
     "FCNMaskHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
