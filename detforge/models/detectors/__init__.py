@@ -5,6 +5,7 @@ from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
+from detforge.models.detectors.grid_rcnn import GridRCNN
 from detforge.models.detectors.mask_rcnn import MaskRCNN
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
@@ -19,6 +20,7 @@ __all__ = [
     "BaseDetector",
     "CascadeRCNN",
     "FasterRCNN",
+    "GridRCNN",
     "MaskRCNN",
     "RetinaNet",
     "SingleStageDetector",

@@ -11,6 +11,8 @@ from detforge.models.roi_heads.convfc_bbox_head import (
 from detforge.models.roi_heads.double_bbox_head import DoubleConvFCBBoxHead
 from detforge.models.roi_heads.double_roi_head import DoubleHeadRoIHead
 from detforge.models.roi_heads.dynamic_roi_head import DynamicRoIHead
+from detforge.models.roi_heads.grid_head import GridHead
+from detforge.models.roi_heads.grid_roi_head import GridRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
@@ -24,6 +26,8 @@ __all__ = [
     "DoubleHeadRoIHead",
     "DynamicRoIHead",
     "FCNMaskHead",
+    "GridHead",
+    "GridRoIHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",
