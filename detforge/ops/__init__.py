@@ -6,6 +6,7 @@ MMDetection v2's ``bbox_nms`` exactly (argument names, return values, ordering);
 """
 
 from detforge.ops.nms import batched_nms, multiclass_nms, nms, soft_nms
+from detforge.ops.nms_match import nms_match
 from detforge.ops.roi_align import RoIAlign, RoIPool, roi_align, roi_pool
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "batched_nms",
     "multiclass_nms",
     "nms",
+    "nms_match",
     "roi_align",
     "roi_pool",
     "soft_nms",

@@ -14,6 +14,7 @@ from detforge.models.roi_heads.dynamic_roi_head import DynamicRoIHead
 from detforge.models.roi_heads.grid_head import GridHead
 from detforge.models.roi_heads.grid_roi_head import GridRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
+from detforge.models.roi_heads.pisa_roi_head import PISARoIHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
@@ -28,6 +29,7 @@ __all__ = [
     "FCNMaskHead",
     "GridHead",
     "GridRoIHead",
+    "PISARoIHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",
