@@ -31,6 +31,36 @@ def model_dict() -> dict:
     return m
 
 
+RETINA_HEADER = """# PISA RetinaNet golden (MMDetection 3.3.0), v2 config syntax: the shared
+# retinanet fixture's model with v2's pisa_retinanet_r50_fpn_1x_coco head (PISARetinaHead,
+# SmoothL1 beta=0.11) and train_cfg isr/carl, unchanged. Weights: the fixture's.
+"""
+
+
+def retina_dict() -> dict:
+    m = rp.base_model("retinanet")
+    v2 = rp.v2_model("pisa/pisa_retinanet_r50_fpn_1x_coco.py")
+    m["bbox_head"]["type"] = "PISARetinaHead"
+    m["bbox_head"]["loss_bbox"] = v2["bbox_head"]["loss_bbox"]
+    m["train_cfg"]["isr"] = v2["train_cfg"]["isr"]
+    m["train_cfg"]["carl"] = v2["train_cfg"]["carl"]
+    return m
+
+
+def main_retina() -> None:
+    m = retina_dict()
+    model = rp.build(m)
+    stored = rp.load_base_and_randomize(model, seed=52, fixture="retinanet")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    exp = rp.compute(model, rp.base_inputs("retinanet"), with_rpn=False)
+    out = rp.write("pisa_retinanet", m, state, stored, exp, RETINA_HEADER)
+    rp.write_json(
+        out / "layout_pisa_retinanet_r50_fpn_1x.json",
+        rp.layout(rp.v2_model("pisa/pisa_retinanet_r50_fpn_1x_coco.py")),
+    )
+    print(out, stored, exp["losses"], [len(d["scores"]) for d in exp["dets"]])
+
+
 def main() -> None:
     m = model_dict()
     model = rp.build(m)
@@ -47,3 +77,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    main_retina()

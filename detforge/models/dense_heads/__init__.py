@@ -6,6 +6,7 @@ from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
+from detforge.models.dense_heads.pisa_retinanet_head import PISARetinaHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
@@ -17,6 +18,7 @@ __all__ = [
     "BaseDenseHead",
     "FCOSHead",
     "GFLHead",
+    "PISARetinaHead",
     "RPNHead",
     "RetinaHead",
     "VFNetHead",

@@ -11,6 +11,7 @@ import torch
 
 from detforge.config import load_config
 from detforge.models import build_detector
+from detforge.models.dense_heads import PISARetinaHead, RetinaHead
 from detforge.models.losses import CrossEntropyLoss, SmoothL1Loss
 from detforge.models.losses.pisa_loss import carl_loss, isr_p
 from detforge.models.roi_heads import PISARoIHead
@@ -24,6 +25,7 @@ from tests.models.roi_goldens import (
     check_losses_and_grads,
     load_golden,
     metas,
+    train_losses,
 )
 
 V2_CONFIGS = GOLDENS.parents[2].parent / "mmdet_v2" / "configs"
@@ -152,3 +154,37 @@ def test_full_size_layout() -> None:
     assert isinstance(model.roi_head, PISARoIHead)
     assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == expected["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
+
+
+def test_retinanet_golden(one_thread: Any) -> None:
+    model, inputs, expected = load_golden("pisa_retinanet", fixture="retinanet")
+    assert isinstance(model.bbox_head, PISARetinaHead)
+    check_detections(model, inputs, expected)
+    check_losses_and_grads(model, inputs, expected)
+    # without isr/carl the head's losses are RetinaNet's (summed over the levels)
+    model.bbox_head.train_cfg = {
+        k: v for k, v in model.bbox_head.train_cfg.items() if k not in ("isr", "carl")
+    }
+    pisa = train_losses(model, inputs)
+    plain = RetinaHead.loss(
+        model.bbox_head,
+        *model.bbox_head(model.extract_feat(inputs["img"])),
+        list(inputs["gt_bboxes"]),
+        list(inputs["gt_labels"]),
+        metas(inputs),
+    )
+    assert set(pisa) == {"loss_cls", "loss_bbox"}
+    for name in pisa:
+        assert float(pisa[name].detach()) == pytest.approx(
+            float(sum(plain[name]).detach()), rel=1e-5
+        )
+
+
+def test_retinanet_full_size_layout() -> None:
+    config = V2_CONFIGS / "pisa" / "pisa_retinanet_r50_fpn_1x_coco.py"
+    if not config.is_file():
+        pytest.skip(f"{config} not found")
+    path = GOLDENS / "pisa_retinanet" / "layout_pisa_retinanet_r50_fpn_1x.json"
+    expected = json.loads(path.read_text())
+    model = build_detector(load_config(config, environ={}).cfg.model)
+    assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == expected["state_dict"]
