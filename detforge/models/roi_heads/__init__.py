@@ -16,6 +16,7 @@ from detforge.models.roi_heads.grid_roi_head import GridRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.pisa_roi_head import PISARoIHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.shared_heads import ResLayer
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "GridHead",
     "GridRoIHead",
     "PISARoIHead",
+    "ResLayer",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",

@@ -8,5 +8,18 @@ from detforge.models.task_modules.coders.delta_xywh_bbox_coder import (
 from detforge.models.task_modules.coders.distance_point_bbox_coder import (
     DistancePointBBoxCoder,
 )
+from detforge.models.task_modules.coders.legacy_delta_xywh_bbox_coder import (
+    LegacyDeltaXYWHBBoxCoder,
+    legacy_bbox2delta,
+    legacy_delta2bbox,
+)
 
-__all__ = ["DeltaXYWHBBoxCoder", "DistancePointBBoxCoder", "bbox2delta", "delta2bbox"]
+__all__ = [
+    "DeltaXYWHBBoxCoder",
+    "DistancePointBBoxCoder",
+    "LegacyDeltaXYWHBBoxCoder",
+    "bbox2delta",
+    "delta2bbox",
+    "legacy_bbox2delta",
+    "legacy_delta2bbox",
+]
