@@ -50,6 +50,15 @@ TINY = [
 
 #: family -> (standard config, extra options, the losses it logs)
 CASES: dict[str, tuple[str, list[str], set[str]]] = {
+    "groie": (
+        "groie/faster_rcnn_r50_fpn_groie_1x_coco.py",
+        [
+            "model.roi_head.bbox_roi_extractor.pre_cfg.in_channels=32",
+            "model.roi_head.bbox_roi_extractor.pre_cfg.out_channels=32",
+            "model.roi_head.bbox_roi_extractor.post_cfg.in_channels=32",
+        ],
+        {"loss_rpn_cls", "loss_cls", "loss_bbox"},
+    ),
     "pisa": (
         "pisa/pisa_faster_rcnn_r50_fpn_1x_coco.py",
         [],

@@ -15,7 +15,7 @@ from detforge.models.roi_heads.grid_head import GridHead
 from detforge.models.roi_heads.grid_roi_head import GridRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.pisa_roi_head import PISARoIHead
-from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.roi_extractors import GenericRoIExtractor, SingleRoIExtractor
 from detforge.models.roi_heads.shared_heads import ResLayer
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
@@ -28,6 +28,7 @@ __all__ = [
     "DoubleHeadRoIHead",
     "DynamicRoIHead",
     "FCNMaskHead",
+    "GenericRoIExtractor",
     "GridHead",
     "GridRoIHead",
     "PISARoIHead",
