@@ -9,7 +9,9 @@ training), which is part of what they cost.
 Backbones alone (second table): the forward pass of a 1x3x800x1344 tensor (inference) and a
 forward + backward of the outputs' sum at 2x3x512x512 (train step), beside the torchvision
 classification network's feature layers that compute the same maps (``features``, or
-``stem`` + ``trunk_output`` of its RegNets), without the classifier.
+``stem`` + ``trunk_output`` of its RegNets), without the classifier. The Swin and ConvNeXt
+backbones return the four normed stage outputs a detector uses; torchvision's ``features`` end
+at the last stage (no output norms), which is a little less work.
 
     python benchmarks/bench_models.py [--repeat 3] [--threads N]
 """
@@ -62,7 +64,19 @@ BACKBONES: dict[str, tuple[dict, str | None, tuple[str, ...]]] = {
         "efficientnet_b3",
         ("features",),
     ),
-}
+    "Swin-T": (
+        dict(type="SwinTransformer", embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+             window_size=7, drop_path_rate=0.2, out_indices=(0, 1, 2, 3)),
+        "swin_t",
+        ("features",),
+    ),
+    "ConvNeXt-T": (
+        dict(type="mmcls.ConvNeXt", arch="tiny", out_indices=[0, 1, 2, 3], drop_path_rate=0.4,
+             layer_scale_init_value=1.0, gap_before_final_norm=False),
+        "convnext_tiny",
+        ("features",),
+    ),
+}  # fmt: skip
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:

@@ -1,7 +1,8 @@
 """Loading weights: MMDetection v2/v3 checkpoints, plain state_dicts, and cached model names.
 
-``filename`` may be a local path, ``torchvision://resnet50`` (torchvision's ImageNet weights) or
-``open-mmlab://<name>`` (MMCV's model-zoo names). Nothing is downloaded: named weights are
+``filename`` may be a local path, ``torchvision://resnet50`` (torchvision's ImageNet weights),
+``open-mmlab://<name>`` (MMCV's model-zoo names) or an ``http(s)://`` URL (found by its file
+name, as torch.hub caches downloads). Nothing is downloaded: named weights are
 looked up in the local cache folders, ``$DETFORGE_HOME/checkpoints`` (default
 ``~/.cache/detforge/checkpoints``) and ``$TORCH_HOME/hub/checkpoints`` (default
 ``~/.cache/torch/hub/checkpoints``); a missing file is an error that names the folder and the file
@@ -116,6 +117,20 @@ def _find_cached(name: str, known: Mapping[str, str], scheme: str) -> Path:
     )
 
 
+def _find_downloaded(url: str) -> Path:
+    """The cached copy of a URL's file (torch.hub and MMDetection v2 keep downloads in
+    ``$TORCH_HOME/hub/checkpoints`` under the URL's file name)."""
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    for folder in cache_dirs():
+        if name and (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(
+        f"{url}: weights not found, and detforge does not download. Put the file '{name}' into "
+        f"{cache_dirs()[0]} (or {cache_dirs()[1]}, where torch.hub and MMDetection v2 keep it), "
+        "or use a local path"
+    )
+
+
 def resolve_checkpoint(filename: str | os.PathLike[str]) -> Path:
     """The local file behind a path or a ``torchvision://``/``open-mmlab://`` name.
 
@@ -128,7 +143,9 @@ def resolve_checkpoint(filename: str | os.PathLike[str]) -> Path:
     if text.startswith(("open-mmlab://", "openmmlab://")):
         name = text.split("://", 1)[1]
         return _find_cached(name, _OPEN_MMLAB_FILES, "open-mmlab://")
-    if re.match(r"^(https?|s3|mmcls|pavi)://", text):
+    if re.match(r"^https?://", text):
+        return _find_downloaded(text)
+    if re.match(r"^(s3|mmcls|pavi)://", text):
         raise CheckpointError(
             f"{text}: detforge does not download weights; download the file yourself and pass "
             "its local path"

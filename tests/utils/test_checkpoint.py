@@ -149,6 +149,18 @@ def test_missing_named_weights_say_where_to_put_them(cache: Path) -> None:
         resolve_checkpoint("/no/such/file.pth")
 
 
+def test_url_resolves_from_the_cache_by_file_name(cache: Path, tmp_path: Path) -> None:
+    # v2 configs name pretrained backbones by URL (Swin, PVT, ConvNeXt); torch.hub keeps them
+    url = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny.pth"
+    with pytest.raises(CheckpointError, match=r"'swin_tiny\.pth' into .*home"):
+        resolve_checkpoint(url)
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(Tiny().state_dict(), hub / "swin_tiny.pth")
+    assert resolve_checkpoint(url) == hub / "swin_tiny.pth"
+    assert resolve_checkpoint(url + "?download=1") == hub / "swin_tiny.pth"
+
+
 class _Evil:
     def __reduce__(self):  # pragma: no cover - never executed by weights_only loading
         return (print, ("code ran",))

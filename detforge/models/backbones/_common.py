@@ -103,3 +103,18 @@ class StagedBackbone(nn.Module):
         if mode and self.norm_eval:
             batch_norms_eval(self)
         return self
+
+
+def pretrained_checkpoint(name: str, init_cfg: Any) -> str:
+    """The ``checkpoint`` of a ``Pretrained`` init_cfg (v2's transformer backbones accept
+    nothing else).
+
+    Raises:
+        ConfigTypeError: ``init_cfg`` is not a dict with a ``checkpoint``.
+    """
+    if not isinstance(init_cfg, Mapping) or "checkpoint" not in init_cfg:
+        raise ConfigTypeError(
+            f"{name}: init_cfg must be None or dict(type='Pretrained', checkpoint=...), "
+            f"got {init_cfg!r}"
+        )
+    return str(init_cfg["checkpoint"])

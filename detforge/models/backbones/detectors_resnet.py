@@ -183,8 +183,8 @@ class DetectoRS_ResNet(ResNet):
         dilation: int,
         dcn: Cfg | None,
         init_cfg: _InitCfg,
-        stage: int = 0,
         plugins: Sequence[Mapping[str, Any]] | None = None,
+        stage: int = 0,
         sac: Cfg | None = None,
         rfp_inplanes: int | None = None,
     ) -> nn.Module:

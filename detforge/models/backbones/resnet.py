@@ -246,8 +246,8 @@ class ResNet(nn.Module):
         dilation: int,
         dcn: Cfg | None,
         init_cfg: _InitCfg,
-        stage: int = 0,
         plugins: Sequence[Mapping[str, Any]] | None = None,
+        stage: int = 0,
     ) -> nn.Module:
         """Build stage ``stage`` (a :class:`~detforge.models.layers.ResLayer` of
         ``self.block``)."""

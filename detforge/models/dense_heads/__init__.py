@@ -8,6 +8,7 @@ from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.pisa_retinanet_head import PISARetinaHead
 from detforge.models.dense_heads.retina_head import RetinaHead
+from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 
@@ -21,5 +22,6 @@ __all__ = [
     "PISARetinaHead",
     "RPNHead",
     "RetinaHead",
+    "RetinaSepBNHead",
     "VFNetHead",
 ]

@@ -14,6 +14,7 @@ from detforge.models.layers.activation import (
     Swish,
     build_activation_layer,
 )
+from detforge.models.layers.carafe import CARAFEPack, carafe
 from detforge.models.layers.context_block import ContextBlock
 from detforge.models.layers.conv import (
     CONV_LAYERS,
@@ -48,6 +49,7 @@ from detforge.models.layers.init import (
 )
 from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
 from detforge.models.layers.linear import LINEAR_LAYERS, build_linear_layer
+from detforge.models.layers.merge_cells import ConcatCell, GlobalPoolingCell, SumCell
 from detforge.models.layers.non_local import NonLocal2d
 from detforge.models.layers.norm import (
     NORM_LAYERS,
@@ -74,8 +76,10 @@ __all__ = [
     "PLUGIN_LAYERS",
     "BasicBlock",
     "Bottleneck",
+    "CARAFEPack",
     "CSPLayer",
     "Clamp",
+    "ConcatCell",
     "ContextBlock",
     "Conv2dAdaptivePadding",
     "ConvAWS2d",
@@ -86,6 +90,7 @@ __all__ = [
     "DeformConv2dPack",
     "DepthwiseSeparableConvModule",
     "GeneralizedAttention",
+    "GlobalPoolingCell",
     "HSigmoid",
     "InvertedResidual",
     "MMSyncBatchNorm",
@@ -98,6 +103,7 @@ __all__ = [
     "SAConv2d",
     "SELayer",
     "Scale",
+    "SumCell",
     "Swish",
     "SyncBatchNorm",
     "apply_init_cfg",
@@ -110,6 +116,7 @@ __all__ = [
     "build_padding_layer",
     "build_plugin_layer",
     "caffe2_xavier_init",
+    "carafe",
     "constant_init",
     "conv_ws_2d",
     "infer_abbr",

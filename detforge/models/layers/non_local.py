@@ -91,6 +91,8 @@ class NonLocal2d(nn.Module):
             return ConvModule(cin, cout, 1, conv_cfg=conv_cfg, norm_cfg=norm, act_cfg=None)
 
         g_conv = conv1x1(in_channels, inter)
+        # registered first (reassigned below with sub_sample), so the keys are in mmcv's order
+        self.g: nn.Module = g_conv
         self.conv_out = conv1x1(inter, in_channels, norm_cfg)
         embeddings = [g_conv]
         phi_conv: ConvModule | None = None
@@ -103,7 +105,8 @@ class NonLocal2d(nn.Module):
                 inter * 2, 1, kernel_size=1, bias=False, act_cfg={"type": "ReLU"}
             )
         pool = nn.MaxPool2d(kernel_size=(2, 2))
-        self.g: nn.Module = nn.Sequential(g_conv, pool) if sub_sample else g_conv
+        if sub_sample:
+            self.g = nn.Sequential(g_conv, pool)
         self.phi: nn.Module | None = phi_conv
         if sub_sample:
             self.phi = pool if phi_conv is None else nn.Sequential(phi_conv, pool)
