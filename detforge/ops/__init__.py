@@ -13,6 +13,7 @@ from detforge.ops.deform_roi_pool import (
     deform_roi_pool,
 )
 from detforge.ops.nms import batched_nms, multiclass_nms, nms, soft_nms
+from detforge.ops.nms_match import nms_match
 from detforge.ops.roi_align import RoIAlign, RoIPool, roi_align, roi_pool
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "deform_roi_pool",
     "multiclass_nms",
     "nms",
+    "nms_match",
     "roi_align",
     "roi_pool",
     "soft_nms",

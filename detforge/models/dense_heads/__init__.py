@@ -12,6 +12,7 @@ from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetina
 from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.paa_head import PAAHead
+from detforge.models.dense_heads.pisa_retinanet_head import PISARetinaHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
@@ -31,6 +32,7 @@ __all__ = [
     "FreeAnchorRetinaHead",
     "GFLHead",
     "PAAHead",
+    "PISARetinaHead",
     "RPNHead",
     "RetinaHead",
     "RetinaSepBNHead",

@@ -9,6 +9,7 @@ from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
 from detforge.models.detectors.gfl import GFL
+from detforge.models.detectors.grid_rcnn import GridRCNN
 from detforge.models.detectors.mask_rcnn import MaskRCNN
 from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.rpn import RPN
@@ -31,6 +32,7 @@ __all__ = [
     "BaseDetector",
     "CascadeRCNN",
     "FasterRCNN",
+    "GridRCNN",
     "MaskRCNN",
     "RetinaNet",
     "SingleStageDetector",

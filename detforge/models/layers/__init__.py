@@ -48,6 +48,7 @@ from detforge.models.layers.init import (
     xavier_init,
 )
 from detforge.models.layers.inverted_residual import InvertedResidual, make_divisible
+from detforge.models.layers.linear import LINEAR_LAYERS, build_linear_layer
 from detforge.models.layers.merge_cells import ConcatCell, GlobalPoolingCell, SumCell
 from detforge.models.layers.non_local import NonLocal2d
 from detforge.models.layers.norm import (
@@ -58,6 +59,7 @@ from detforge.models.layers.norm import (
     build_norm_layer,
     infer_abbr,
 )
+from detforge.models.layers.normed_predictor import NormedConv2d, NormedLinear
 from detforge.models.layers.plugin import PLUGIN_LAYERS, build_plugin_layer, plugin_abbr
 from detforge.models.layers.res_layer import BasicBlock, Bottleneck, ResLayer
 from detforge.models.layers.saconv import SAConv2d
@@ -68,6 +70,7 @@ __all__ = [
     "ACTIVATION_LAYERS",
     "CONV_LAYERS",
     "INITIALIZERS",
+    "LINEAR_LAYERS",
     "NORM_LAYERS",
     "PADDING_LAYERS",
     "PLUGIN_LAYERS",
@@ -94,6 +97,8 @@ __all__ = [
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
     "NonLocal2d",
+    "NormedConv2d",
+    "NormedLinear",
     "ResLayer",
     "SAConv2d",
     "SELayer",
@@ -106,6 +111,7 @@ __all__ = [
     "bias_init_with_prob",
     "build_activation_layer",
     "build_conv_layer",
+    "build_linear_layer",
     "build_norm_layer",
     "build_padding_layer",
     "build_plugin_layer",

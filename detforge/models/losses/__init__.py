@@ -41,6 +41,7 @@ from detforge.models.losses.iou_loss import (
     giou_loss,
     iou_loss,
 )
+from detforge.models.losses.seesaw_loss import SeesawLoss, seesaw_ce_loss
 from detforge.models.losses.smooth_l1_loss import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
 from detforge.models.losses.utils import reduce_loss, weight_reduce_loss, weighted_loss
 from detforge.models.losses.varifocal_loss import VarifocalLoss, varifocal_loss
@@ -60,6 +61,7 @@ __all__ = [
     "IoULoss",
     "L1Loss",
     "QualityFocalLoss",
+    "SeesawLoss",
     "SmoothL1Loss",
     "VarifocalLoss",
     "accuracy",
@@ -81,6 +83,7 @@ __all__ = [
     "quality_focal_loss_tensor_target",
     "quality_focal_loss_with_prob",
     "reduce_loss",
+    "seesaw_ce_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "varifocal_loss",

@@ -8,8 +8,14 @@ from detforge.models.roi_heads.convfc_bbox_head import (
     Shared2FCBBoxHead,
     Shared4Conv1FCBBoxHead,
 )
+from detforge.models.roi_heads.double_bbox_head import DoubleConvFCBBoxHead
+from detforge.models.roi_heads.double_roi_head import DoubleHeadRoIHead
+from detforge.models.roi_heads.dynamic_roi_head import DynamicRoIHead
+from detforge.models.roi_heads.grid_head import GridHead
+from detforge.models.roi_heads.grid_roi_head import GridRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
-from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.pisa_roi_head import PISARoIHead
+from detforge.models.roi_heads.roi_extractors import GenericRoIExtractor, SingleRoIExtractor
 from detforge.models.roi_heads.shared_heads import ResLayer
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
@@ -18,7 +24,14 @@ __all__ = [
     "BaseRoIHead",
     "CascadeRoIHead",
     "ConvFCBBoxHead",
+    "DoubleConvFCBBoxHead",
+    "DoubleHeadRoIHead",
+    "DynamicRoIHead",
     "FCNMaskHead",
+    "GenericRoIExtractor",
+    "GridHead",
+    "GridRoIHead",
+    "PISARoIHead",
     "ResLayer",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",

@@ -1,4 +1,5 @@
-"""``SingleRoIExtractor``: RoI features from the FPN level that matches each RoI's scale (v2)."""
+"""RoI extractors (v2): ``SingleRoIExtractor`` pools each RoI from the FPN level that matches its
+scale, ``GenericRoIExtractor`` (GRoIE) from every level."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.layers import apply_init_cfg
+from detforge.models.layers import apply_init_cfg, build_plugin_layer
 from detforge.ops import DeformRoIPoolPack, ModulatedDeformRoIPoolPack, RoIAlign, RoIPool
 from detforge.registry import MODELS
 
-__all__ = ["SingleRoIExtractor"]
+__all__ = ["GenericRoIExtractor", "SingleRoIExtractor"]
 
 _ROI_LAYERS: dict[str, type[nn.Module]] = {
     "RoIAlign": RoIAlign,
@@ -106,4 +107,80 @@ class SingleRoIExtractor(nn.Module):
             else:
                 # keep every level in the autograd graph (DDP needs every parameter used)
                 roi_feats = roi_feats + feats[level].sum() * 0.0
+        return roi_feats
+
+
+@MODELS.register_module()
+class GenericRoIExtractor(SingleRoIExtractor):
+    """GRoIE (Rossi et al., "A novel Region of Interest Extraction Layer for Instance
+    Segmentation", ICPR 2020; v2): pool every RoI from *every* level and aggregate.
+
+    Each level's pooled features go through ``pre_module`` (one module shared by the levels)
+    and are summed (``aggregation='sum'``) or concatenated along the channels (``'concat'``:
+    ``out_channels`` must be the levels' channels together); ``post_module`` then processes
+    the result. With one level the features are that level's, without pre/post modules.
+
+    Args:
+        aggregation: ``'sum'`` or ``'concat'``.
+        pre_cfg: Plugin layer config (``ConvModule``, ``GeneralizedAttention``, ...) applied to
+            each level's features, or ``None``.
+        post_cfg: Plugin layer config applied to the aggregate, or ``None``.
+        **kwargs: :class:`SingleRoIExtractor`'s arguments (``finest_scale`` is unused).
+    """
+
+    def __init__(
+        self,
+        aggregation: str = "sum",
+        pre_cfg: Mapping[str, Any] | None = None,
+        post_cfg: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if aggregation not in ("sum", "concat"):
+            raise ValueError(
+                f"GenericRoIExtractor: aggregation must be 'sum' or 'concat', got {aggregation!r}"
+            )
+        self.aggregation = aggregation
+        self.pre_module: nn.Module | None = None
+        self.post_module: nn.Module | None = None
+        if post_cfg is not None:
+            self.post_module = build_plugin_layer(post_cfg, "_post_module")[1]
+        if pre_cfg is not None:
+            self.pre_module = build_plugin_layer(pre_cfg, "_pre_module")[1]
+
+    def forward(
+        self,
+        feats: Sequence[torch.Tensor],
+        rois: torch.Tensor,
+        roi_scale_factor: float | None = None,
+    ) -> torch.Tensor:
+        """``Tensor[K, out_channels, *output_size]`` for ``rois [K, 5]``."""
+        if len(feats) == 1:
+            single: torch.Tensor = self.roi_layers[0](feats[0], rois)
+            return single
+        out_size: tuple[int, int] = tuple(self.roi_layers[0].output_size)  # type: ignore[arg-type]
+        roi_feats = feats[0].new_zeros(rois.size(0), self.out_channels, *out_size)
+        if roi_feats.shape[0] == 0:
+            return roi_feats
+        total = sum(f.size(1) for f in feats)
+        if self.aggregation == "concat" and total != self.out_channels:
+            raise ValueError(
+                f"GenericRoIExtractor: the levels' features have {total} channels together, "
+                f"out_channels is {self.out_channels}"
+            )
+        if roi_scale_factor is not None:
+            rois = self.roi_rescale(rois, roi_scale_factor)
+        start = 0
+        for level, feat in enumerate(feats):
+            level_feats = self.roi_layers[level](feat, rois)
+            end = start + level_feats.size(1)
+            if self.pre_module is not None:
+                level_feats = self.pre_module(level_feats)
+            if self.aggregation == "sum":
+                roi_feats = roi_feats + level_feats
+            else:
+                roi_feats[:, start:end] = level_feats
+            start = end
+        if self.post_module is not None:
+            roi_feats = self.post_module(roi_feats)
         return roi_feats

@@ -143,6 +143,43 @@ class StandardRoIHead(BaseRoIHead):
         loss_mask = self.mask_head.loss(mask_results["mask_pred"], mask_targets, pos_labels)
         return dict(mask_results, loss_mask=loss_mask, mask_targets=mask_targets)
 
+    def _assign_and_sample(
+        self,
+        x: Sequence[torch.Tensor],
+        proposal_list: Sequence[torch.Tensor],
+        gt_bboxes: Sequence[torch.Tensor],
+        gt_labels: Sequence[torch.Tensor],
+        gt_bboxes_ignore: Sequence[torch.Tensor | None] | None,
+    ) -> list[Any]:
+        """Per image, the proposals assigned and sampled (:func:`assign_and_sample`)."""
+        return assign_and_sample(
+            self.bbox_assigner,
+            self.bbox_sampler,
+            x,
+            proposal_list,
+            gt_bboxes,
+            gt_labels,
+            gt_bboxes_ignore,
+            mining=hard_mining(self._bbox_forward, self.bbox_head),
+        )
+
+    def _bbox_forward_train(
+        self,
+        x: Sequence[torch.Tensor],
+        sampling_results: Sequence[Any],
+        gt_bboxes: Sequence[torch.Tensor],
+        gt_labels: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+    ) -> dict[str, Any]:
+        """The box head on the sampled RoIs: its outputs, ``rois``, ``bbox_targets`` (labels,
+        label weights, box targets, box weights) and ``loss_bbox`` (the dict of its losses)."""
+        assert self.train_cfg is not None
+        rois = bbox2roi([res.bboxes for res in sampling_results])
+        results = self._bbox_forward(x, rois)
+        targets = self.bbox_head.get_targets(sampling_results, gt_bboxes, gt_labels, self.train_cfg)
+        losses = self.bbox_head.loss(results["cls_score"], results["bbox_pred"], rois, *targets)
+        return dict(results, loss_bbox=losses, rois=rois, bbox_targets=targets)
+
     def forward_dummy(self, x: Sequence[torch.Tensor], proposals: torch.Tensor) -> tuple[Any, ...]:
         rois = bbox2roi([proposals])
         results = self._bbox_forward(x, rois)
@@ -167,22 +204,11 @@ class StandardRoIHead(BaseRoIHead):
             raise RuntimeError("StandardRoIHead.forward_train needs train_cfg (assigner, sampler)")
         if self.with_mask and gt_masks is None:
             raise ValueError("StandardRoIHead.forward_train: the mask head needs gt_masks")
-        sampling_results = assign_and_sample(
-            self.bbox_assigner,
-            self.bbox_sampler,
-            x,
-            proposal_list,
-            gt_bboxes,
-            gt_labels,
-            gt_bboxes_ignore,
-            mining=hard_mining(self._bbox_forward, self.bbox_head),
+        sampling_results = self._assign_and_sample(
+            x, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore
         )
-        rois = bbox2roi([res.bboxes for res in sampling_results])
-        results = self._bbox_forward(x, rois)
-        targets = self.bbox_head.get_targets(sampling_results, gt_bboxes, gt_labels, self.train_cfg)
-        losses: dict[str, torch.Tensor] = self.bbox_head.loss(
-            results["cls_score"], results["bbox_pred"], rois, *targets
-        )
+        results = self._bbox_forward_train(x, sampling_results, gt_bboxes, gt_labels, img_metas)
+        losses: dict[str, torch.Tensor] = results["loss_bbox"]
         if self.with_mask:
             mask_results = self._mask_forward_train(
                 x, sampling_results, results["bbox_feats"], gt_masks, img_metas

@@ -5,6 +5,7 @@ from detforge.models.task_modules.samplers.ohem_sampler import HardMining, OHEMS
 from detforge.models.task_modules.samplers.pseudo_sampler import PseudoSampler
 from detforge.models.task_modules.samplers.random_sampler import RandomSampler
 from detforge.models.task_modules.samplers.sampling_result import SamplingResult
+from detforge.models.task_modules.samplers.score_hlr_sampler import ScoreHLRSampler
 
 __all__ = [
     "BaseSampler",
@@ -13,4 +14,5 @@ __all__ = [
     "PseudoSampler",
     "RandomSampler",
     "SamplingResult",
+    "ScoreHLRSampler",
 ]
