@@ -4,6 +4,8 @@ from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
+from detforge.models.dense_heads.deformable_detr_head import DeformableDETRHead
+from detforge.models.dense_heads.detr_head import DETRHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
@@ -15,6 +17,8 @@ __all__ = [
     "AnchorFreeHead",
     "AnchorHead",
     "BaseDenseHead",
+    "DETRHead",
+    "DeformableDETRHead",
     "FCOSHead",
     "GFLHead",
     "RPNHead",

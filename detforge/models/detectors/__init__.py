@@ -3,6 +3,7 @@
 from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
+from detforge.models.detectors.detr import DETR, DeformableDETR
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
@@ -13,11 +14,13 @@ from detforge.models.detectors.vfnet import VFNet
 
 __all__ = [
     "ATSS",
+    "DETR",
     "FCOS",
     "GFL",
     "RPN",
     "BaseDetector",
     "CascadeRCNN",
+    "DeformableDETR",
     "FasterRCNN",
     "MaskRCNN",
     "RetinaNet",
