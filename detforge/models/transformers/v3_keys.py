@@ -50,7 +50,8 @@ _PREFIXES = (
 def convert_v3_detr_keys(state_dict: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
     """A 3.x DETR or Deformable DETR state dict with v2.28's keys (table in the module docstring).
 
-    DETR is recognised by having no ``level_embed``: its single-level ``neck.convs.0.conv``
+    Pass a whole state dict: DETR is recognised by having no ``level_embed``, and its
+    single-level ``neck.convs.0.conv``
     becomes the head's ``input_proj``.
 
     Example:
