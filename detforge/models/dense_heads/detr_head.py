@@ -61,6 +61,14 @@ _L1: Cfg = MappingProxyType(dict(type="L1Loss", loss_weight=5.0))
 _GIOU: Cfg = MappingProxyType(dict(type="GIoULoss", loss_weight=2.0))
 _SINE: Cfg = MappingProxyType(dict(type="SinePositionalEncoding", num_feats=128, normalize=True))
 _RELU: Cfg = MappingProxyType(dict(type="ReLU", inplace=True))
+#: names of v2's DETR before its mmcv-layer transformer (the v2.28 model zoo's DETR checkpoint,
+#: 2020) -> v2.28's; v2's ``DETRHead._load_from_state_dict`` renames them the same way
+_V1_KEYS = (
+    (".self_attn.", ".attentions.0."),
+    (".ffn.", ".ffns.0."),
+    (".multihead_attn.", ".attentions.1."),
+    (".decoder.norm.", ".decoder.post_norm."),
+)
 
 
 def query_targets(
@@ -176,6 +184,7 @@ class DETRHead(BaseDenseHead):
 
     TRAIN_CFG_KEYS: ClassVar[frozenset[str]] = frozenset({"assigner"})
     TEST_CFG_KEYS: ClassVar[frozenset[str]] = frozenset({"max_per_img"})
+    _version = 2  #: state-dict version: v2.28's key names (v2 stores the same)
 
     def __init__(
         self,
@@ -276,6 +285,26 @@ class DETRHead(BaseDenseHead):
     def init_weights(self) -> None:
         """v2: only the transformer is re-initialised (Xavier); the rest keeps PyTorch's."""
         self.transformer.init_weights()
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        *args: Any,
+    ) -> None:
+        """Rename the keys of DETR checkpoints older than v2's ``_version = 2`` (``self_attn``,
+        ``ffn``, ``multihead_attn``, ``decoder.norm``) as v2 does; v2.28 names are left alone
+        (none contains an old name), so this also holds where the version is lost."""
+        version = local_metadata.get("version")
+        if type(self) is DETRHead and (version is None or version < 2):
+            for key in [k for k in state_dict if k.startswith(prefix)]:
+                new = key
+                for old, renamed in _V1_KEYS:
+                    new = new.replace(old, renamed)
+                if new != key:
+                    state_dict[new] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
 
     # ------------------------------------------------------------- forward
     def forward(  # type: ignore[override]  # v2's heads of this family need img_metas
