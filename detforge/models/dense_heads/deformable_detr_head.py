@@ -21,7 +21,7 @@ two-stage).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -61,7 +61,7 @@ class DeformableDETRHead(DETRHead):
     ) -> None:
         self.with_box_refine = with_box_refine
         self.as_two_stage = as_two_stage
-        if as_two_stage and isinstance(transformer, dict):
+        if as_two_stage and isinstance(transformer, Mapping):
             transformer = {**transformer, "as_two_stage": True}
         super().__init__(transformer=transformer, **kwargs)
 
