@@ -48,6 +48,8 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "ATSS R50-FPN": ("atss/atss_r50_fpn_1x_coco.py", None),
     "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
+    "DETR R50": ("detr/detr_r50_8x2_150e_coco.py", None),
+    "Deformable DETR R50": ("deformable_detr/deformable_detr_r50_16x2_50e_coco.py", None),
 }
 
 # label: (our backbone config, torchvision classification model, its feature-layer attributes)
@@ -94,6 +96,7 @@ def meta(h: int, w: int, pad_h: int, pad_w: int) -> dict:
         img_shape=(h, w, 3),
         ori_shape=(h, w, 3),
         pad_shape=(pad_h, pad_w, 3),
+        batch_input_shape=(pad_h, pad_w),  # set by the detector's forward; DETR's masks read it
         scale_factor=torch.ones(4).numpy(),
         flip=False,
         flip_direction=None,

@@ -13,6 +13,7 @@ from detforge.models import (
     necks,
     roi_heads,
     task_modules,
+    transformers,
 )
 from detforge.models.builder import (
     build_backbone,
@@ -36,4 +37,5 @@ __all__ = [
     "necks",
     "roi_heads",
     "task_modules",
+    "transformers",
 ]

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import shared_data_dir
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
+#: v2.28 configs of fixtures made in MMDetection 3.x's DETR layout (README.md there)
+V2_MODELS = Path(__file__).resolve().parents[1] / "data" / "v2_models"
 
 TEST_PIPELINE = """
 test_pipeline = [
@@ -42,5 +45,15 @@ def write_tiny_config(out_dir: Path, family: str = "gfl") -> tuple[Path, Path]:
     """``(config path, checkpoint path)`` of the fixture ``family`` with a test pipeline."""
     root = fixture_root(family)
     config = Path(out_dir) / f"tiny_{family}.py"
-    config.write_text((root / "model.py").read_text() + TEST_PIPELINE)
-    return config, root / "weights.pth"
+    v2_model = V2_MODELS / f"{family}.py"
+    if not v2_model.is_file():
+        config.write_text((root / "model.py").read_text() + TEST_PIPELINE)
+        return config, root / "weights.pth"
+    from detforge.models.transformers import convert_v3_detr_keys
+
+    config.write_text(v2_model.read_text() + TEST_PIPELINE)
+    checkpoint = torch.load(root / "weights.pth", weights_only=True)
+    checkpoint["state_dict"] = convert_v3_detr_keys(checkpoint["state_dict"])
+    weights = Path(out_dir) / f"tiny_{family}_v2.pth"
+    torch.save(checkpoint, weights)
+    return config, weights

@@ -6,6 +6,8 @@ from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.autoassign_head import AutoAssignHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.ddod_head import DDODHead
+from detforge.models.dense_heads.deformable_detr_head import DeformableDETRHead
+from detforge.models.dense_heads.detr_head import DETRHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
@@ -26,6 +28,8 @@ __all__ = [
     "AutoAssignHead",
     "BaseDenseHead",
     "DDODHead",
+    "DETRHead",
+    "DeformableDETRHead",
     "FCOSHead",
     "FSAFHead",
     "FoveaHead",

@@ -5,6 +5,7 @@ from detforge.models.detectors.autoassign import AutoAssign
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.ddod import DDOD
+from detforge.models.detectors.detr import DETR, DeformableDETR
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
@@ -21,6 +22,7 @@ from detforge.models.detectors.vfnet import VFNet
 __all__ = [
     "ATSS",
     "DDOD",
+    "DETR",
     "FCOS",
     "FOVEA",
     "FSAF",
@@ -31,6 +33,7 @@ __all__ = [
     "AutoAssign",
     "BaseDetector",
     "CascadeRCNN",
+    "DeformableDETR",
     "FasterRCNN",
     "GridRCNN",
     "MaskRCNN",
