@@ -9,6 +9,7 @@ from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
+from detforge.models.dense_heads.yolox_head import YOLOXHead
 
 __all__ = [
     "ATSSHead",
@@ -20,4 +21,5 @@ __all__ = [
     "RPNHead",
     "RetinaHead",
     "VFNetHead",
+    "YOLOXHead",
 ]
