@@ -14,13 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from detforge.engine.lr_policies import (
-    LrSchedule,
-    _check_min_lr,
-    _max_iters,
-    _target,
-    annealing_cos,
-)
+from detforge.engine.lr_policies import _max_iters, _MinLrSchedule, _target, annealing_cos
 from detforge.errors import ConfigError
 from detforge.registry import LR_SCHEDULES
 
@@ -28,7 +22,7 @@ __all__ = ["YOLOXLr"]
 
 
 @LR_SCHEDULES.register_module(name="YOLOX")
-class YOLOXLr(LrSchedule):
+class YOLOXLr(_MinLrSchedule):
     """YOLOX's quadratic warmup, cosine, then flat last epochs (see the module docstring).
 
     Example:
@@ -55,8 +49,9 @@ class YOLOXLr(LrSchedule):
         warmup_ratio: float = 0.1,
         warmup_by_epoch: bool = False,
     ) -> None:
-        _check_min_lr(self.policy, min_lr, min_lr_ratio)
         super().__init__(
+            min_lr=min_lr,
+            min_lr_ratio=min_lr_ratio,
             by_epoch=by_epoch,
             warmup=warmup,
             warmup_iters=warmup_iters,
@@ -64,8 +59,6 @@ class YOLOXLr(LrSchedule):
             warmup_by_epoch=warmup_by_epoch,
         )
         self.num_last_epochs = num_last_epochs
-        self.min_lr = min_lr
-        self.min_lr_ratio = min_lr_ratio
 
     def get_warmup_lr(
         self, cur_iters: int, regular_lr: float, iters_per_epoch: int | None = None

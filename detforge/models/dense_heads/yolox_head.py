@@ -40,7 +40,6 @@ from detforge.models.layers.depthwise_separable_conv_module import DepthwiseSepa
 from detforge.models.layers.weight_init import bias_init_with_prob
 from detforge.models.task_modules.prior_generators import MlvlPointGenerator
 from detforge.models.utils import multi_apply
-from detforge.ops import batched_nms
 from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, plain_cfg
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox_xyxy_to_cxcywh
@@ -353,22 +352,23 @@ class YOLOXHead(BaseDenseHead):
         probs = flat_cls.sigmoid()
         objectness = flat_obj.sigmoid()
         bboxes = yolox_decode(priors, flat_bbox)
+        no_cap = dict(cfg, max_per_img=None)  # v2's YOLOX keeps every box NMS keeps
         results: list[Any] = []
         for img_id, meta in enumerate(img_metas):
-            boxes = bboxes[img_id]
-            if rescale:
-                boxes = boxes / boxes.new_tensor(meta["scale_factor"])
             max_scores, labels = torch.max(probs[img_id], 1)
             scores = max_scores * objectness[img_id]
             keep = scores >= cfg["score_thr"]
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            if not with_nms:
-                results.append((boxes, scores, labels))
-            elif labels.numel() == 0:
-                results.append((torch.cat([boxes, scores[:, None]], -1), labels))
-            else:
-                dets, kept = batched_nms(boxes, scores, labels, cfg["nms"])
-                results.append((dets, labels[kept]))
+            results.append(
+                self._bbox_post_process(
+                    [scores[keep]],
+                    [labels[keep]],
+                    [bboxes[img_id][keep]],
+                    meta["scale_factor"],
+                    no_cap,
+                    rescale=rescale,
+                    with_nms=with_nms,
+                )
+            )
         return results
 
     def loss(
