@@ -88,6 +88,19 @@ def test_rescale_divides_before_nms_and_without_nms() -> None:
     assert len(raw[0][0]) == 80  # every prior passes score_thr 0: no nms_pre, no cap
 
 
+def test_flip_aug_test_pools_both_views_without_a_cap() -> None:
+    head = _head(test_cfg=dict(score_thr=0.0, nms=dict(type="nms", iou_threshold=1.0)))
+    head.eval()
+    feats = [f[:1] for f in _feats()]
+    metas = [dict(_metas()[0], flip=flip, flip_direction="horizontal") for flip in (False, True)]
+    with torch.no_grad():
+        ((dets, labels),) = head.aug_test(
+            [feats, [f.flip(-1) for f in feats]], [[m] for m in metas]
+        )
+        ((plain, _),) = head.simple_test(feats, metas[:1])
+    assert len(dets) == len(labels) == 2 * len(plain) == 160  # IoU 1.0: NMS keeps every box
+
+
 def test_test_cfg_keys_are_checked() -> None:
     with pytest.raises(ConfigError, match="max_per_img"):
         _head(test_cfg=dict(TEST_CFG, max_per_img=100))
