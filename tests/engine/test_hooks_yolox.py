@@ -97,9 +97,17 @@ def test_mode_switch_happens_before_epoch_max_minus_last_minus_one() -> None:
     runner.epoch = 6
     hook.before_train_epoch(runner)
     assert skipped == [["Mosaic", "RandomAffine", "MixUp"]] and model.bbox_head.use_l1 is True
+    runner.epoch = 7
+    hook.before_train_epoch(runner)
+    assert len(skipped) == 1  # once
+    model.bbox_head.use_l1 = False  # a run resumed at epoch 8 switches at once (v2 did not)
+    resumed = YOLOXModeSwitchHook(num_last_epochs=3)
+    runner.epoch = 8
+    resumed.before_train_epoch(runner)
+    assert len(skipped) == 2 and model.bbox_head.use_l1 is True
     runner.data_loader = SimpleNamespace(dataset=[])
     with pytest.raises(ConfigError, match="MultiImageMixDataset"):
-        hook.before_train_epoch(runner)
+        YOLOXModeSwitchHook(num_last_epochs=3).before_train_epoch(runner)
 
 
 def test_sync_norm_hook_syncs_every_epoch_from_the_switch_and_is_a_no_op_alone() -> None:

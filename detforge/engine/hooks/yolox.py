@@ -3,9 +3,10 @@
 Both act at epoch boundaries. ``YOLOXModeSwitchHook`` switches the training data to its
 plain pipeline (the dataset skips ``Mosaic``/``RandomAffine``/``MixUp``) and the head to its
 extra L1 loss before epoch ``max_epochs - num_last_epochs - 1`` (0-based, v2's off-by-one:
-the last ``num_last_epochs + 1`` epochs run plain). ``SyncNormHook`` averages the norm layers'
-state over the ranks after every ``interval``-th epoch, and after every epoch from that same
-switch on; on one process it does nothing.
+the last ``num_last_epochs + 1`` epochs run plain). Unlike v2, which switches only at that
+exact epoch, a run resumed later switches at its first epoch too. ``SyncNormHook`` averages
+the norm layers' state over the ranks after every ``interval``-th epoch, and after every epoch
+from that same switch on; on one process it does nothing.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ class YOLOXModeSwitchHook(Hook):
     ) -> None:
         self.num_last_epochs = num_last_epochs
         self.skip_type_keys = list(skip_type_keys)
+        self._switched = False
 
     def before_train_epoch(self, runner: Runner) -> None:
-        if runner.epoch != _switch_epoch(runner, self.num_last_epochs, "YOLOXModeSwitchHook"):
+        switch = _switch_epoch(runner, self.num_last_epochs, "YOLOXModeSwitchHook")
+        if self._switched or runner.epoch < switch:
             return
+        self._switched = True
         loader: Any = runner.data_loader
         dataset: Any = getattr(loader, "dataset", None)
         if not hasattr(dataset, "update_skip_type_keys"):
@@ -104,7 +108,7 @@ class SyncNormHook(Hook):
         self.interval = interval
 
     def before_train_epoch(self, runner: Runner) -> None:
-        if runner.epoch == _switch_epoch(runner, self.num_last_epochs, "SyncNormHook"):
+        if runner.epoch >= _switch_epoch(runner, self.num_last_epochs, "SyncNormHook"):
             self.interval = 1
 
     def after_train_epoch(self, runner: Runner) -> None:
