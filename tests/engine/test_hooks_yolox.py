@@ -140,3 +140,33 @@ def test_yolox_lr_policy_of_the_standard_config() -> None:
     assert lr(2849) == lr(2999) == pytest.approx(0.0005)
     with pytest.raises(ConfigError, match="min_lr"):
         build_lr_schedule(dict(policy="YOLOX", num_last_epochs=1))
+
+
+class _Skippable(torch.utils.data.Dataset):
+    """Yields the skip keys it holds: what a loader worker's copy of the dataset sees."""
+
+    def __init__(self) -> None:
+        self.skip: list[str] = []
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> str:
+        return ",".join(self.skip)
+
+    def update_skip_type_keys(self, keys: list[str]) -> None:
+        self.skip = list(keys)
+
+
+def test_mode_switch_restarts_persistent_workers() -> None:
+    loader = torch.utils.data.DataLoader(
+        _Skippable(), num_workers=1, persistent_workers=True, collate_fn=lambda batch: batch[0]
+    )
+    assert list(loader) == [""]  # the worker now holds a copy without skip keys
+    model = nn.Module()
+    model.bbox_head = nn.Module()
+    model.bbox_head.use_l1 = False
+    runner = _runner(model, max_epochs=2, data_loader=loader)
+    runner.epoch = 1
+    YOLOXModeSwitchHook(num_last_epochs=0, skip_type_keys=["Mosaic"]).before_train_epoch(runner)
+    assert list(loader) == ["Mosaic"]
