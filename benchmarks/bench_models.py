@@ -4,7 +4,8 @@ Inference: batch 1 at 1333x800 (padded to 1344x800), eval mode, no grad. Trainin
 forward + backward at batch 2, 512x512, five random ground-truth boxes per image. Same machine,
 same run, same thread count; torchvision models are built with ``weights=None`` and do their
 own resize/normalise inside (``min_size=800, max_size=1333`` for inference, ``512`` for
-training), which is part of what they cost.
+training), which is part of what they cost. Models with their own test scale (``INPUT_SIZES``:
+YOLOX at 640x640) run inference at it.
 
 Backbones alone (second table): the forward pass of a 1x3x800x1344 tensor (inference) and a
 forward + backward of the outputs' sum at 2x3x512x512 (train step), beside the torchvision
@@ -50,7 +51,10 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
     "DETR R50": ("detr/detr_r50_8x2_150e_coco.py", None),
     "Deformable DETR R50": ("deformable_detr/deformable_detr_r50_16x2_50e_coco.py", None),
+    "YOLOX-S (640x640)": ("yolox/yolox_s_8x8_300e_coco.py", None),
 }
+#: config: (h, w) of its inference input where it is not 1333x800 (a model's own test scale)
+INPUT_SIZES: dict[str, tuple[int, int]] = {"yolox/yolox_s_8x8_300e_coco.py": (640, 640)}
 
 # label: (our backbone config, torchvision classification model, its feature-layer attributes)
 BACKBONES: dict[str, tuple[dict, str | None, tuple[str, ...]]] = {
@@ -123,9 +127,11 @@ def ours(config: str, repeat: int) -> tuple[float, float]:
     model = build_detector(cfg.model)
     model.init_weights()  # e.g. RetinaNet's 0.01 prior on the class logits, as torchvision's
     model.eval()
-    img = torch.randn(1, 3, 800, 1344)
+    h, w = INPUT_SIZES.get(config, (800, 1333))
+    pad_w = -(-w // 32) * 32
+    img = torch.randn(1, 3, h, pad_w)
     with torch.no_grad():
-        infer = timed(lambda: model.simple_test(img, [meta(800, 1333, 800, 1344)]), repeat)
+        infer = timed(lambda: model.simple_test(img, [meta(h, w, h, pad_w)]), repeat)
     gen = torch.Generator().manual_seed(0)
     imgs = torch.randn(2, 3, 512, 512)
     boxes = [random_boxes(5, 512, gen) for _ in range(2)]

@@ -31,6 +31,7 @@ from detforge.engine.lr_policies import (
     StepLr,
     _anneal_func,
 )
+from detforge.engine.lr_yolox import YOLOXLr
 from detforge.errors import ConfigError, UnexpectedKeyError, UnknownTypeError
 from detforge.registry import LR_SCHEDULES
 from detforge.utils.suggest import close_matches
@@ -212,6 +213,7 @@ POLICIES: dict[str, type[LrSchedule]] = {
     "Cyclic": CyclicLr,
     "OneCycle": OneCycleLr,
     "LinearAnnealing": LinearAnnealingLr,
+    "YOLOX": YOLOXLr,
 }
 
 
@@ -297,7 +299,8 @@ def lr_at(
     regular = schedule.get_lr(base_lr, epoch, iter, max_epochs, max_iters, iters_per_epoch)
     if schedule.warmup is None or iter >= schedule.num_warmup_iters(iters_per_epoch):
         return regular
-    return schedule.get_warmup_lr(iter, regular, iters_per_epoch)
+    start = base_lr if schedule.warmup_from_base_lr else regular
+    return schedule.get_warmup_lr(iter, start, iters_per_epoch)
 
 
 def init_base_lrs(optimizer: Optimizer, schedule: LrSchedule | None = None) -> list[float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from detforge.errors import ConfigError
 from detforge.registry import LR_SCHEDULES
@@ -91,6 +92,8 @@ class LrSchedule:
     """
 
     policy = ""
+    #: warmup scales the base lr instead of the regular one (YOLOX)
+    warmup_from_base_lr: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -109,8 +109,9 @@ def dense_aug_test(
     if merged_boxes.numel() == 0:
         return [(torch.cat([merged_boxes, merged_scores[:, None]], -1), merged_labels)]
     dets, keep = batched_nms(merged_boxes, merged_scores, merged_labels, cfg["nms"])
-    dets = dets[: cfg["max_per_img"]]
-    det_labels = merged_labels[keep][: cfg["max_per_img"]]
+    max_per_img = cfg.get("max_per_img")  # None: no cap (YOLOX)
+    dets = dets[:max_per_img]
+    det_labels = merged_labels[keep][:max_per_img]
     return [(_to_frame(dets, img_metas[0][0], rescale), det_labels)]
 
 

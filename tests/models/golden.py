@@ -58,3 +58,14 @@ def match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> N
         # float32 coordinates near 640 px have a 6e-5 ulp: allow a few ulps on large values
         np.testing.assert_allclose(boxes[j], exp_boxes[i], atol=1e-4, rtol=1e-6)
         np.testing.assert_allclose(scores[j], exp_scores[i], atol=1e-4, rtol=0)
+
+
+def check_grad_norms(model: Any, expected: dict[str, Any], rel: float = 1e-3) -> None:
+    """Every parameter of ``expected['grads_all']`` has that gradient L2 norm (``rel``), and
+    no other parameter has a gradient."""
+    params = dict(model.named_parameters())
+    for name, norm in expected["grads_all"].items():
+        grad = params[name].grad
+        assert grad is not None, name
+        assert float(grad.norm(2)) == pytest.approx(norm, rel=rel, abs=1e-8), name
+    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from detforge.cli.main import main
 
@@ -112,3 +113,71 @@ def test_two_iterations_of_the_standard_config(
     for line in lines:
         assert loss_names <= set(line), line
         assert all(line[name] == line[name] for name in loss_names)  # not NaN
+
+
+# YOLOX: the standard pipeline (MultiImageMixDataset with Mosaic, RandomAffine, MixUp, HSV) and
+# hooks at 128 px, one batch of 4 per epoch, two epochs; num_last_epochs=0 makes the mode
+# switch (no mosaic, L1 loss on) happen before the second epoch, as v2 counts.
+YOLOX_WRAPPER = """
+_base_ = ['{config}']
+img_scale = (128, 128)
+model = dict(input_size=img_scale, random_size_range=(3, 5), random_size_interval=1)
+train_pipeline = [
+    dict(type='Mosaic', img_scale=img_scale, pad_val=114.0),
+    dict(type='RandomAffine', scaling_ratio_range=(0.1, 2), border=(-64, -64)),
+    dict(type='MixUp', img_scale=img_scale, ratio_range=(0.8, 1.6), pad_val=114.0),
+    dict(type='YOLOXHSVRandomAug'),
+    dict(type='RandomFlip', flip_ratio=0.5),
+    dict(type='Resize', img_scale=img_scale, keep_ratio=True),
+    dict(type='Pad', pad_to_square=True, pad_val=dict(img=(114.0, 114.0, 114.0))),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='DefaultFormatBundle'),
+    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels']),
+]
+data = dict(samples_per_gpu=4, workers_per_gpu=0, persistent_workers=False,
+            train=dict(dataset=dict(ann_file='{ann}', img_prefix='{img}'),
+                       pipeline=train_pipeline))
+runner = dict(max_epochs=2)
+lr_config = dict(num_last_epochs=0, warmup_iters=1)
+custom_hooks = [
+    dict(type='YOLOXModeSwitchHook', num_last_epochs=0, priority=48),
+    dict(type='SyncNormHook', num_last_epochs=0, interval=1, priority=48),
+    dict(type='ExpMomentumEMAHook', resume_from=None, momentum=0.0001, priority=49),
+]
+checkpoint_config = dict(interval=2)
+log_config = dict(interval=1, hooks=[dict(type='TextLoggerHook')])
+"""
+YOLOX_TINY = [
+    "model.backbone.widen_factor=0.125",
+    "model.neck.in_channels=[32,64,128]",
+    "model.neck.out_channels=32",
+    "model.bbox_head.in_channels=32",
+    "model.bbox_head.feat_channels=32",
+]
+
+
+def test_yolox_two_iterations_switch_mode_and_keep_ema_buffers(
+    four_images: Path, shared_data: Path, tmp_path: Path, one_thread: None
+) -> None:
+    wrapper = tmp_path / "tiny_yolox.py"
+    wrapper.write_text(
+        YOLOX_WRAPPER.format(
+            config=CONFIGS / "yolox/yolox_s_8x8_300e_coco.py",
+            ann=four_images,
+            img=shared_data / "tiny_coco" / "small_coco" / "train_2017_small",
+        )
+    )
+    work = tmp_path / "work"
+    argv = ["train", str(wrapper), "--work-dir", str(work), "--seed", "0", "--device", "cpu"]
+    assert main([*argv, "--no-validate", "--cfg-options", *YOLOX_TINY]) == 0
+    log = sorted(work.glob("*.log.json"))[0].read_text().splitlines()
+    lines = [json.loads(x) for x in log[1:] if '"mode": "train"' in x]
+    assert [(line["epoch"], line["iter"]) for line in lines] == [(1, 1), (2, 1)]
+    assert {"loss_cls", "loss_bbox", "loss_obj"} <= set(lines[0]) and "loss_l1" not in lines[0]
+    assert "loss_l1" in lines[1] and lines[1]["loss_l1"] == lines[1]["loss_l1"]  # not NaN
+    # YOLOX's lr: quadratic warm-up over the first epoch (1 iteration), then the flat last epoch
+    assert lines[0]["lr"] == pytest.approx(0.01) and lines[1]["lr"] == pytest.approx(0.0005)
+    state = torch.load(work / "epoch_2.pth", weights_only=False)["state_dict"]
+    ema = [k for k in state if k.startswith("ema_")]
+    assert len(ema) * 2 == len(state)  # every state-dict entry has its v2 ema_ buffer
+    assert "ema_backbone_stem_conv_bn_running_mean" in state

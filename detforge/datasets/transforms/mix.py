@@ -284,7 +284,8 @@ class MixUp:
         is_flip = np.random.uniform(0, 1) > self.flip_ratio
         canvas_h, canvas_w = self.dynamic_scale
         canvas_shape = (canvas_h, canvas_w, *other_img.shape[2:])
-        out_img = np.full(canvas_shape, self.pad_val, dtype=other_img.dtype)
+        # v2's canvas: float64 for a float pad_val (YOLOX's 114.0), truncated back to uint8 below
+        out_img = np.ones(canvas_shape, dtype=other_img.dtype) * self.pad_val
         # 1. resize keeping the aspect ratio, 2. paste top-left, 3. jitter the scale.
         scale_ratio = min(canvas_h / other_img.shape[0], canvas_w / other_img.shape[1])
         other_img = imresize(

@@ -6,14 +6,18 @@ A hook's methods receive the runner; :class:`Runner` (re-exported from
 
 from detforge.engine.hooks.base import STAGES, Hook, optimizers_of, policy_hook_name
 from detforge.engine.hooks.checkpoint import CheckpointHook
+from detforge.engine.hooks.ema import (
+    BaseEMAHook,
+    EMAHook,
+    ExpMomentumEMAHook,
+    LinearMomentumEMAHook,
+)
 from detforge.engine.hooks.eval_hook import DistEvalHook, EvalHook
 from detforge.engine.hooks.logger import IterTimerHook, LogBuffer, LoggerHook, TextLoggerHook
 from detforge.engine.hooks.lr_updater import LrUpdaterHook
 from detforge.engine.hooks.misc import (
     CheckInvalidLossHook,
     DistSamplerSeedHook,
-    EMAHook,
-    ExpMomentumEMAHook,
     InvalidLossError,
     NumClassCheckHook,
     SetEpochInfoHook,
@@ -35,10 +39,12 @@ from detforge.engine.hooks.optimizer import (
 )
 from detforge.engine.hooks.priority import Priority, get_priority
 from detforge.engine.hooks.tensorboard import TensorboardLoggerHook
+from detforge.engine.hooks.yolox import SyncNormHook, YOLOXModeSwitchHook
 from detforge.engine.protocols import Runner
 
 __all__ = [
     "STAGES",
+    "BaseEMAHook",
     "CheckInvalidLossHook",
     "CheckpointHook",
     "CosineAnnealingMomentumUpdaterHook",
@@ -54,6 +60,7 @@ __all__ = [
     "InvalidLossError",
     "IterTimerHook",
     "LinearAnnealingMomentumUpdaterHook",
+    "LinearMomentumEMAHook",
     "LogBuffer",
     "LoggerHook",
     "LrUpdaterHook",
@@ -65,8 +72,10 @@ __all__ = [
     "Runner",
     "SetEpochInfoHook",
     "StepMomentumUpdaterHook",
+    "SyncNormHook",
     "TensorboardLoggerHook",
     "TextLoggerHook",
+    "YOLOXModeSwitchHook",
     "current_momentum",
     "get_priority",
     "optimizers_of",

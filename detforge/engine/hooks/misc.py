@@ -1,6 +1,7 @@
-"""Checks and helpers: ``NumClassCheckHook``, ``CheckInvalidLossHook``, ``DistSamplerSeedHook``,
-``EMAHook``, ``ExpMomentumEMAHook`` and ``SetEpochInfoHook``; :func:`register_default_checks`
-puts the two checks on every training run (v2 only had them when the config listed them)."""
+"""Checks and helpers: ``NumClassCheckHook``, ``CheckInvalidLossHook``, ``DistSamplerSeedHook``
+and ``SetEpochInfoHook``; :func:`register_default_checks` puts the two checks on every training
+run (v2 only had them when the config listed them). The EMA hooks live in
+:mod:`detforge.engine.hooks.ema`."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from detforge.registry import HOOKS
 __all__ = [
     "CheckInvalidLossHook",
     "DistSamplerSeedHook",
-    "EMAHook",
-    "ExpMomentumEMAHook",
     "InvalidLossError",
     "NumClassCheckHook",
     "SetEpochInfoHook",
@@ -182,87 +181,3 @@ class DistSamplerSeedHook(Hook):
             inner: Any = getattr(sampler, "sampler", None)
             if hasattr(inner, "set_epoch"):
                 inner.set_epoch(runner.epoch)
-
-
-@HOOKS.register_module()
-class EMAHook(Hook):
-    """Exponential moving average of parameters (and buffers), MMCV's ``EMAHook``.
-
-    ``ema = (1 - m) * ema + m * param`` every ``interval`` iterations with
-    ``m = min(momentum, (1 + iter) / (warm_up + iter))``. The averages live in the model as
-    ``ema_<name>`` buffers; they are swapped into the parameters after each epoch (so saved
-    checkpoints and evaluation use them) and swapped back before the next.
-    """
-
-    def __init__(
-        self,
-        momentum: float = 0.0002,
-        interval: int = 1,
-        warm_up: int = 100,
-        resume_from: str | None = None,
-    ) -> None:
-        if not 0 < momentum < 1:
-            raise ValueError(f"EMAHook: momentum must be in (0, 1), got {momentum}")
-        self.momentum = momentum
-        self.interval = interval
-        self.warm_up = warm_up
-        self.checkpoint = resume_from
-
-    def _momentum(self, it: int) -> float:
-        return min(self.momentum, (1 + it) / (self.warm_up + it))
-
-    def before_run(self, runner: Runner) -> None:
-        model = _bare(runner.model)
-        self.param_ema: dict[str, str] = {}
-        self.model_params = dict(model.named_parameters(recurse=True))
-        for name, value in self.model_params.items():
-            buffer_name = f"ema_{name.replace('.', '_')}"
-            self.param_ema[name] = buffer_name
-            if buffer_name not in dict(model.named_buffers()):
-                model.register_buffer(buffer_name, value.data.clone())
-        self.model_buffers = dict(model.named_buffers(recurse=True))
-        if self.checkpoint is not None:
-            runner.resume(self.checkpoint)
-
-    def after_train_iter(self, runner: Runner) -> None:
-        if runner.iter % self.interval != 0:
-            return
-        m = self._momentum(runner.iter)
-        for name, param in self.model_params.items():
-            ema = self.model_buffers[self.param_ema[name]]
-            ema.mul_(1 - m).add_(param.data, alpha=m)
-
-    def _swap(self) -> None:
-        for name, param in self.model_params.items():
-            ema = self.model_buffers[self.param_ema[name]]
-            tmp = param.data.clone()
-            param.data.copy_(ema.data)
-            ema.data.copy_(tmp)
-
-    def after_train_epoch(self, runner: Runner) -> None:
-        self._swap()
-
-    def before_train_epoch(self, runner: Runner) -> None:
-        if runner.epoch > 0 or runner.iter > 0:
-            self._swap()
-
-
-@HOOKS.register_module()
-class ExpMomentumEMAHook(EMAHook):
-    """EMA with ``m = (1 - momentum) * exp(-(1 + iter) / total_iter) + momentum`` (mmdet)."""
-
-    def __init__(
-        self,
-        momentum: float = 0.0002,
-        total_iter: int = 2000,
-        interval: int = 1,
-        warm_up: int = 100,
-        resume_from: str | None = None,
-    ) -> None:
-        super().__init__(
-            momentum=momentum, interval=interval, warm_up=warm_up, resume_from=resume_from
-        )
-        self.total_iter = total_iter
-
-    def _momentum(self, it: int) -> float:
-        return (1 - self.momentum) * math.exp(-(1 + it) / self.total_iter) + self.momentum

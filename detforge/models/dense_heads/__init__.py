@@ -20,6 +20,7 @@ from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.tood_head import TOODHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
+from detforge.models.dense_heads.yolox_head import YOLOXHead
 
 __all__ = [
     "ATSSHead",
@@ -42,4 +43,5 @@ __all__ = [
     "RetinaSepBNHead",
     "TOODHead",
     "VFNetHead",
+    "YOLOXHead",
 ]

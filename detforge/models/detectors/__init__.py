@@ -18,6 +18,7 @@ from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetecto
 from detforge.models.detectors.tood import TOOD
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
+from detforge.models.detectors.yolox import YOLOX
 
 __all__ = [
     "ATSS",
@@ -30,6 +31,7 @@ __all__ = [
     "PAA",
     "RPN",
     "TOOD",
+    "YOLOX",
     "AutoAssign",
     "BaseDetector",
     "CascadeRCNN",

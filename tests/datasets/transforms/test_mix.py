@@ -149,6 +149,23 @@ def test_mixup_flip_when_draw_exceeds_flip_ratio() -> None:
     assert out["gt_bboxes"].tolist()[1] == [4, 0, 8, 4]
 
 
+def test_mixup_jitters_on_a_float_canvas_with_a_float_pad_value_as_v2() -> None:
+    """v2 builds the canvas as ``ones(uint8) * pad_val``: float64 for ``pad_val=114.0`` (YOLOX's
+    configs), so the scale-jittered pixels are truncated, not rounded, back to uint8."""
+    other = np.tile(np.array([0, 255, 0, 255], np.uint8)[None, :, None], (4, 1, 3))
+    for pad_val, pixel in ((114.0, 31), (114, 32)):  # jittered x2: 63.75 -> 63 or 64
+        r = {"img": np.zeros((8, 8, 3), np.uint8), "gt_bboxes": np.zeros((0, 4), np.float32),
+             "gt_labels": np.zeros(0, np.int64)}  # fmt: skip
+        r["mix_results"] = [
+            {"img": other, "gt_bboxes": np.array([[0, 0, 2, 2]], np.float32),
+             "gt_labels": np.array([1])}
+        ]  # fmt: skip
+        mix = MixUp(img_scale=(4, 4), ratio_range=(2, 2), flip_ratio=1.0, pad_val=pad_val)
+        out = mix(r)
+        assert int(out["img"][0, 1, 0]) == pixel, pad_val
+        assert out["gt_bboxes"].tolist() == [[0, 0, 4, 4]]
+
+
 def test_mixup_properties_and_empty_other() -> None:
     for seed in range(8):
         np.random.seed(seed)
