@@ -8,6 +8,7 @@ from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
+from detforge.models.detectors.sparse_rcnn import SparseRCNN
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
 
@@ -22,6 +23,7 @@ __all__ = [
     "MaskRCNN",
     "RetinaNet",
     "SingleStageDetector",
+    "SparseRCNN",
     "TwoStageDetector",
     "VFNet",
     "parse_losses",

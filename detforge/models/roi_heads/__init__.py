@@ -8,8 +8,10 @@ from detforge.models.roi_heads.convfc_bbox_head import (
     Shared2FCBBoxHead,
     Shared4Conv1FCBBoxHead,
 )
+from detforge.models.roi_heads.dii_head import DIIHead, DynamicConv
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.sparse_roi_head import SparseRoIHead
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
@@ -17,9 +19,12 @@ __all__ = [
     "BaseRoIHead",
     "CascadeRoIHead",
     "ConvFCBBoxHead",
+    "DIIHead",
+    "DynamicConv",
     "FCNMaskHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",
+    "SparseRoIHead",
     "StandardRoIHead",
 ]
