@@ -14,6 +14,7 @@ from detforge.models.losses.cross_entropy_loss import (
     cross_entropy,
     mask_cross_entropy,
 )
+from detforge.models.losses.dice_loss import DiceLoss, dice_loss
 from detforge.models.losses.focal_loss import (
     FocalLoss,
     py_focal_loss_with_prob,
@@ -51,6 +52,7 @@ __all__ = [
     "CIoULoss",
     "CrossEntropyLoss",
     "DIoULoss",
+    "DiceLoss",
     "DistributionFocalLoss",
     "FocalLoss",
     "GIoULoss",
@@ -65,6 +67,7 @@ __all__ = [
     "bounded_iou_loss",
     "ciou_loss",
     "cross_entropy",
+    "dice_loss",
     "diou_loss",
     "distribution_focal_loss",
     "giou_loss",

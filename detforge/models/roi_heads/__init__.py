@@ -9,6 +9,7 @@ from detforge.models.roi_heads.convfc_bbox_head import (
     Shared4Conv1FCBBoxHead,
 )
 from detforge.models.roi_heads.dii_head import DIIHead, DynamicConv
+from detforge.models.roi_heads.dynamic_mask_head import DynamicMaskHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
 from detforge.models.roi_heads.sparse_roi_head import SparseRoIHead
@@ -21,6 +22,7 @@ __all__ = [
     "ConvFCBBoxHead",
     "DIIHead",
     "DynamicConv",
+    "DynamicMaskHead",
     "FCNMaskHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
