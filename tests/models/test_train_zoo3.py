@@ -60,6 +60,24 @@ SPARSE_TINY = [
         )
     ),
 ]
+#: QueryInst: Sparse R-CNN's tiny stages, tiny dynamic mask heads, masks in the pipeline
+QUERYINST_TINY = [
+    *SPARSE_TINY,
+    "model.roi_head.mask_roi_extractor.out_channels=32",
+    *(
+        f"model.roi_head.mask_head.{i}.{key}={value}"
+        for i in range(6)
+        for key, value in (
+            ("in_channels", 32),
+            ("conv_out_channels", 16),
+            ("dynamic_conv_cfg.in_channels", 32),
+            ("dynamic_conv_cfg.feat_channels", 16),
+            ("dynamic_conv_cfg.out_channels", 32),
+        )
+    ),
+    "data.train.pipeline.1.with_mask=True",
+    "data.train.pipeline.7.keys=[img,gt_bboxes,gt_labels,gt_masks]",
+]
 
 #: family -> (standard config, options after BACKBONE_NECK, the losses it logs)
 CASES: dict[str, tuple[str, list[str], set[str]]] = {
@@ -67,6 +85,11 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         "sparse_rcnn/sparse_rcnn_r50_fpn_1x_coco.py",
         SPARSE_TINY,
         {f"stage{i}_{name}" for i in (0, 5) for name in ("loss_cls", "loss_bbox", "loss_iou")},
+    ),
+    "queryinst": (
+        "queryinst/queryinst_r50_fpn_1x_coco.py",
+        QUERYINST_TINY,
+        {f"stage{i}_{name}" for i in (0, 5) for name in ("loss_cls", "loss_iou", "loss_mask")},
     ),
 }
 
