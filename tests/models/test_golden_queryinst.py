@@ -21,11 +21,12 @@ import torch
 
 from detforge.config import Config, load_config
 from detforge.models import build_detector
-from detforge.models.detectors import SparseRCNN, parse_losses
+from detforge.models.detectors import SparseRCNN
 from detforge.models.roi_heads import DynamicMaskHead
 from detforge.structures.masks import BitmapMasks, rle_decode
 from tests.models.golden import FIXTURES, dets_from_v2
 from tests.models.golden import fixture_metas as _metas
+from tests.models.test_golden_sparse_rcnn import assert_losses_and_gradients
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "goldens" / "queryinst"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -110,20 +111,7 @@ def test_losses_and_gradients(one_thread: Any) -> None:
         None,
         inputs["gt_masks"],
     )
-    assert list(losses) == [f"stage{i}_{n}" for i in range(2) for n in NAMES]
-    loss, log_vars = parse_losses(losses)
-    assert log_vars["loss"] == pytest.approx(expected["losses"]["loss"], rel=1e-5)
-    for i in range(2):
-        for name in NAMES:
-            want = expected["losses"][f"s{i}.{name}"]
-            assert log_vars[f"stage{i}_{name}"] == pytest.approx(want, rel=1e-5, abs=1e-6), name
-    loss.backward()
-    params = dict(model.named_parameters())
-    for name, norm in expected["grads_all"].items():
-        grad = params[name].grad
-        assert grad is not None, name
-        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-3, abs=1e-8), name
-    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
+    assert_losses_and_gradients(model, losses, expected, NAMES)
 
 
 def test_mask_loss_without_positives_is_zero(golden: Any) -> None:

@@ -162,6 +162,13 @@ class _FFN(nn.Module):
         return out
 
 
+def _to_query_order(samples: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Rows given in sample order (positives, then negatives) moved to query ``order``."""
+    out = torch.empty_like(samples)
+    out[order] = samples
+    return out
+
+
 def _fc_tower(channels: int, count: int) -> nn.ModuleList:
     """``count`` times Linear (no bias), LayerNorm, ReLU."""
     layers = nn.ModuleList()
@@ -288,32 +295,6 @@ class DIIHead(BBoxHead):
         bbox_delta = self.fc_reg(reg_feat).view(n, num_proposals, 4)
         return cls_score, bbox_delta, obj_feat.view(n, num_proposals, -1), attn_feats
 
-    def _get_target_single(  # type: ignore[override]  # v2 passes the sample indices too
-        self,
-        pos_inds: torch.Tensor,
-        neg_inds: torch.Tensor,
-        pos_bboxes: torch.Tensor,
-        neg_bboxes: torch.Tensor,
-        pos_gt_bboxes: torch.Tensor,
-        pos_gt_labels: torch.Tensor,
-        cfg: Cfg,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Targets of one image's queries in query order (positives at ``pos_inds``)."""
-        num = pos_bboxes.size(0) + neg_bboxes.size(0)
-        labels = pos_bboxes.new_full((num,), self.num_classes, dtype=torch.long)
-        label_weights = pos_bboxes.new_zeros(num)
-        bbox_targets = pos_bboxes.new_zeros(num, 4)
-        bbox_weights = pos_bboxes.new_zeros(num, 4)
-        if pos_bboxes.size(0) > 0:
-            labels[pos_inds] = pos_gt_labels
-            pos_weight = cfg["pos_weight"]
-            label_weights[pos_inds] = 1.0 if pos_weight <= 0 else pos_weight
-            bbox_targets[pos_inds] = pos_gt_bboxes
-            bbox_weights[pos_inds] = 1.0
-        if neg_bboxes.size(0) > 0:
-            label_weights[neg_inds] = 1.0
-        return labels, label_weights, bbox_targets, bbox_weights
-
     def get_targets(
         self,
         sampling_results: Sequence[Any],
@@ -323,20 +304,16 @@ class DIIHead(BBoxHead):
         concat: bool = True,
     ) -> tuple[Any, ...]:
         """Labels, label weights, box targets (absolute ``x1, y1, x2, y2``) and box weights of
-        every query, concatenated over the images in query order."""
-        outputs = [
-            self._get_target_single(
-                r.pos_inds,
-                r.neg_inds,
-                r.pos_bboxes,
-                r.neg_bboxes,
-                r.pos_gt_bboxes,
-                r.pos_gt_labels,
-                rcnn_train_cfg,
-            )
-            for r in sampling_results
-        ]
-        columns = tuple(list(items) for items in zip(*outputs, strict=True))
+        every query, in query order (``BBoxHead``'s targets put each image's positives first;
+        they are moved back to ``pos_inds`` and ``neg_inds``)."""
+        per_image = super().get_targets(
+            sampling_results, gt_bboxes, gt_labels, rcnn_train_cfg, concat=False
+        )
+        orders = [torch.cat([r.pos_inds, r.neg_inds]) for r in sampling_results]
+        columns = tuple(
+            [_to_query_order(t, order) for t, order in zip(items, orders, strict=True)]
+            for items in per_image
+        )
         if concat:
             return tuple(torch.cat(items, 0) for items in columns)
         return columns

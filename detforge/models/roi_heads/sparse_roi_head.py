@@ -73,17 +73,19 @@ class SparseRoIHead(CascadeRoIHead):
         self,
         stage: int,
         x: Sequence[torch.Tensor],
-        rois: torch.Tensor,
+        proposal_list: Sequence[torch.Tensor],
         object_feats: torch.Tensor,
         img_metas: Sequence[ImgMeta],
     ) -> dict[str, Any]:
-        """One stage: scores ``[N, P, K]``, refined boxes (per image ``[P, 4]``), features."""
+        """One stage: scores ``[N, P, K]``, refined boxes (per image ``[P, 4]``, with and
+        without gradient: ``proposal_list``, ``detached``), object and attention features."""
+        rois = bbox2roi(proposal_list)
         extractor = self.bbox_roi_extractor[stage]
         head = self.bbox_head[stage]
         bbox_feats = extractor(x[: extractor.num_inputs], rois)
         cls_score, bbox_pred, object_feats, attn_feats = head(bbox_feats, object_feats)
         num_proposals = object_feats.size(1)
-        proposal_list = head.refine_bboxes(
+        refined: list[torch.Tensor] = head.refine_bboxes(
             rois,
             rois.new_zeros(len(rois)),  # unused: the head is class-agnostic
             bbox_pred.view(-1, bbox_pred.size(-1)),
@@ -92,10 +94,11 @@ class SparseRoIHead(CascadeRoIHead):
         )
         return dict(
             cls_score=cls_score,
-            decode_bbox_pred=torch.cat(proposal_list),
+            decode_bbox_pred=torch.cat(refined),
             object_feats=object_feats,
             attn_feats=attn_feats,
-            proposal_list=proposal_list,
+            proposal_list=refined,
+            detached=[p.detach() for p in refined],
         )
 
     def _sparse_mask_forward(
@@ -119,11 +122,8 @@ class SparseRoIHead(CascadeRoIHead):
         proposal_list = list(proposal_boxes)
         object_feats = proposal_features
         for stage in range(self.num_stages):
-            results = self._sparse_forward(
-                stage, x, bbox2roi(proposal_list), object_feats, img_metas
-            )
-            proposal_list = [p.detach() for p in results["proposal_list"]]
-            object_feats = results["object_feats"]
+            results = self._sparse_forward(stage, x, proposal_list, object_feats, img_metas)
+            proposal_list, object_feats = results["detached"], results["object_feats"]
             outs.append((results,))
             if self.with_mask:
                 mask = self._sparse_mask_forward(
@@ -170,10 +170,8 @@ class SparseRoIHead(CascadeRoIHead):
         object_feats = proposal_features
         losses: dict[str, torch.Tensor] = {}
         for stage in range(self.num_stages):
-            results = self._sparse_forward(
-                stage, x, bbox2roi(proposal_list), object_feats, img_metas
-            )
-            proposal_list = [p.detach() for p in results["proposal_list"]]
+            results = self._sparse_forward(stage, x, proposal_list, object_feats, img_metas)
+            proposal_list = results["detached"]
             cls_score = results["cls_score"]
             sampling_results = []
             for i, meta in enumerate(img_metas):
@@ -244,11 +242,8 @@ class SparseRoIHead(CascadeRoIHead):
         proposal_list = list(proposal_boxes)
         object_feats = proposal_features
         for stage in range(self.num_stages):
-            results = self._sparse_forward(
-                stage, x, bbox2roi(proposal_list), object_feats, img_metas
-            )
-            object_feats = results["object_feats"]
-            proposal_list = [p.detach() for p in results["proposal_list"]]
+            results = self._sparse_forward(stage, x, proposal_list, object_feats, img_metas)
+            proposal_list, object_feats = results["detached"], results["object_feats"]
         cls_score = results["cls_score"]
         if self.bbox_head[-1].use_sigmoid:
             scores = cls_score.sigmoid()
