@@ -45,6 +45,7 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "ATSS R50-FPN": ("atss/atss_r50_fpn_1x_coco.py", None),
     "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
+    "Sparse R-CNN R50-FPN": ("sparse_rcnn/sparse_rcnn_r50_fpn_1x_coco.py", None),
 }
 
 # label: (our backbone config, torchvision classification model whose `features` match it)
