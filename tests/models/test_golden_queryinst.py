@@ -86,8 +86,7 @@ def test_detections_and_masks(golden: Any, rescale: bool, one_thread: Any) -> No
         boxes, scores, labels = dets_from_v2(bbox_result)
         np.testing.assert_array_equal(labels, want["labels"][order].numpy())
         np.testing.assert_allclose(scores, want["scores"][order].numpy(), atol=1e-6, rtol=0)
-        # boxes: a few float32 ulps (see test_golden_sparse_rcnn.py)
-        np.testing.assert_allclose(boxes, want["bboxes"][order].numpy(), atol=5e-4, rtol=0)
+        np.testing.assert_allclose(boxes, want["bboxes"][order].numpy(), atol=1e-4, rtol=0)
         if not rescale:
             continue
         rows = _sorted_rows(bbox_result, segm_result)
