@@ -52,6 +52,7 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "DETR R50": ("detr/detr_r50_8x2_150e_coco.py", None),
     "Deformable DETR R50": ("deformable_detr/deformable_detr_r50_16x2_50e_coco.py", None),
     "YOLOX-S (640x640)": ("yolox/yolox_s_8x8_300e_coco.py", None),
+    "Sparse R-CNN R50-FPN": ("sparse_rcnn/sparse_rcnn_r50_fpn_1x_coco.py", None),
 }
 #: config: (h, w) of its inference input where it is not 1333x800 (a model's own test scale)
 INPUT_SIZES: dict[str, tuple[int, int]] = {"yolox/yolox_s_8x8_300e_coco.py": (640, 640)}

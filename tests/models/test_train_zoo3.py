@@ -34,13 +34,17 @@ checkpoint_config = dict(interval=1)
 log_config = dict(interval=1, hooks=[dict(type='TextLoggerHook')])
 """
 
-#: ResNet-18 at a quarter of the width, FPN, RPN and box head at 32 channels
-TINY = [
+#: ResNet-18 at a quarter of the width and an FPN at 32 channels
+BACKBONE_NECK = [
     "model.backbone.depth=18",
     "model.backbone.base_channels=16",
     "model.backbone.init_cfg=None",
     "model.neck.in_channels=[16,32,64,128]",
     "model.neck.out_channels=32",
+]
+#: ResNet-18 at a quarter of the width, FPN, RPN and box head at 32 channels
+TINY = [
+    *BACKBONE_NECK,
     "model.rpn_head.in_channels=32",
     "model.rpn_head.feat_channels=32",
     "model.roi_head.bbox_roi_extractor.out_channels=32",
@@ -157,3 +161,64 @@ def test_two_iterations_of_a_query_based_config(
     config, options, loss_names = QUERY_CASES[family]
     images = shared_data / "tiny_coco" / "small_coco" / "train_2017_small"
     _train_two_iterations(config, options, loss_names, (four_images, images), tmp_path / "work")
+
+
+#: Sparse R-CNN and QueryInst -> (standard config, options after BACKBONE_NECK, the losses it logs)
+#: Sparse R-CNN's six DIIHead stages at 32 channels, 20 learned proposals
+SPARSE_TINY = [
+    "model.rpn_head.num_proposals=20",
+    "model.rpn_head.proposal_feature_channel=32",
+    "model.roi_head.proposal_feature_channel=32",
+    "model.roi_head.bbox_roi_extractor.out_channels=32",
+    *(
+        f"model.roi_head.bbox_head.{i}.{key}={value}"
+        for i in range(6)
+        for key, value in (
+            ("in_channels", 32),
+            ("feedforward_channels", 64),
+            ("dynamic_conv_cfg.in_channels", 32),
+            ("dynamic_conv_cfg.feat_channels", 16),
+            ("dynamic_conv_cfg.out_channels", 32),
+        )
+    ),
+]
+#: QueryInst: Sparse R-CNN's tiny stages, tiny dynamic mask heads, masks in the pipeline
+QUERYINST_TINY = [
+    *SPARSE_TINY,
+    "model.roi_head.mask_roi_extractor.out_channels=32",
+    *(
+        f"model.roi_head.mask_head.{i}.{key}={value}"
+        for i in range(6)
+        for key, value in (
+            ("in_channels", 32),
+            ("conv_out_channels", 16),
+            ("dynamic_conv_cfg.in_channels", 32),
+            ("dynamic_conv_cfg.feat_channels", 16),
+            ("dynamic_conv_cfg.out_channels", 32),
+        )
+    ),
+    "data.train.pipeline.1.with_mask=True",
+    "data.train.pipeline.7.keys=[img,gt_bboxes,gt_labels,gt_masks]",
+]
+SPARSE_CASES: dict[str, tuple[str, list[str], set[str]]] = {
+    "sparse_rcnn": (
+        "sparse_rcnn/sparse_rcnn_r50_fpn_1x_coco.py",
+        SPARSE_TINY,
+        {f"stage{i}_{name}" for i in (0, 5) for name in ("loss_cls", "loss_bbox", "loss_iou")},
+    ),
+    "queryinst": (
+        "queryinst/queryinst_r50_fpn_1x_coco.py",
+        QUERYINST_TINY,
+        {f"stage{i}_{name}" for i in (0, 5) for name in ("loss_cls", "loss_iou", "loss_mask")},
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(SPARSE_CASES))
+def test_two_iterations_of_a_sparse_config(
+    family: str, four_images: Path, shared_data: Path, tmp_path: Path, one_thread: None
+) -> None:
+    config, options, loss_names = SPARSE_CASES[family]
+    images = shared_data / "tiny_coco" / "small_coco" / "train_2017_small"
+    argv = [*BACKBONE_NECK, *options]
+    _train_two_iterations(config, argv, loss_names, (four_images, images), tmp_path / "work")

@@ -8,6 +8,7 @@ from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.ddod_head import DDODHead
 from detforge.models.dense_heads.deformable_detr_head import DeformableDETRHead
 from detforge.models.dense_heads.detr_head import DETRHead
+from detforge.models.dense_heads.embedding_rpn_head import EmbeddingRPNHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
@@ -31,6 +32,7 @@ __all__ = [
     "DDODHead",
     "DETRHead",
     "DeformableDETRHead",
+    "EmbeddingRPNHead",
     "FCOSHead",
     "FSAFHead",
     "FoveaHead",

@@ -15,6 +15,7 @@ from detforge.models.detectors.mask_rcnn import MaskRCNN
 from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
+from detforge.models.detectors.sparse_rcnn import SparseRCNN
 from detforge.models.detectors.tood import TOOD
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
@@ -41,6 +42,7 @@ __all__ = [
     "MaskRCNN",
     "RetinaNet",
     "SingleStageDetector",
+    "SparseRCNN",
     "TwoStageDetector",
     "VFNet",
     "parse_losses",

@@ -14,6 +14,7 @@ from detforge.models.losses.cross_entropy_loss import (
     cross_entropy,
     mask_cross_entropy,
 )
+from detforge.models.losses.dice_loss import DiceLoss, dice_loss
 from detforge.models.losses.focal_loss import (
     FocalLoss,
     py_focal_loss_with_prob,
@@ -55,6 +56,7 @@ __all__ = [
     "CIoULoss",
     "CrossEntropyLoss",
     "DIoULoss",
+    "DiceLoss",
     "DistributionFocalLoss",
     "FocalLoss",
     "GIoULoss",
@@ -70,6 +72,7 @@ __all__ = [
     "bounded_iou_loss",
     "ciou_loss",
     "cross_entropy",
+    "dice_loss",
     "diou_loss",
     "distribution_focal_loss",
     "giou_loss",

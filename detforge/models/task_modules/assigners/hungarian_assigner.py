@@ -128,7 +128,7 @@ class HungarianAssigner:
             gt_bboxes: ``Tensor[num_gt, 4]`` absolute ``x1, y1, x2, y2``.
             gt_labels: ``Tensor[num_gt]`` int64 labels.
             img_meta: The image's meta; ``img_shape`` ``(h, w, ...)`` sets the normalisation.
-            gt_bboxes_ignore: Must be ``None`` (ignored boxes are not supported, as in v2).
+            gt_bboxes_ignore: ``None`` or empty (ignored boxes are not supported, as in v2).
             eps: Unused; kept for v2's signature.
 
         Returns:
@@ -136,10 +136,13 @@ class HungarianAssigner:
             matched ground truth's label.
 
         Raises:
-            ValueError: ``gt_bboxes_ignore`` was given.
+            ValueError: ``gt_bboxes_ignore`` holds boxes.
         """
-        if gt_bboxes_ignore is not None:
-            raise ValueError("HungarianAssigner: gt_bboxes_ignore is not supported (pass None)")
+        if gt_bboxes_ignore is not None and gt_bboxes_ignore.numel() > 0:
+            raise ValueError(
+                f"HungarianAssigner: gt_bboxes_ignore is not supported, got "
+                f"{len(gt_bboxes_ignore)} boxes (pass None)"
+            )
         num_gts, num_queries = gt_bboxes.size(0), bbox_pred.size(0)
         gt_inds = bbox_pred.new_zeros((num_queries,), dtype=torch.long)
         labels = bbox_pred.new_full((num_queries,), -1, dtype=torch.long)

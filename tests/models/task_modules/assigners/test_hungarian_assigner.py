@@ -76,5 +76,9 @@ def test_more_truths_than_queries_leaves_truths_unmatched() -> None:
 
 
 def test_ignored_boxes_are_refused() -> None:
-    with pytest.raises(ValueError, match="gt_bboxes_ignore"):
+    with pytest.raises(ValueError, match="gt_bboxes_ignore is not supported, got 2 boxes"):
         HungarianAssigner().assign(_PREDS, _LOGITS, _GTS, _LABELS, _META, gt_bboxes_ignore=_GTS)
+    empty = HungarianAssigner().assign(
+        _PREDS, _LOGITS, _GTS, _LABELS, _META, gt_bboxes_ignore=_GTS[:0]
+    )
+    assert empty.gt_inds.tolist() == [2, 1, 0]
