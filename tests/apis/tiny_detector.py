@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from detforge.config import Config
 from tests.conftest import shared_data_dir
+from tests.models.golden import v2_model_cfg
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
 
@@ -42,5 +44,7 @@ def write_tiny_config(out_dir: Path, family: str = "gfl") -> tuple[Path, Path]:
     """``(config path, checkpoint path)`` of the fixture ``family`` with a test pipeline."""
     root = fixture_root(family)
     config = Path(out_dir) / f"tiny_{family}.py"
-    config.write_text((root / "model.py").read_text() + TEST_PIPELINE)
+    model_py = Config.fromfile(root / "model.py")
+    model_py.model = v2_model_cfg(model_py.model.to_dict())
+    config.write_text(str(model_py.dump()) + TEST_PIPELINE)
     return config, root / "weights.pth"

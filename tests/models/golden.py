@@ -15,6 +15,22 @@ from detforge.structures.det_result import DetResult
 from tests.conftest import shared_data_dir
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
+# MMDetection 3.3 renamed some v2 arguments; the fixtures' model.py files are 3.3's
+V3_TO_V2_KEYS = {
+    "CTResNetNeck": {"in_channels": "in_channel"},
+    "CenterNetHead": {"in_channels": "in_channel", "feat_channels": "feat_channel"},
+}
+
+
+def v2_model_cfg(cfg: Any) -> Any:
+    """A copy of a fixture's config dict with the 3.3 argument names of ``V3_TO_V2_KEYS``
+    turned back into v2's, at any depth."""
+    if isinstance(cfg, dict):
+        renames = V3_TO_V2_KEYS.get(str(cfg.get("type")), {})
+        return {renames.get(k, k): v2_model_cfg(v) for k, v in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return type(cfg)(v2_model_cfg(v) for v in cfg)
+    return cfg
 
 
 def load_fixture(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -22,7 +38,7 @@ def load_fixture(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     if not root.is_dir():
         pytest.skip(f"fixture {root} not found")
     cfg = Config.fromfile(root / "model.py")
-    model = build_detector(cfg.model)
+    model = build_detector(v2_model_cfg(cfg.model.to_dict()))
     state = torch.load(root / "weights.pth", weights_only=True)["state_dict"]
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys

@@ -4,6 +4,7 @@ from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
+from detforge.models.dense_heads.centernet_head import CenterNetHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
@@ -15,6 +16,7 @@ __all__ = [
     "AnchorFreeHead",
     "AnchorHead",
     "BaseDenseHead",
+    "CenterNetHead",
     "FCOSHead",
     "GFLHead",
     "RPNHead",

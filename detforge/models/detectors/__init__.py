@@ -3,6 +3,7 @@
 from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
+from detforge.models.detectors.centernet import CenterNet
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
@@ -18,6 +19,7 @@ __all__ = [
     "RPN",
     "BaseDetector",
     "CascadeRCNN",
+    "CenterNet",
     "FasterRCNN",
     "MaskRCNN",
     "RetinaNet",

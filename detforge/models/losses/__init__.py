@@ -20,6 +20,7 @@ from detforge.models.losses.focal_loss import (
     py_sigmoid_focal_loss,
     sigmoid_focal_loss,
 )
+from detforge.models.losses.gaussian_focal_loss import GaussianFocalLoss, gaussian_focal_loss
 from detforge.models.losses.gfocal_loss import (
     DistributionFocalLoss,
     QualityFocalLoss,
@@ -54,6 +55,7 @@ __all__ = [
     "DistributionFocalLoss",
     "FocalLoss",
     "GIoULoss",
+    "GaussianFocalLoss",
     "IoULoss",
     "L1Loss",
     "QualityFocalLoss",
@@ -67,6 +69,7 @@ __all__ = [
     "cross_entropy",
     "diou_loss",
     "distribution_focal_loss",
+    "gaussian_focal_loss",
     "giou_loss",
     "iou_loss",
     "l1_loss",
