@@ -55,6 +55,16 @@ FAMILY_TINY = {
         "model.bbox_head.in_channel=16",
         "model.bbox_head.feat_channel=16",
     ],
+    **{
+        family: [
+            "model.backbone.downsample_times=2",
+            "model.backbone.stage_channels=[16,16,24]",
+            "model.backbone.stage_blocks=[1,1,1]",
+            "model.backbone.feat_channel=16",
+            "model.bbox_head.in_channels=16",
+        ]
+        for family in ("cornernet", "centripetalnet")
+    },
 }
 #: families whose standard config trains on a RepeatDataset: tiny_coco goes inside, once
 REPEATED = {"centernet"}
@@ -65,6 +75,16 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         "centernet/centernet_resnet18_dcnv2_140e_coco.py",
         [],
         {"loss_center_heatmap", "loss_wh", "loss_offset"},
+    ),
+    "cornernet": (
+        "cornernet/cornernet_hourglass104_mstest_10x5_210e_coco.py",
+        [],
+        {"det_loss", "off_loss", "pull_loss", "push_loss"},
+    ),
+    "centripetalnet": (
+        "centripetalnet/centripetalnet_hourglass104_mstest_16x6_210e_coco.py",
+        [],
+        {"det_loss", "off_loss", "guiding_loss", "centripetal_loss"},
     ),
 }
 NEEDS: dict[str, str] = {}

@@ -5,6 +5,8 @@ from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.centernet_head import CenterNetHead
+from detforge.models.dense_heads.centripetal_head import CentripetalHead
+from detforge.models.dense_heads.corner_head import CornerHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
@@ -17,6 +19,8 @@ __all__ = [
     "AnchorHead",
     "BaseDenseHead",
     "CenterNetHead",
+    "CentripetalHead",
+    "CornerHead",
     "FCOSHead",
     "GFLHead",
     "RPNHead",

@@ -4,6 +4,7 @@ from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.centernet import CenterNet
+from detforge.models.detectors.cornernet import CornerNet
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
@@ -20,6 +21,7 @@ __all__ = [
     "BaseDetector",
     "CascadeRCNN",
     "CenterNet",
+    "CornerNet",
     "FasterRCNN",
     "MaskRCNN",
     "RetinaNet",

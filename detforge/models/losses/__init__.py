@@ -7,6 +7,7 @@ combine.
 """
 
 from detforge.models.losses.accuracy import Accuracy, accuracy
+from detforge.models.losses.ae_loss import AssociativeEmbeddingLoss, ae_loss_per_image
 from detforge.models.losses.balanced_l1_loss import BalancedL1Loss, balanced_l1_loss
 from detforge.models.losses.cross_entropy_loss import (
     CrossEntropyLoss,
@@ -47,6 +48,7 @@ from detforge.models.losses.varifocal_loss import VarifocalLoss, varifocal_loss
 
 __all__ = [
     "Accuracy",
+    "AssociativeEmbeddingLoss",
     "BalancedL1Loss",
     "BoundedIoULoss",
     "CIoULoss",
@@ -62,6 +64,7 @@ __all__ = [
     "SmoothL1Loss",
     "VarifocalLoss",
     "accuracy",
+    "ae_loss_per_image",
     "balanced_l1_loss",
     "binary_cross_entropy",
     "bounded_iou_loss",
