@@ -86,6 +86,11 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         [],
         {"det_loss", "off_loss", "guiding_loss", "centripetal_loss"},
     ),
+    "reppoints": (
+        "reppoints/reppoints_moment_r50_fpn_gn-neck+head_1x_coco.py",
+        ["model.bbox_head.point_feat_channels=32"],
+        {"loss_cls", "loss_pts_init", "loss_pts_refine"},
+    ),
 }
 NEEDS: dict[str, str] = {}
 

@@ -9,6 +9,7 @@ from detforge.models.dense_heads.centripetal_head import CentripetalHead
 from detforge.models.dense_heads.corner_head import CornerHead
 from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
+from detforge.models.dense_heads.reppoints_head import RepPointsHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
@@ -24,6 +25,7 @@ __all__ = [
     "FCOSHead",
     "GFLHead",
     "RPNHead",
+    "RepPointsHead",
     "RetinaHead",
     "VFNetHead",
 ]

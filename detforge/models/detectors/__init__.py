@@ -8,6 +8,7 @@ from detforge.models.detectors.cornernet import CornerNet
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.reppoints_detector import RepPointsDetector
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
@@ -24,6 +25,7 @@ __all__ = [
     "CornerNet",
     "FasterRCNN",
     "MaskRCNN",
+    "RepPointsDetector",
     "RetinaNet",
     "SingleStageDetector",
     "TwoStageDetector",

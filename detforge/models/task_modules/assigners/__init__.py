@@ -3,5 +3,6 @@
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.assigners.atss_assigner import ATSSAssigner
 from detforge.models.task_modules.assigners.max_iou_assigner import MaxIoUAssigner
+from detforge.models.task_modules.assigners.point_assigner import PointAssigner
 
-__all__ = ["ATSSAssigner", "AssignResult", "MaxIoUAssigner"]
+__all__ = ["ATSSAssigner", "AssignResult", "MaxIoUAssigner", "PointAssigner"]
