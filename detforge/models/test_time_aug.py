@@ -28,6 +28,7 @@ __all__ = [
     "flip_tensor",
     "merge_aug_bboxes",
     "merge_aug_proposals",
+    "require_flip_pairs",
     "roi_aug_test",
     "rpn_aug_test",
 ]
@@ -95,6 +96,19 @@ def flip_tensor(src: torch.Tensor, flip_direction: str) -> torch.Tensor:
     if src.ndim != 4:
         raise ValueError(f"flip_tensor needs a [B, C, H, W] map, got shape {tuple(src.shape)}")
     return torch.flip(src, dims)
+
+
+def require_flip_pairs(
+    imgs: Sequence[torch.Tensor], img_metas: Sequence[Sequence[ImgMeta]], owner: str
+) -> None:
+    """CenterNet's and CornerNet's flip test takes (view, flipped view) pairs (v2's check:
+    one of the first two views is flipped).
+
+    Raises:
+        ValueError: fewer than two views, or neither of the first two is flipped.
+    """
+    if len(imgs) < 2 or not (img_metas[0][0]["flip"] or img_metas[1][0]["flip"]):
+        raise ValueError(f"{owner} aug test needs (view, flipped view) pairs of images")
 
 
 def _to_frame(det_bboxes: torch.Tensor, meta: ImgMeta, rescale: bool) -> torch.Tensor:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from detforge.config import Config
+from detforge.config import Config, load_config
 from detforge.models import build_detector
+from detforge.models.detectors import parse_losses
 from detforge.structures.bbox import bbox_overlaps
 from detforge.structures.det_result import DetResult
 from tests.conftest import shared_data_dir
@@ -74,3 +76,34 @@ def match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> N
         # float32 coordinates near 640 px have a 6e-5 ulp: allow a few ulps on large values
         np.testing.assert_allclose(boxes[j], exp_boxes[i], atol=1e-4, rtol=1e-6)
         np.testing.assert_allclose(scores[j], exp_scores[i], atol=1e-4, rtol=0)
+
+
+def assert_losses_and_grads(
+    model: torch.nn.Module, losses: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """``losses`` (and per level) equal ``expected`` (rel 1e-5); after ``backward`` of their
+    sum, every gradient norm is within rel 1e-3 and exactly the expected parameters have one."""
+    loss, log_vars = parse_losses(losses)
+    for name, value in expected["losses"].items():
+        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    for name, values in expected.get("losses_per_level", {}).items():
+        got = [float(v.detach()) for v in losses[name]]
+        assert got == pytest.approx(values, rel=1e-5, abs=1e-6), name
+    loss.backward()
+    params = dict(model.named_parameters())
+    for name, norm in expected["grads_all"].items():
+        grad = params[name].grad
+        assert grad is not None, name
+        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-3, abs=1e-8), name
+    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
+
+
+def assert_full_layout(config: Path, layout: dict[str, Any]) -> None:
+    """The v2 config's detector has the layout's state_dict keys and shapes, in order, and
+    its parameter counts."""
+    model = build_detector(load_config(config, environ={}).cfg.model)
+    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    assert got == layout["state_dict"]
+    assert sum(p.numel() for p in model.parameters()) == layout["num_params"]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == layout["num_trainable_params"]

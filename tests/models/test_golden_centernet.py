@@ -19,10 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.config import load_config
-from detforge.models import build_detector
-from detforge.models.detectors import parse_losses
-from tests.models.golden import FIXTURES, fixture_metas, load_fixture
+from tests.models.golden import (
+    FIXTURES,
+    assert_full_layout,
+    assert_losses_and_grads,
+    fixture_metas,
+    load_fixture,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs/centernet"
 
@@ -90,16 +93,7 @@ def test_losses_and_gradients(one_thread: Any) -> None:
         list(inputs["gt_bboxes_ignore"]),
     )
     assert set(losses) == {"loss_center_heatmap", "loss_wh", "loss_offset"}
-    loss, log_vars = parse_losses(losses)
-    for name, value in expected["losses"].items():
-        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-    loss.backward()
-    params = dict(model.named_parameters())
-    for name, norm in expected["grads_all"].items():
-        grad = params[name].grad
-        assert grad is not None, name
-        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-3, abs=1e-8), name
-    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
+    assert_losses_and_grads(model, losses, expected)
 
 
 def test_flip_aug_test_averages_the_pair(one_thread: Any) -> None:
@@ -134,11 +128,6 @@ def test_full_size_layout() -> None:
     path = FIXTURES / "layouts" / "centernet_r18_dcnv2.json"
     if not path.is_file():
         pytest.skip(f"layout {path} not found")
-    expected = json.loads(path.read_text())
-    cfg = load_config(CONFIG / "centernet_resnet18_dcnv2_140e_coco.py", environ={}).cfg
-    model = build_detector(cfg.model)
-    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    assert got == expected["state_dict"]
-    assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == expected["num_trainable_params"]
+    assert_full_layout(
+        CONFIG / "centernet_resnet18_dcnv2_140e_coco.py", json.loads(path.read_text())
+    )

@@ -22,10 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-from detforge.config import Config, load_config
+from detforge.config import Config
 from detforge.models import build_detector
-from detforge.models.detectors import parse_losses
-from tests.models.golden import FIXTURES
+from tests.models.golden import FIXTURES, assert_full_layout, assert_losses_and_grads
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDENS = ROOT / "tests/data/goldens"
@@ -83,19 +82,7 @@ def test_losses_and_gradients(family: str, one_thread: Any) -> None:
         inputs["img"], metas, list(inputs["gt_bboxes"]), labels, list(inputs["gt_bboxes_ignore"])
     )
     assert set(losses) == LOSSES[family]
-    loss, log_vars = parse_losses(losses)
-    for name, value in expected["losses"].items():
-        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-    for name, values in expected["losses_per_level"].items():
-        got = [float(v.detach()) for v in losses[name]]
-        assert got == pytest.approx(values, rel=1e-5, abs=1e-6), name
-    loss.backward()
-    params = dict(model.named_parameters())
-    for name, norm in expected["grads_all"].items():
-        grad = params[name].grad
-        assert grad is not None, name
-        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-3, abs=1e-8), name
-    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
+    assert_losses_and_grads(model, losses, expected)
 
 
 def test_flip_aug_test_maps_views_back_and_nms_once(one_thread: Any) -> None:
@@ -128,10 +115,5 @@ def test_flip_aug_test_maps_views_back_and_nms_once(one_thread: Any) -> None:
     ],
 )
 def test_full_size_layout(config: str, family: str) -> None:
-    expected = json.loads((GOLDENS / family / "layout.json").read_text())
-    model = build_detector(load_config(ROOT / "configs" / config, environ={}).cfg.model)
-    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    assert got == expected["state_dict"]
-    assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == expected["num_trainable_params"]
+    layout = json.loads((GOLDENS / family / "layout.json").read_text())
+    assert_full_layout(ROOT / "configs" / config, layout)

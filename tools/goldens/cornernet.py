@@ -24,7 +24,6 @@ The layout.json is the full-size standard model's state_dict layout and paramete
 """
 
 import copy
-import json
 import os
 import sys
 from collections import OrderedDict
@@ -33,14 +32,19 @@ import torch
 
 torch.set_num_threads(1)
 from mmdet.registry import MODELS  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
+from peer_common import (  # noqa: E402
+    MMDET_CFG,
+    PREPROCESS,
+    ROOT,
+    detections,
+    fmt,
+    load_inputs,
+    samples_from_v2,
+    write_layout,
+)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-MMDET_CFG = os.path.join(os.path.dirname(__import__("mmdet").__file__), ".mim", "configs")
 STD = dict(
     cornernet="cornernet/cornernet_hourglass104_8xb6-210e-mstest_coco.py",
     centripetalnet="centripetalnet/centripetalnet_hourglass104_16xb6-crop511-210e-mstest_coco.py",
@@ -51,13 +55,6 @@ NUM_CLASSES = 4  # ground-truth labels taken modulo 4: more same-class corner pa
 SHIFT_BIAS, SHIFT_GAIN = 1.386, 0.1
 #: embeddings scaled down so that some corner pairs are closer than distance_threshold 0.5
 EMB_GAIN = 0.1
-PREPROCESS = dict(
-    type="DetDataPreprocessor",
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_size_divisor=32,
-)
 
 
 def tiny_model(family):
@@ -87,59 +84,9 @@ def calibrate_bn(model, img):
     model.eval()
 
 
-def samples_from_v2(inp):
-    out = []
-    for i, meta in enumerate(inp["img_metas"]):
-        ds = DetDataSample(
-            metainfo=dict(
-                img_shape=tuple(meta["img_shape"][:2]),
-                ori_shape=tuple(meta["ori_shape"][:2]),
-                pad_shape=tuple(meta["pad_shape"][:2]),
-                batch_input_shape=tuple(meta["batch_input_shape"]),
-                scale_factor=(float(meta["scale_factor"][0]), float(meta["scale_factor"][1])),
-                flip=False,
-                flip_direction=None,
-            )
-        )
-        gt = InstanceData()
-        gt.bboxes, gt.labels = inp["gt_bboxes"][i], inp["gt_labels"][i] % NUM_CLASSES
-        ds.gt_instances = gt
-        ignored = InstanceData()
-        ignored.bboxes = inp["gt_bboxes_ignore"][i]
-        ignored.labels = torch.zeros(len(ignored.bboxes), dtype=torch.long)
-        ds.ignored_instances = ignored
-        out.append(ds)
-    return out
-
-
-def fmt(obj, indent=0):
-    pad = " " * indent
-    if isinstance(obj, dict):
-        items = [f"{pad}    {k}={fmt(v, indent + 4).lstrip()}," for k, v in obj.items()]
-        return "dict(\n" + "\n".join(items) + f"\n{pad})"
-    return repr(obj)
-
-
-def write_layout(family, out):
-    m = Config.fromfile(os.path.join(MMDET_CFG, STD[family])).model.to_dict()
-    m.pop("data_preprocessor")
-    model = MODELS.build(ConfigDict(m))
-    sd = model.state_dict()
-    d = dict(
-        config_path="configs/" + STD[family],
-        mmdet_version="3.3.0",
-        num_params=sum(p.numel() for p in model.parameters()),
-        num_trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        state_dict=[[k, list(v.shape)] for k, v in sd.items()],
-    )
-    with open(os.path.join(out, "layout.json"), "w") as f:
-        json.dump(d, f, indent=None, separators=(",", ":"))
-        f.write("\n")
-
-
 def main(families):
     register_all_modules()
-    inp = torch.load(os.path.join(SHARED, "fixtures/mmdet/paa/inputs.pt"), weights_only=False)
+    inp = load_inputs()
     img = inp["img"]
     for family in families:
         out = os.path.join(ROOT, "tests/data/goldens", family)
@@ -176,18 +123,9 @@ def main(families):
         model.eval()
         with torch.no_grad():
             for key, rescale in (("dets", False), ("dets_rescaled", True)):
-                res = model.predict(img, samples_from_v2(inp), rescale=rescale)
-                exp[key] = [
-                    dict(
-                        bboxes=r.pred_instances.bboxes.clone(),
-                        scores=r.pred_instances.scores.clone(),
-                        labels=r.pred_instances.labels.clone(),
-                    )
-                    for r in res
-                ]
+                exp[key] = detections(model, img, samples_from_v2(inp, NUM_CLASSES), rescale)
         model.train()
-        samples = samples_from_v2(inp)
-        losses = model.loss(img, samples)
+        losses = model.loss(img, samples_from_v2(inp, NUM_CLASSES))
         loss, log_vars = model.parse_losses(losses)
         exp["losses"] = OrderedDict((k, float(v)) for k, v in log_vars.items())
         exp["losses_per_level"] = OrderedDict(
@@ -202,7 +140,7 @@ def main(families):
         with open(os.path.join(out, "model.py"), "w") as f:
             f.write(f"# tiny {family} of tools/goldens/cornernet.py (MMDetection 3.3 config)\n")
             f.write("model = " + fmt(model_dict) + "\n")
-        write_layout(family, out)
+        write_layout(STD[family], out)
         print(family, dict(exp["losses"]), [len(x["labels"]) for x in exp["dets"]], flush=True)
 
 

@@ -21,7 +21,6 @@ layout.json: the full-size standard model's state_dict layout and parameter coun
 """
 
 import copy
-import json
 import os
 import sys
 from collections import OrderedDict
@@ -30,14 +29,19 @@ import torch
 
 torch.set_num_threads(1)
 from mmdet.registry import MODELS  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
+from peer_common import (  # noqa: E402
+    MMDET_CFG,
+    PREPROCESS,
+    ROOT,
+    detections,
+    fmt,
+    load_inputs,
+    samples_from_v2,
+    write_layout,
+)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-MMDET_CFG = os.path.join(os.path.dirname(__import__("mmdet").__file__), ".mim", "configs")
 STD = dict(
     reppoints="reppoints/reppoints-moment_r50_fpn-gn_head-gn_1x_coco.py",
     reppoints_grid="reppoints/reppoints-bbox_r50_fpn-gn_head-gn-grid_1x_coco.py",
@@ -55,13 +59,6 @@ BACKBONE = dict(
     init_cfg=None,
 )
 GN8 = dict(type="GN", num_groups=8, requires_grad=True)
-PREPROCESS = dict(
-    type="DetDataPreprocessor",
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_size_divisor=32,
-)
 
 
 def tiny_model(family):
@@ -88,72 +85,9 @@ def calibrate_bn(backbone, img):
         m.eval()
 
 
-def samples_from_v2(inp):
-    out = []
-    for i, meta in enumerate(inp["img_metas"]):
-        ds = DetDataSample(
-            metainfo=dict(
-                img_shape=tuple(meta["img_shape"][:2]),
-                ori_shape=tuple(meta["ori_shape"][:2]),
-                pad_shape=tuple(meta["pad_shape"][:2]),
-                batch_input_shape=tuple(meta["batch_input_shape"]),
-                scale_factor=(float(meta["scale_factor"][0]), float(meta["scale_factor"][1])),
-                flip=False,
-                flip_direction=None,
-            )
-        )
-        gt = InstanceData()
-        gt.bboxes, gt.labels = inp["gt_bboxes"][i], inp["gt_labels"][i]
-        ds.gt_instances = gt
-        ignored = InstanceData()
-        ignored.bboxes = inp["gt_bboxes_ignore"][i]
-        ignored.labels = torch.zeros(len(ignored.bboxes), dtype=torch.long)
-        ds.ignored_instances = ignored
-        out.append(ds)
-    return out
-
-
-def fmt(obj, indent=0):
-    pad = " " * indent
-    if isinstance(obj, dict):
-        items = [f"{pad}    {k}={fmt(v, indent + 4).lstrip()}," for k, v in obj.items()]
-        return "dict(\n" + "\n".join(items) + f"\n{pad})"
-    return repr(obj)
-
-
-def write_layout(family, out):
-    m = Config.fromfile(os.path.join(MMDET_CFG, STD[family])).model.to_dict()
-    m.pop("data_preprocessor")
-    m["backbone"]["init_cfg"] = None
-    model = MODELS.build(ConfigDict(m))
-    sd = model.state_dict()
-    d = dict(
-        config_path="configs/" + STD[family],
-        mmdet_version="3.3.0",
-        num_params=sum(p.numel() for p in model.parameters()),
-        num_trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        state_dict=[[k, list(v.shape)] for k, v in sd.items()],
-    )
-    with open(os.path.join(out, "layout.json"), "w") as f:
-        json.dump(d, f, indent=None, separators=(",", ":"))
-        f.write("\n")
-
-
-def detections(model, img, inp, rescale):
-    res = model.predict(img, samples_from_v2(inp), rescale=rescale)
-    return [
-        dict(
-            bboxes=r.pred_instances.bboxes.clone(),
-            scores=r.pred_instances.scores.clone(),
-            labels=r.pred_instances.labels.clone(),
-        )
-        for r in res
-    ]
-
-
 def main(families):
     register_all_modules()
-    inp = torch.load(os.path.join(SHARED, "fixtures/mmdet/paa/inputs.pt"), weights_only=False)
+    inp = load_inputs()
     img = inp["img"]
     for family in families:
         out = os.path.join(ROOT, "tests/data/goldens", family)
@@ -182,8 +116,8 @@ def main(families):
         model.eval()
         with torch.no_grad():
             model.bbox_head.test_cfg["min_bbox_size"] = -1
-            exp["dets_v2"] = detections(model, img, inp, False)
-            exp["dets_rescaled_v2"] = detections(model, img, inp, True)
+            exp["dets_v2"] = detections(model, img, samples_from_v2(inp), False)
+            exp["dets_rescaled_v2"] = detections(model, img, samples_from_v2(inp), True)
         model.train()
         losses = model.loss(img, samples_from_v2(inp))
         total, log_vars = model.parse_losses(losses)
@@ -200,7 +134,7 @@ def main(families):
         with open(os.path.join(out, "model.py"), "w") as f:
             f.write(f"# tiny {family} of tools/goldens/reppoints.py ({STD[family]})\n")
             f.write("model = " + fmt(model_dict) + "\n")
-        write_layout(family, out)
+        write_layout(STD[family], out)
         print(family, dict(exp["losses"]), [len(x["labels"]) for x in exp["dets_v2"]], flush=True)
 
 

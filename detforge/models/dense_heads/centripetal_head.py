@@ -205,7 +205,4 @@ class CentripetalHead(CornerHead):
             tl_centripetal_shift=tl_centripetal_shifts[-1],
             br_centripetal_shift=br_centripetal_shifts[-1],
         )
-        return [
-            self.get_bboxes_single(i, maps, meta, rescale=rescale, with_nms=with_nms)
-            for i, meta in enumerate(img_metas)
-        ]
+        return self.decode_batch(maps, img_metas, rescale=rescale, with_nms=with_nms)

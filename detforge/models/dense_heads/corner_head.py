@@ -334,22 +334,27 @@ class CornerHead(BaseDenseHead):
         with_nms: bool = True,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per image ``(det_bboxes [n, 5], det_labels [n])`` from the last level."""
+        maps = dict(
+            tl_heat=tl_heats[-1],
+            br_heat=br_heats[-1],
+            tl_off=tl_offs[-1],
+            br_off=br_offs[-1],
+            tl_emb=tl_embs[-1],
+            br_emb=br_embs[-1],
+        )
+        return self.decode_batch(maps, img_metas, rescale=rescale, with_nms=with_nms)
+
+    def decode_batch(
+        self,
+        maps: Mapping[str, torch.Tensor | None],
+        img_metas: Sequence[Any],
+        rescale: bool = False,
+        with_nms: bool = True,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`get_bboxes_single` of every image of the batch ``maps``."""
         return [
-            self.get_bboxes_single(
-                img_id,
-                dict(
-                    tl_heat=tl_heats[-1],
-                    br_heat=br_heats[-1],
-                    tl_off=tl_offs[-1],
-                    br_off=br_offs[-1],
-                    tl_emb=tl_embs[-1],
-                    br_emb=br_embs[-1],
-                ),
-                meta,
-                rescale=rescale,
-                with_nms=with_nms,
-            )
-            for img_id, meta in enumerate(img_metas)
+            self.get_bboxes_single(i, maps, meta, rescale=rescale, with_nms=with_nms)
+            for i, meta in enumerate(img_metas)
         ]
 
     def get_bboxes_single(

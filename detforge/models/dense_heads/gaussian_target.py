@@ -65,7 +65,7 @@ def gen_gaussian_target(
     Example:
         >>> heat = gen_gaussian_target(torch.zeros(3, 4), (0, 1), 1)
         >>> heat[1]
-        tensor([1.0000, 0.0111, 0.0000, 0.0000])
+        tensor([1.0000, 0.1353, 0.0000, 0.0000])
     """
     diameter = 2 * radius + 1
     kernel = gaussian2D(radius, sigma=diameter / 6, dtype=heatmap.dtype, device=heatmap.device)
@@ -86,7 +86,7 @@ def gaussian_radius(det_size: Sequence[Any], min_overlap: float) -> Any:
 
     Example:
         >>> round(gaussian_radius((10.0, 20.0), 0.3), 4)
-        4.6816
+        2.8902
     """
     height, width = det_size
     # one corner inside the box, the other outside
@@ -106,11 +106,12 @@ def gaussian_radius(det_size: Sequence[Any], min_overlap: float) -> Any:
 
 
 def get_local_maximum(heat: torch.Tensor, kernel: int = 3) -> torch.Tensor:
-    """``heat`` where a value is the maximum of its ``kernel x kernel`` window, else 0.
+    """``heat`` where a value is the maximum of its ``kernel x kernel`` window (ties
+    included), else 0.
 
     Example:
         >>> get_local_maximum(torch.tensor([[[[1., 3., 2., 2.]]]]))
-        tensor([[[[0., 3., 0., 0.]]]])
+        tensor([[[[0., 3., 0., 2.]]]])
     """
     pad = (kernel - 1) // 2
     hmax = F.max_pool2d(heat, kernel, stride=1, padding=pad)

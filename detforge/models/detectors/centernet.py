@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from detforge.models.detectors.single_stage import SingleStageDetector
-from detforge.models.test_time_aug import flip_tensor
+from detforge.models.test_time_aug import flip_tensor, require_flip_pairs
 from detforge.registry import MODELS
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result
@@ -38,8 +38,7 @@ class CenterNet(SingleStageDetector):
         Raises:
             ValueError: neither of the first two views is flipped.
         """
-        if len(imgs) < 2 or not (img_metas[0][0]["flip"] or img_metas[1][0]["flip"]):
-            raise ValueError("CenterNet aug test needs (view, flipped view) pairs of images")
+        require_flip_pairs(imgs, img_metas, "CenterNet")
         head: Any = self.bbox_head
         boxes, labels = [], []
         for ind in range(0, len(imgs) - 1, 2):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from detforge.models.detectors.single_stage import SingleStageDetector
+from detforge.models.test_time_aug import require_flip_pairs
 from detforge.registry import MODELS
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result, bbox_mapping_back
@@ -38,8 +39,7 @@ class CornerNet(SingleStageDetector):
         Raises:
             ValueError: neither of the first two views is flipped.
         """
-        if len(imgs) < 2 or not (img_metas[0][0]["flip"] or img_metas[1][0]["flip"]):
-            raise ValueError("CornerNet aug test needs (view, flipped view) pairs of images")
+        require_flip_pairs(imgs, img_metas, "CornerNet")
         head: Any = self.bbox_head
         boxes, labels = [], []
         for ind in range(0, len(imgs) - 1, 2):
