@@ -45,6 +45,7 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "ATSS R50-FPN": ("atss/atss_r50_fpn_1x_coco.py", None),
     "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
+    "CenterNet R18-DCNv2": ("centernet/centernet_resnet18_dcnv2_140e_coco.py", None),
 }
 
 # label: (our backbone config, torchvision classification model whose `features` match it)
@@ -68,6 +69,7 @@ def meta(h: int, w: int, pad_h: int, pad_w: int) -> dict:
         img_shape=(h, w, 3),
         ori_shape=(h, w, 3),
         pad_shape=(pad_h, pad_w, 3),
+        batch_input_shape=(pad_h, pad_w),
         scale_factor=torch.ones(4).numpy(),
         flip=False,
         flip_direction=None,
