@@ -98,10 +98,14 @@ def assert_losses_and_grads(
     assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
 
 
-def assert_full_layout(config: Path, layout: dict[str, Any]) -> None:
-    """The v2 config's detector has the layout's state_dict keys and shapes, in order, and
-    its parameter counts."""
-    model = build_detector(load_config(config, environ={}).cfg.model)
+def assert_full_layout(
+    config: Path, layout: dict[str, Any], options: dict[str, Any] | None = None
+) -> None:
+    """The v2 config's detector (with ``options`` merged in, as ``--cfg-options``) has the
+    layout's state_dict keys and shapes, in order, and its parameter counts."""
+    cfg = load_config(config, environ={}).cfg
+    cfg.merge_from_dict(options or {})
+    model = build_detector(cfg.model)
     got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
     assert got == layout["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == layout["num_params"]
