@@ -53,6 +53,7 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "Deformable DETR R50": ("deformable_detr/deformable_detr_r50_16x2_50e_coco.py", None),
     "YOLOX-S (640x640)": ("yolox/yolox_s_8x8_300e_coco.py", None),
     "Sparse R-CNN R50-FPN": ("sparse_rcnn/sparse_rcnn_r50_fpn_1x_coco.py", None),
+    "CenterNet R18-DCNv2": ("centernet/centernet_resnet18_dcnv2_140e_coco.py", None),
 }
 #: config: (h, w) of its inference input where it is not 1333x800 (a model's own test scale)
 INPUT_SIZES: dict[str, tuple[int, int]] = {"yolox/yolox_s_8x8_300e_coco.py": (640, 640)}

@@ -25,8 +25,10 @@ from detforge.structures.bbox import bbox2result, bbox2roi, bbox_mapping, bbox_m
 
 __all__ = [
     "dense_aug_test",
+    "flip_tensor",
     "merge_aug_bboxes",
     "merge_aug_proposals",
+    "require_flip_pairs",
     "roi_aug_test",
     "rpn_aug_test",
 ]
@@ -76,6 +78,37 @@ def merge_aug_bboxes(
     scores = combine(list(aug_scores), dim=0)
     scores = scores.mean(dim=0) if mode == "mean" else scores
     return bboxes, scores
+
+
+def flip_tensor(src: torch.Tensor, flip_direction: str) -> torch.Tensor:
+    """Flip a ``[B, C, H, W]`` map the way ``RandomFlip`` flipped its image (v2's
+    ``flip_tensor``): ``'horizontal'``, ``'vertical'`` or ``'diagonal'``.
+
+    Example:
+        >>> flip_tensor(torch.arange(4.).view(1, 1, 2, 2), 'horizontal')[0, 0, 0].tolist()
+        [1.0, 0.0]
+    """
+    dims = {"horizontal": [3], "vertical": [2], "diagonal": [2, 3]}.get(flip_direction)
+    if dims is None:
+        raise ValueError(
+            f"flip_direction must be 'horizontal', 'vertical' or 'diagonal', got {flip_direction!r}"
+        )
+    if src.ndim != 4:
+        raise ValueError(f"flip_tensor needs a [B, C, H, W] map, got shape {tuple(src.shape)}")
+    return torch.flip(src, dims)
+
+
+def require_flip_pairs(
+    imgs: Sequence[torch.Tensor], img_metas: Sequence[Sequence[ImgMeta]], owner: str
+) -> None:
+    """CenterNet's and CornerNet's flip test takes (view, flipped view) pairs (v2's check:
+    one of the first two views is flipped).
+
+    Raises:
+        ValueError: fewer than two views, or neither of the first two is flipped.
+    """
+    if len(imgs) < 2 or not (img_metas[0][0]["flip"] or img_metas[1][0]["flip"]):
+        raise ValueError(f"{owner} aug test needs (view, flipped view) pairs of images")
 
 
 def _to_frame(det_bboxes: torch.Tensor, meta: ImgMeta, rescale: bool) -> torch.Tensor:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from detforge.config import Config
 from tests.conftest import shared_data_dir
+from tests.models.golden import v2_model_cfg
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
 #: v2.28 configs of fixtures made in MMDetection 3.x's DETR layout (README.md there)
@@ -47,7 +49,9 @@ def write_tiny_config(out_dir: Path, family: str = "gfl") -> tuple[Path, Path]:
     config = Path(out_dir) / f"tiny_{family}.py"
     v2_model = V2_MODELS / f"{family}.py"
     if not v2_model.is_file():
-        config.write_text((root / "model.py").read_text() + TEST_PIPELINE)
+        model_py = Config.fromfile(root / "model.py")
+        model_py.model = v2_model_cfg(model_py.model.to_dict())
+        config.write_text(str(model_py.dump()) + TEST_PIPELINE)
         return config, root / "weights.pth"
     from detforge.models.transformers import convert_v3_detr_keys
 

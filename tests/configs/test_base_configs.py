@@ -14,7 +14,8 @@ ALL = sorted(CONFIGS.rglob("*.py"))
 TOP = [p for p in ALL if "_base_" not in p.parts]
 DATASET_FOLDERS = ("bccd", "cityscapes", "pascal_voc")
 # {model}_[setting]_{backbone}_{neck}_[norm]_[misc]_[gpu x batch]_{schedule}_{dataset}
-NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9\-]+)*_(\d+x|\d+e)_(coco|voc\w*|cityscapes|\w+)$")
+# (v2's norm settings may join parts with '+': RepPoints' ``gn-neck+head``)
+NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9\-+]+)*_(\d+x|\d+e)_(coco|voc\w*|cityscapes|\w+)$")
 
 
 def rel(path: Path) -> str:

@@ -28,8 +28,8 @@ train_pipeline = [
     dict(type='DefaultFormatBundle'),
     dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels']),
 ]
-data = dict(samples_per_gpu=2, workers_per_gpu=0,
-            train=dict(ann_file='{ann}', img_prefix='{img}', pipeline=train_pipeline))
+tiny_train = dict(ann_file='{ann}', img_prefix='{img}', pipeline=train_pipeline)
+data = dict(samples_per_gpu=2, workers_per_gpu=0, train={train})
 runner = dict(_delete_=True, type='EpochBasedRunner', max_epochs=1)
 lr_config = dict(_delete_=True, policy='fixed')
 checkpoint_config = dict(interval=1)
@@ -47,6 +47,29 @@ TINY = [
     "model.bbox_head.feat_channels=32",
 ]
 GN8 = ["model.bbox_head.norm_cfg.type=GN", "model.bbox_head.norm_cfg.num_groups=8"]
+#: families whose neck or head is not an FPN one: their own tiny widths instead of TINY
+FAMILY_TINY = {
+    "centernet": [
+        "model.backbone.base_channels=16",
+        "model.backbone.init_cfg=None",
+        "model.neck.in_channel=128",
+        "model.neck.num_deconv_filters=[32,16,16]",
+        "model.bbox_head.in_channel=16",
+        "model.bbox_head.feat_channel=16",
+    ],
+    **{
+        family: [
+            "model.backbone.downsample_times=2",
+            "model.backbone.stage_channels=[16,16,24]",
+            "model.backbone.stage_blocks=[1,1,1]",
+            "model.backbone.feat_channel=16",
+            "model.bbox_head.in_channels=16",
+        ]
+        for family in ("cornernet", "centripetalnet")
+    },
+}
+#: families whose standard config trains on a RepeatDataset: tiny_coco goes inside, once
+REPEATED = {"centernet"}
 
 #: family -> (standard config, extra options, the losses it logs)
 CASES: dict[str, tuple[str, list[str], set[str]]] = {
@@ -70,6 +93,26 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
     "paa": ("paa/paa_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
     "tood": ("tood/tood_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox"}),
+    "centernet": (
+        "centernet/centernet_resnet18_dcnv2_140e_coco.py",
+        [],
+        {"loss_center_heatmap", "loss_wh", "loss_offset"},
+    ),
+    "cornernet": (
+        "cornernet/cornernet_hourglass104_mstest_10x5_210e_coco.py",
+        [],
+        {"det_loss", "off_loss", "pull_loss", "push_loss"},
+    ),
+    "centripetalnet": (
+        "centripetalnet/centripetalnet_hourglass104_mstest_16x6_210e_coco.py",
+        [],
+        {"det_loss", "off_loss", "guiding_loss", "centripetal_loss"},
+    ),
+    "reppoints": (
+        "reppoints/reppoints_moment_r50_fpn_gn-neck+head_1x_coco.py",
+        ["model.bbox_head.point_feat_channels=32"],
+        {"loss_cls", "loss_pts_init", "loss_pts_refine"},
+    ),
 }
 NEEDS = {"paa": "sklearn"}
 
@@ -101,11 +144,13 @@ def test_two_iterations_of_the_standard_config(
             config=CONFIGS / config,
             ann=four_images,
             img=shared_data / "tiny_coco" / "small_coco" / "train_2017_small",
+            train="dict(times=1, dataset=tiny_train)" if family in REPEATED else "tiny_train",
         )
     )
     work = tmp_path / "work"
     argv = ["train", str(wrapper), "--work-dir", str(work), "--seed", "0", "--device", "cpu"]
-    assert main([*argv, "--no-validate", "--cfg-options", *TINY, *options]) == 0
+    tiny = FAMILY_TINY.get(family, TINY)
+    assert main([*argv, "--no-validate", "--cfg-options", *tiny, *options]) == 0
     assert (work / "epoch_1.pth").is_file()
     log = sorted(work.glob("*.log.json"))[0].read_text().splitlines()
     lines = [json.loads(x) for x in log[1:] if '"mode": "train"' in x]

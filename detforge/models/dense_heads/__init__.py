@@ -5,6 +5,9 @@ from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.autoassign_head import AutoAssignHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
+from detforge.models.dense_heads.centernet_head import CenterNetHead
+from detforge.models.dense_heads.centripetal_head import CentripetalHead
+from detforge.models.dense_heads.corner_head import CornerHead
 from detforge.models.dense_heads.ddod_head import DDODHead
 from detforge.models.dense_heads.deformable_detr_head import DeformableDETRHead
 from detforge.models.dense_heads.detr_head import DETRHead
@@ -16,6 +19,7 @@ from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.pisa_retinanet_head import PISARetinaHead
+from detforge.models.dense_heads.reppoints_head import RepPointsHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
@@ -29,6 +33,9 @@ __all__ = [
     "AnchorHead",
     "AutoAssignHead",
     "BaseDenseHead",
+    "CenterNetHead",
+    "CentripetalHead",
+    "CornerHead",
     "DDODHead",
     "DETRHead",
     "DeformableDETRHead",
@@ -41,6 +48,7 @@ __all__ = [
     "PAAHead",
     "PISARetinaHead",
     "RPNHead",
+    "RepPointsHead",
     "RetinaHead",
     "RetinaSepBNHead",
     "TOODHead",

@@ -4,6 +4,8 @@ from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.autoassign import AutoAssign
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
+from detforge.models.detectors.centernet import CenterNet
+from detforge.models.detectors.cornernet import CornerNet
 from detforge.models.detectors.ddod import DDOD
 from detforge.models.detectors.detr import DETR, DeformableDETR
 from detforge.models.detectors.fcos import FCOS
@@ -13,6 +15,7 @@ from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.grid_rcnn import GridRCNN
 from detforge.models.detectors.mask_rcnn import MaskRCNN
 from detforge.models.detectors.paa import PAA
+from detforge.models.detectors.reppoints_detector import RepPointsDetector
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
 from detforge.models.detectors.sparse_rcnn import SparseRCNN
@@ -36,10 +39,13 @@ __all__ = [
     "AutoAssign",
     "BaseDetector",
     "CascadeRCNN",
+    "CenterNet",
+    "CornerNet",
     "DeformableDETR",
     "FasterRCNN",
     "GridRCNN",
     "MaskRCNN",
+    "RepPointsDetector",
     "RetinaNet",
     "SingleStageDetector",
     "SparseRCNN",

@@ -7,6 +7,7 @@ combine.
 """
 
 from detforge.models.losses.accuracy import Accuracy, accuracy
+from detforge.models.losses.ae_loss import AssociativeEmbeddingLoss, ae_loss_per_image
 from detforge.models.losses.balanced_l1_loss import BalancedL1Loss, balanced_l1_loss
 from detforge.models.losses.cross_entropy_loss import (
     CrossEntropyLoss,
@@ -21,6 +22,7 @@ from detforge.models.losses.focal_loss import (
     py_sigmoid_focal_loss,
     sigmoid_focal_loss,
 )
+from detforge.models.losses.gaussian_focal_loss import GaussianFocalLoss, gaussian_focal_loss
 from detforge.models.losses.gfocal_loss import (
     DistributionFocalLoss,
     QualityFocalLoss,
@@ -51,6 +53,7 @@ __all__ = [
     "GHMC",
     "GHMR",
     "Accuracy",
+    "AssociativeEmbeddingLoss",
     "BalancedL1Loss",
     "BoundedIoULoss",
     "CIoULoss",
@@ -60,6 +63,7 @@ __all__ = [
     "DistributionFocalLoss",
     "FocalLoss",
     "GIoULoss",
+    "GaussianFocalLoss",
     "IoULoss",
     "L1Loss",
     "QualityFocalLoss",
@@ -67,6 +71,7 @@ __all__ = [
     "SmoothL1Loss",
     "VarifocalLoss",
     "accuracy",
+    "ae_loss_per_image",
     "balanced_l1_loss",
     "binary_cross_entropy",
     "bounded_iou_loss",
@@ -75,6 +80,7 @@ __all__ = [
     "dice_loss",
     "diou_loss",
     "distribution_focal_loss",
+    "gaussian_focal_loss",
     "giou_loss",
     "harmonizing_weights",
     "iou_loss",

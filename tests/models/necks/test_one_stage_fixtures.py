@@ -25,15 +25,9 @@ from tests.models.component_golden import (
     read_json,
     strip,
 )
+from tests.models.golden import v2_model_cfg
 
 FIXTURES = shared_data_dir().parent / "fixtures" / "mmdet"
-# MMDetection 3.3 renamed CTResNetNeck's ``in_channel`` (v2) to ``in_channels``; model.py is 3.3's
-V3_TO_V2_KEYS = {"CTResNetNeck": {"in_channels": "in_channel"}}
-
-
-def _v2_part(cfg: dict) -> dict:
-    renames = V3_TO_V2_KEYS.get(cfg["type"], {})
-    return {renames.get(k, k): v for k, v in cfg.items()}
 
 
 @pytest.mark.parametrize("family", ["yolox", "ssd", "yolov3", "centernet"])
@@ -42,8 +36,9 @@ def test_backbone_and_neck_match_mmdetection(family: str) -> None:
     if not (folder / "weights.pth").is_file():
         pytest.skip(f"MMDetection fixture not found: {folder}")
     cfg = Config.fromfile(str(folder / "model.py"))
-    backbone = build_part(_v2_part(dict(cfg.model.backbone)), "backbone")
-    neck = build_part(_v2_part(dict(cfg.model.neck)), "neck")
+    model = v2_model_cfg(cfg.model.to_dict())
+    backbone = build_part(model["backbone"], "backbone")
+    neck = build_part(model["neck"], "neck")
     weights = torch.load(folder / "weights.pth", weights_only=True)["state_dict"]
     backbone.load_state_dict(strip(weights, "backbone."), strict=True)
     neck.load_state_dict(strip(weights, "neck."), strict=True)

@@ -5,6 +5,7 @@ from detforge.models.task_modules.assigners.atss_assigner import ATSSAssigner
 from detforge.models.task_modules.assigners.center_region_assigner import CenterRegionAssigner
 from detforge.models.task_modules.assigners.hungarian_assigner import HungarianAssigner
 from detforge.models.task_modules.assigners.max_iou_assigner import MaxIoUAssigner
+from detforge.models.task_modules.assigners.point_assigner import PointAssigner
 from detforge.models.task_modules.assigners.sim_ota_assigner import SimOTAAssigner
 from detforge.models.task_modules.assigners.task_aligned_assigner import TaskAlignedAssigner
 
@@ -14,6 +15,7 @@ __all__ = [
     "CenterRegionAssigner",
     "HungarianAssigner",
     "MaxIoUAssigner",
+    "PointAssigner",
     "SimOTAAssigner",
     "TaskAlignedAssigner",
 ]

@@ -1,0 +1,53 @@
+# tiny cornernet of tools/goldens/cornernet.py (MMDetection 3.3 config)
+model = dict(
+    type='CornerNet',
+    backbone=dict(
+        type='HourglassNet',
+        downsample_times=2,
+        num_stacks=2,
+        stage_channels=[16, 16, 24],
+        stage_blocks=[1, 1, 1],
+        norm_cfg=dict(
+            type='BN',
+            requires_grad=True,
+        ),
+        feat_channel=16,
+    ),
+    neck=None,
+    bbox_head=dict(
+        type='CornerHead',
+        num_classes=4,
+        in_channels=16,
+        num_feat_levels=2,
+        corner_emb_channels=1,
+        loss_heatmap=dict(
+            type='GaussianFocalLoss',
+            alpha=2.0,
+            gamma=4.0,
+            loss_weight=1,
+        ),
+        loss_embedding=dict(
+            type='AssociativeEmbeddingLoss',
+            pull_weight=0.1,
+            push_weight=0.1,
+        ),
+        loss_offset=dict(
+            type='SmoothL1Loss',
+            beta=1.0,
+            loss_weight=1,
+        ),
+    ),
+    train_cfg=None,
+    test_cfg=dict(
+        corner_topk=100,
+        local_maximum_kernel=3,
+        distance_threshold=0.5,
+        score_thr=0.05,
+        max_per_img=100,
+        nms=dict(
+            type='soft_nms',
+            iou_threshold=0.5,
+            method='gaussian',
+        ),
+    ),
+)
