@@ -24,6 +24,7 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
         ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_r50.json"),
         ("fsaf/fsaf_r50_fpn_1x_coco.py", GOLDENS / "fsaf" / "layout.json"),
         ("ddod/ddod_r50_fpn_1x_coco.py", GOLDENS / "ddod" / "layout.json"),
+        ("sabl/sabl_retinanet_r50_fpn_1x_coco.py", GOLDENS / "sabl" / "layout.json"),
         (
             "autoassign/autoassign_r50_fpn_8x2_1x_coco.py",
             GOLDENS / "autoassign" / "layout.json",

@@ -21,7 +21,7 @@ from tests.models.golden import FIXTURES
 from tests.models.golden import fixture_metas as _metas
 
 GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
-FAMILIES = ["autoassign", "ddod", "foveabox", "free_anchor", "fsaf", "ghm"]
+FAMILIES = ["autoassign", "ddod", "foveabox", "free_anchor", "fsaf", "ghm", "sabl"]
 
 
 def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:

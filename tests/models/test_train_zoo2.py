@@ -68,6 +68,11 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
     "fsaf": ("fsaf/fsaf_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox", "num_pos"}),
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
     "paa": ("paa/paa_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
+    "sabl": (
+        "sabl/sabl_retinanet_r50_fpn_1x_coco.py",
+        [],
+        {"loss_cls", "loss_bbox_cls", "loss_bbox_reg"},
+    ),
     "tood": ("tood/tood_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox"}),
 }
 NEEDS = {"paa": "sklearn"}

@@ -47,6 +47,8 @@ STD = dict(
     foveabox="foveabox/fovea_r50_fpn_gn-head-align_4xb4-2x_coco.py",
     ddod="ddod/ddod_r50_fpn_1x_coco.py",
     autoassign="autoassign/autoassign_r50-caffe_fpn_1x_coco.py",
+    sabl="sabl/sabl-retinanet_r50_fpn_1x_coco.py",
+    guided_anchoring="guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py",
 )
 BACKBONE = dict(
     type="ResNet",
@@ -64,7 +66,7 @@ GN8 = dict(type="GN", num_groups=8, requires_grad=True)
 GAIN = 1.0  # head weights ~ N(0, GAIN^2 / fan_in): varied scores, boxes of sensible size
 #: family -> (score conv, bias): heads with one prior per cell need a higher score bias than the
 #: 0.01 prior for any score above score_thr
-CLS_BIAS = dict(fsaf=("retina_cls", -2.0))
+CLS_BIAS = dict(fsaf=("retina_cls", -2.0), sabl=("retina_cls", -2.0))
 
 
 def _four_levels(m):

@@ -14,6 +14,7 @@ from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
+from detforge.models.dense_heads.sabl_retina_head import SABLRetinaHead
 from detforge.models.dense_heads.tood_head import TOODHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 
@@ -32,6 +33,7 @@ __all__ = [
     "PAAHead",
     "RPNHead",
     "RetinaHead",
+    "SABLRetinaHead",
     "TOODHead",
     "VFNetHead",
 ]
