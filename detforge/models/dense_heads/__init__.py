@@ -13,6 +13,7 @@ from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.retina_head import RetinaHead
+from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.sabl_retina_head import SABLRetinaHead
 from detforge.models.dense_heads.tood_head import TOODHead
@@ -33,6 +34,7 @@ __all__ = [
     "PAAHead",
     "RPNHead",
     "RetinaHead",
+    "RetinaSepBNHead",
     "SABLRetinaHead",
     "TOODHead",
     "VFNetHead",

@@ -1,10 +1,9 @@
-"""``AnchorHead``: anchors, targets, losses and post-processing of anchor-based dense heads.
+"""``AnchorHead``: anchors, targets and losses of anchor-based dense heads.
 
-The numbers follow MMDetection v2.28 (``AnchorHead`` + ``BaseDenseHead``): anchors inside the
-image (``allowed_border``) are assigned and sampled, targets are encoded by the box coder, the
-classification loss is averaged over positives (plus negatives when sampling), and test-time
-boxes are the ``nms_pre`` best (anchor, class) pairs per level above ``score_thr``, decoded,
-optionally rescaled, then class-wise NMS and ``max_per_img``.
+The numbers follow MMDetection v2.28's ``AnchorHead``: anchors inside the image
+(``allowed_border``) are assigned and sampled (:func:`anchor_targets`), targets are encoded by
+the box coder, and the classification loss is averaged over the positives (plus the sampled
+negatives when sampling). Post-processing is :class:`BaseDenseHead`'s.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from detforge.models.roi_heads.convfc_bbox_head import (
 )
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.shared_heads import ResLayer
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "CascadeRoIHead",
     "ConvFCBBoxHead",
     "FCNMaskHead",
+    "ResLayer",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",

@@ -14,6 +14,7 @@ Masks (Cascade Mask R-CNN) are averaged over the mask heads of all stages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     assign_and_sample,
     detections_per_image,
+    hard_mining,
     scale_factor_tensor,
 )
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
@@ -102,10 +104,12 @@ class CascadeRoIHead(BaseRoIHead):
         pretrained: str | None = None,
         init_cfg: Any = None,
     ) -> None:
+        if shared_head is not None:
+            raise NotImplementedError("CascadeRoIHead: shared_head is not supported (as in v2)")
         super().__init__(
             test_cfg=test_cfg,
             init_cfg=init_cfg,
-            shared_head=shared_head,
+            shared_head=None,
             pretrained=pretrained,
             has_mask_head=mask_head is not None,
             has_mask_roi_extractor=mask_roi_extractor is not None,
@@ -265,6 +269,7 @@ class CascadeRoIHead(BaseRoIHead):
                 gt_bboxes,
                 gt_labels,
                 gt_bboxes_ignore,
+                mining=hard_mining(partial(self._bbox_forward, i), self.bbox_head[i]),
             )
             bbox_results = self._bbox_forward_train(
                 i, x, sampling_results, gt_bboxes, gt_labels, stage_cfg

@@ -9,12 +9,17 @@ import torch
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg
-from detforge.ops import RoIAlign, RoIPool
+from detforge.ops import DeformRoIPoolPack, ModulatedDeformRoIPoolPack, RoIAlign, RoIPool
 from detforge.registry import MODELS
 
 __all__ = ["SingleRoIExtractor"]
 
-_ROI_LAYERS = {"RoIAlign": RoIAlign, "RoIPool": RoIPool}
+_ROI_LAYERS: dict[str, type[nn.Module]] = {
+    "RoIAlign": RoIAlign,
+    "RoIPool": RoIPool,
+    "DeformRoIPoolPack": DeformRoIPoolPack,
+    "ModulatedDeformRoIPoolPack": ModulatedDeformRoIPoolPack,
+}
 
 
 @MODELS.register_module()
@@ -22,8 +27,11 @@ class SingleRoIExtractor(nn.Module):
     """Pool each RoI from one level: ``floor(log2(sqrt(w * h) / finest_scale + 1e-6))``.
 
     Args:
-        roi_layer: ``dict(type='RoIAlign', output_size=7, sampling_ratio=0, aligned=True)`` or
-            ``dict(type='RoIPool', output_size=7)``; one layer per level, with
+        roi_layer: ``dict(type='RoIAlign', output_size=7, sampling_ratio=0, aligned=True)``,
+            ``dict(type='RoIPool', output_size=7)`` or the deformable
+            ``dict(type='DeformRoIPoolPack' | 'ModulatedDeformRoIPoolPack', output_size=7,
+            output_channels=256)``; one layer per level (each deformable one with its own
+            offset predictor, keys ``roi_layers.{i}.offset_fc.*``), with
             ``spatial_scale = 1 / stride``.
         out_channels: Channels of the features.
         featmap_strides: Stride of each input level.

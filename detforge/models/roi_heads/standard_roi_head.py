@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     assign_and_sample,
     detections_per_image,
+    hard_mining,
     scale_factor_tensor,
 )
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
@@ -35,7 +37,8 @@ class StandardRoIHead(BaseRoIHead):
             shares ``bbox_roi_extractor`` (the mask head then reuses the positive RoIs' box
             features in training).
         mask_head: Mask head config (``FCNMaskHead``) or ``None``.
-        shared_head: Not supported yet.
+        shared_head: Module applied to every pooled RoI feature before the box and mask heads
+            (v2's C4 models: ``dict(type='ResLayer', depth=50, stage=3, ...)``), or ``None``.
         train_cfg: ``assigner``, ``sampler``, ``pos_weight`` (+ ``mask_size`` with a mask head;
             the detector's ``train_cfg.rcnn``).
         test_cfg: ``score_thr``, ``nms``, ``max_per_img`` (+ ``mask_thr_binary``;
@@ -50,7 +53,7 @@ class StandardRoIHead(BaseRoIHead):
         bbox_head: Cfg | None = None,
         mask_roi_extractor: Cfg | None = None,
         mask_head: Cfg | None = None,
-        shared_head: Cfg | None = None,
+        shared_head: Cfg | nn.Module | None = None,
         train_cfg: Cfg | None = None,
         test_cfg: Cfg | None = None,
         pretrained: str | None = None,
@@ -92,6 +95,7 @@ class StandardRoIHead(BaseRoIHead):
 
     def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict[str, Any]:
         bbox_feats = self.bbox_roi_extractor(x[: self.bbox_roi_extractor.num_inputs], rois)
+        bbox_feats = self._shared(bbox_feats)
         cls_score, bbox_pred = self.bbox_head(bbox_feats)
         return dict(cls_score=cls_score, bbox_pred=bbox_pred, bbox_feats=bbox_feats)
 
@@ -102,11 +106,13 @@ class StandardRoIHead(BaseRoIHead):
         pos_inds: torch.Tensor | None = None,
         bbox_feats: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Mask logits from ``rois``, or from the box features ``bbox_feats[pos_inds]``."""
+        """Mask logits from ``rois`` (pooled, then the shared head), or from the box features
+        ``bbox_feats[pos_inds]`` (already through the shared head)."""
         if (rois is None) == (pos_inds is None or bbox_feats is None):
             raise ValueError("_mask_forward needs either rois or both pos_inds and bbox_feats")
         if rois is not None:
             mask_feats = self.mask_roi_extractor(x[: self.mask_roi_extractor.num_inputs], rois)
+            mask_feats = self._shared(mask_feats)
         else:
             assert bbox_feats is not None and pos_inds is not None
             mask_feats = bbox_feats[pos_inds]
@@ -169,6 +175,7 @@ class StandardRoIHead(BaseRoIHead):
             gt_bboxes,
             gt_labels,
             gt_bboxes_ignore,
+            mining=hard_mining(self._bbox_forward, self.bbox_head),
         )
         rois = bbox2roi([res.bboxes for res in sampling_results])
         results = self._bbox_forward(x, rois)
