@@ -8,6 +8,7 @@ zero-size boxes), the losses (and per level) and every gradient norm.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,10 @@ from tests.models.golden import FIXTURES
 from tests.models.golden import fixture_metas as _metas
 
 GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
-FAMILIES = ["autoassign", "ddod", "foveabox", "free_anchor", "fsaf", "ghm", "sabl"]
+#: parameters whose true gradient is 0, so both stacks give rounding noise (checked to be tiny):
+#: NASFCOS_FPN's conv biases right before BatchNorm
+ZERO_GRADS = {"nas_fcos": re.compile(r"^neck\.fpn\..*\.conv\.bias$")}
+FAMILIES = ["autoassign", "ddod", "foveabox", "free_anchor", "fsaf", "ghm", "nas_fcos", "sabl"]
 
 
 def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -79,5 +83,8 @@ def test_losses_and_gradients(family: str, one_thread: Any) -> None:
     for name, norm in expected["grads_all"].items():
         grad = params[name].grad
         assert grad is not None, name
+        if family in ZERO_GRADS and ZERO_GRADS[family].match(name):
+            assert float(grad.norm(2)) < 1e-5 and norm < 1e-5, name
+            continue
         assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-3, abs=1e-7), name
     assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])

@@ -49,6 +49,7 @@ STD = dict(
     autoassign="autoassign/autoassign_r50-caffe_fpn_1x_coco.py",
     sabl="sabl/sabl-retinanet_r50_fpn_1x_coco.py",
     guided_anchoring="guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py",
+    nas_fcos="nas_fcos/nas-fcos_r50-caffe_fpn_nashead-gn-head_4xb4-1x_coco.py",
 )
 BACKBONE = dict(
     type="ResNet",
@@ -74,6 +75,11 @@ def _four_levels(m):
     m["neck"]["num_outs"] = 4
     m["bbox_head"]["anchor_generator"]["strides"] = [8, 16, 32, 64]
 
+
+#: family -> prefix of the modules whose deformable-conv offset predictors are redrawn too: mmcv
+#: initialises them to 0, which puts every sampling point on an integer pixel, where bilinear
+#: interpolation has no derivative (mmcv and torchvision take different one-sided ones)
+OFFSETS = dict(nas_fcos="neck.")
 
 #: family -> change of the tiny model dict
 TWEAKS = dict(ddod=_four_levels)
@@ -185,6 +191,11 @@ def main(families):
                 if p.dim() >= 2:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=g) * (GAIN / fan_in**0.5))
+            if family in OFFSETS:
+                for name, p in model.named_parameters():
+                    if name.startswith(OFFSETS[family]) and ".conv_offset." in name:
+                        fan_in = p[0].numel() if p.dim() >= 2 else 1
+                        p.copy_(torch.randn(p.shape, generator=g) * (0.1 / fan_in**0.5))
             if family in CLS_BIAS:
                 name, bias = CLS_BIAS[family]
                 getattr(model.bbox_head, name).bias.fill_(bias)

@@ -11,6 +11,7 @@ from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
 from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.gfl_head import GFLHead
+from detforge.models.dense_heads.nasfcos_head import NASFCOSHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
@@ -31,6 +32,7 @@ __all__ = [
     "FoveaHead",
     "FreeAnchorRetinaHead",
     "GFLHead",
+    "NASFCOSHead",
     "PAAHead",
     "RPNHead",
     "RetinaHead",

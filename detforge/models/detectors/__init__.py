@@ -10,6 +10,7 @@ from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.nasfcos import NASFCOS
 from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
@@ -24,6 +25,7 @@ __all__ = [
     "FOVEA",
     "FSAF",
     "GFL",
+    "NASFCOS",
     "PAA",
     "RPN",
     "TOOD",
