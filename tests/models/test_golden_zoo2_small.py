@@ -25,7 +25,17 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
 #: parameters whose true gradient is 0, so both stacks give rounding noise (checked to be tiny):
 #: NASFCOS_FPN's conv biases right before BatchNorm
 ZERO_GRADS = {"nas_fcos": re.compile(r"^neck\.fpn\..*\.conv\.bias$")}
-FAMILIES = ["autoassign", "ddod", "foveabox", "free_anchor", "fsaf", "ghm", "nas_fcos", "sabl"]
+FAMILIES = [
+    "autoassign",
+    "ddod",
+    "foveabox",
+    "free_anchor",
+    "fsaf",
+    "ghm",
+    "guided_anchoring",
+    "nas_fcos",
+    "sabl",
+]
 
 
 def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:

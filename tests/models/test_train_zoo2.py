@@ -67,6 +67,11 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
     ),
     "fsaf": ("fsaf/fsaf_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox", "num_pos"}),
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
+    "guided_anchoring": (
+        "guided_anchoring/ga_retinanet_r50_fpn_1x_coco.py",
+        [],
+        {"loss_cls", "loss_bbox", "loss_shape", "loss_loc"},
+    ),
     "nas_fcos": (
         "nas_fcos/nas_fcos_nashead_r50_caffe_fpn_gn-head_4x4_1x_coco.py",
         GN8,

@@ -26,6 +26,7 @@ import copy
 import json
 import os
 import sys
+import types
 from collections import OrderedDict
 
 import torch
@@ -67,7 +68,9 @@ GN8 = dict(type="GN", num_groups=8, requires_grad=True)
 GAIN = 1.0  # head weights ~ N(0, GAIN^2 / fan_in): varied scores, boxes of sensible size
 #: family -> (score conv, bias): heads with one prior per cell need a higher score bias than the
 #: 0.01 prior for any score above score_thr
-CLS_BIAS = dict(fsaf=("retina_cls", -2.0), sabl=("retina_cls", -2.0))
+CLS_BIAS = dict(
+    fsaf=("retina_cls", -2.0), sabl=("retina_cls", -2.0), guided_anchoring=("retina_cls", -2.0)
+)
 
 
 def _four_levels(m):
@@ -145,6 +148,31 @@ def samples_from_v2(inp):
     return out
 
 
+#: heads whose test-time MaskedConv2d (mmcv) takes one image at a time
+PER_IMAGE = {"guided_anchoring"}
+
+
+def unmask_convs(model):
+    """mmcv 2.1 has no CPU masked_conv2d: compute MaskedConv2d as the plain conv (the same
+    values at the masked positions, the only ones the head reads)."""
+    from mmcv.ops import MaskedConv2d
+
+    for m in model.modules():
+        if isinstance(m, MaskedConv2d):
+            m.forward = types.MethodType(
+                lambda self, x, mask=None: torch.nn.Conv2d.forward(self, x), m
+            )
+
+
+def predict(model, family, img, samples, rescale):
+    if family not in PER_IMAGE:
+        return model.predict(img, samples, rescale=rescale)
+    out = []
+    for i, sample in enumerate(samples):
+        out += model.predict(img[i : i + 1], [sample], rescale=rescale)
+    return out
+
+
 def fmt(obj, indent=0):
     pad = " " * indent
     if isinstance(obj, dict):
@@ -183,6 +211,7 @@ def main(families):
         d = copy.deepcopy(model_dict)
         d["data_preprocessor"] = PREPROCESS
         model = MODELS.build(ConfigDict(d))
+        unmask_convs(model)
         model.init_weights()
         calibrate_bn(model.backbone, img)
         g = torch.Generator().manual_seed(0)
@@ -211,7 +240,7 @@ def main(families):
         model.eval()
         with torch.no_grad():
             for key, rescale in (("dets", False), ("dets_rescaled", True)):
-                res = model.predict(img, samples_from_v2(inp), rescale=rescale)
+                res = predict(model, family, img, samples_from_v2(inp), rescale)
                 exp[key] = [
                     dict(
                         bboxes=r.pred_instances.bboxes.clone(),
@@ -224,7 +253,7 @@ def main(families):
             model.bbox_head.test_cfg = copy.deepcopy(backup)
             model.bbox_head.test_cfg["min_bbox_size"] = -1
             for key, rescale in (("dets_v2", False), ("dets_rescaled_v2", True)):
-                res = model.predict(img, samples_from_v2(inp), rescale=rescale)
+                res = predict(model, family, img, samples_from_v2(inp), rescale)
                 exp[key] = [
                     dict(
                         bboxes=r.pred_instances.bboxes.clone(),

@@ -10,7 +10,9 @@ from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
 from detforge.models.dense_heads.fsaf_head import FSAFHead
+from detforge.models.dense_heads.ga_retina_head import GARetinaHead
 from detforge.models.dense_heads.gfl_head import GFLHead
+from detforge.models.dense_heads.guided_anchor_head import GuidedAnchorHead
 from detforge.models.dense_heads.nasfcos_head import NASFCOSHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.retina_head import RetinaHead
@@ -31,7 +33,9 @@ __all__ = [
     "FSAFHead",
     "FoveaHead",
     "FreeAnchorRetinaHead",
+    "GARetinaHead",
     "GFLHead",
+    "GuidedAnchorHead",
     "NASFCOSHead",
     "PAAHead",
     "RPNHead",
