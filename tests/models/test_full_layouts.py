@@ -29,6 +29,7 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
             "guided_anchoring/ga_retinanet_r50_fpn_1x_coco.py",
             GOLDENS / "guided_anchoring" / "layout.json",
         ),
+        ("guided_anchoring/ga_faster_r50_fpn_1x_coco.py", GOLDENS / "ga_faster" / "layout.json"),
         (
             "nas_fcos/nas_fcos_nashead_r50_caffe_fpn_gn-head_4x4_1x_coco.py",
             GOLDENS / "nas_fcos" / "layout.json",

@@ -25,6 +25,8 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
 #: parameters whose true gradient is 0, so both stacks give rounding noise (checked to be tiny):
 #: NASFCOS_FPN's conv biases right before BatchNorm
 ZERO_GRADS = {"nas_fcos": re.compile(r"^neck\.fpn\..*\.conv\.bias$")}
+#: RPN detectors: their proposals are checked instead of detections
+RPN_FAMILIES = ["ga_rpn"]
 FAMILIES = [
     "autoassign",
     "ddod",
@@ -52,6 +54,23 @@ def _load(family: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     return model, inputs, expected
 
 
+@pytest.mark.parametrize("family", RPN_FAMILIES)
+@pytest.mark.parametrize("rescale", [False, True])
+def test_proposals_row_by_row(family: str, rescale: bool, one_thread: Any) -> None:
+    """RPN heads: proposals (v2's ``min_bbox_size`` filtering, as MMDetection 3's)."""
+    model, inputs, expected = _load(family)
+    model.eval()
+    key = "dets_rescaled" if rescale else "dets"
+    with torch.no_grad():
+        results = model.simple_test(inputs["img"], _metas(inputs), rescale=rescale)
+    assert len(results) == len(expected[key]) == 2
+    for proposals, want in zip(results, expected[key], strict=True):
+        got = torch.from_numpy(proposals)
+        assert got.shape == (len(want["bboxes"]), 5) and len(got) > 0
+        torch.testing.assert_close(got[:, 4], want["scores"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(got[:, :4], want["bboxes"], atol=1e-4, rtol=1e-5)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("rescale", [False, True])
 def test_detections_row_by_row(family: str, rescale: bool, one_thread: Any) -> None:
@@ -70,7 +89,7 @@ def test_detections_row_by_row(family: str, rescale: bool, one_thread: Any) -> N
         torch.testing.assert_close(dets[:, :4], want["bboxes"], atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES + RPN_FAMILIES)
 def test_losses_and_gradients(family: str, one_thread: Any) -> None:
     model, inputs, expected = _load(family)
     model.train()

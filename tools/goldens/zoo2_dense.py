@@ -51,6 +51,8 @@ STD = dict(
     sabl="sabl/sabl-retinanet_r50_fpn_1x_coco.py",
     guided_anchoring="guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py",
     nas_fcos="nas_fcos/nas-fcos_r50-caffe_fpn_nashead-gn-head_4xb4-1x_coco.py",
+    ga_rpn="guided_anchoring/ga-rpn_r50_fpn_1x_coco.py",
+    ga_faster="guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py",
 )
 BACKBONE = dict(
     type="ResNet",
@@ -84,8 +86,15 @@ def _four_levels(m):
 #: interpolation has no derivative (mmcv and torchvision take different one-sided ones)
 OFFSETS = dict(nas_fcos="neck.")
 
+def _sample_everything(m):
+    """Random samplers that keep every candidate: the losses no longer depend on the RNG."""
+    rpn = m["train_cfg"]["rpn"]
+    rpn["sampler"]["num"] = 10**6
+    rpn["ga_sampler"]["num"] = 10**6
+
+
 #: family -> change of the tiny model dict
-TWEAKS = dict(ddod=_four_levels)
+TWEAKS = dict(ddod=_four_levels, ga_rpn=_sample_everything)
 PREPROCESS = dict(
     type="DetDataPreprocessor",
     mean=[123.675, 116.28, 103.53],
@@ -100,9 +109,10 @@ def tiny_model(family):
     m.pop("data_preprocessor")
     m["backbone"] = copy.deepcopy(BACKBONE)
     m["neck"].update(in_channels=[8, 16, 32, 64], out_channels=32)
-    m["bbox_head"].update(in_channels=32, feat_channels=32)
-    if (m["bbox_head"].get("norm_cfg") or {}).get("type") == "GN":
-        m["bbox_head"]["norm_cfg"] = copy.deepcopy(GN8)
+    head = m["bbox_head"] if "bbox_head" in m else m["rpn_head"]
+    head.update(in_channels=32, feat_channels=32)
+    if (head.get("norm_cfg") or {}).get("type") == "GN":
+        head["norm_cfg"] = copy.deepcopy(GN8)
     if family in TWEAKS:
         TWEAKS[family](m)
     return m
@@ -149,7 +159,7 @@ def samples_from_v2(inp):
 
 
 #: heads whose test-time MaskedConv2d (mmcv) takes one image at a time
-PER_IMAGE = {"guided_anchoring"}
+PER_IMAGE = {"guided_anchoring", "ga_rpn"}
 
 
 def unmask_convs(model):
@@ -171,6 +181,10 @@ def predict(model, family, img, samples, rescale):
     for i, sample in enumerate(samples):
         out += model.predict(img[i : i + 1], [sample], rescale=rescale)
     return out
+
+
+def v2_key(key):
+    return "rpn_head." + key[len("bbox_head.") :] if key.startswith("bbox_head.") else key
 
 
 def fmt(obj, indent=0):
@@ -216,7 +230,8 @@ def main(families):
         calibrate_bn(model.backbone, img)
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            for p in model.bbox_head.parameters():
+            head = model.bbox_head if hasattr(model, "bbox_head") else model.rpn_head
+            for p in head.parameters():
                 if p.dim() >= 2:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=g) * (GAIN / fan_in**0.5))
@@ -227,7 +242,7 @@ def main(families):
                         p.copy_(torch.randn(p.shape, generator=g) * (0.1 / fan_in**0.5))
             if family in CLS_BIAS:
                 name, bias = CLS_BIAS[family]
-                getattr(model.bbox_head, name).bias.fill_(bias)
+                getattr(head, name).bias.fill_(bias)
             # every float tensor rounded to float16 (stored as such: half the size, same values)
             for v in model.state_dict().values():
                 if v.is_floating_point():
@@ -249,9 +264,9 @@ def main(families):
                     )
                     for r in res
                 ]
-            backup = model.bbox_head.test_cfg
-            model.bbox_head.test_cfg = copy.deepcopy(backup)
-            model.bbox_head.test_cfg["min_bbox_size"] = -1
+            backup = head.test_cfg
+            head.test_cfg = copy.deepcopy(backup)
+            head.test_cfg["min_bbox_size"] = -1
             for key, rescale in (("dets_v2", False), ("dets_rescaled_v2", True)):
                 res = predict(model, family, img, samples_from_v2(inp), rescale)
                 exp[key] = [
@@ -262,7 +277,7 @@ def main(families):
                     )
                     for r in res
                 ]
-            model.bbox_head.test_cfg = backup
+            head.test_cfg = backup
         model.train()
         losses = model.loss(img, samples_from_v2(inp))
         total, log_vars = model.parse_losses(losses)
@@ -274,6 +289,9 @@ def main(families):
         exp["grads_all"] = OrderedDict(
             (n, float(p.grad.norm(2))) for n, p in model.named_parameters() if p.grad is not None
         )
+        if "rpn_head" in model_dict:  # MMDetection 3 keeps an RPN's head as bbox_head
+            state = OrderedDict((v2_key(k), v) for k, v in state.items())
+            exp["grads_all"] = OrderedDict((v2_key(k), v) for k, v in exp["grads_all"].items())
         out = os.path.join(ROOT, "tests/data/goldens", family)
         os.makedirs(out, exist_ok=True)
         torch.save(dict(state_dict=state), os.path.join(out, "weights.pth"))

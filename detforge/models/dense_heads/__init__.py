@@ -11,6 +11,7 @@ from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
 from detforge.models.dense_heads.fsaf_head import FSAFHead
 from detforge.models.dense_heads.ga_retina_head import GARetinaHead
+from detforge.models.dense_heads.ga_rpn_head import GARPNHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.guided_anchor_head import GuidedAnchorHead
 from detforge.models.dense_heads.nasfcos_head import NASFCOSHead
@@ -33,6 +34,7 @@ __all__ = [
     "FSAFHead",
     "FoveaHead",
     "FreeAnchorRetinaHead",
+    "GARPNHead",
     "GARetinaHead",
     "GFLHead",
     "GuidedAnchorHead",
