@@ -86,6 +86,7 @@ def _four_levels(m):
 #: interpolation has no derivative (mmcv and torchvision take different one-sided ones)
 OFFSETS = dict(nas_fcos="neck.")
 
+
 def _sample_everything(m):
     """Random samplers that keep every candidate: the losses no longer depend on the RNG."""
     rpn = m["train_cfg"]["rpn"]

@@ -74,15 +74,32 @@ _SMOOTH_L1: Cfg = MappingProxyType(dict(type="SmoothL1Loss", beta=1.0, loss_weig
 
 
 class FeatureAdaption(nn.Module):
-    """Deformable 3x3 conv whose offsets a bias-free 1x1 conv predicts from the detached
-    ``(dw, dh)`` shape map, then ReLU (v2; init: N(0, 0.1) offsets, N(0, 0.01) conv)."""
+    """Deformable 3x3 conv whose offsets a bias-free 1x1 conv predicts from a shape map, then
+    ReLU (v2's ``FeatureAdaption``, and FoveaBox's ``FeatureAlign`` with a 4-channel map that is
+    not detached; init: N(0, 0.1) offsets, N(0, 0.01) conv).
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        kernel_size: Kernel size of the deformable conv.
+        deform_groups: Offset groups.
+        shape_channels: Channels of the shape map (GA: ``dw, dh``).
+        detach_shape: Stop the gradient into the shape map (GA).
+    """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 3, deform_groups: int = 4
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        deform_groups: int = 4,
+        shape_channels: int = 2,
+        detach_shape: bool = True,
     ) -> None:
         super().__init__()
         offset_channels = kernel_size * kernel_size * 2
-        self.conv_offset = nn.Conv2d(2, deform_groups * offset_channels, 1, bias=False)
+        self.detach_shape = detach_shape
+        self.conv_offset = nn.Conv2d(shape_channels, deform_groups * offset_channels, 1, bias=False)
         self.conv_adaption = DeformConv2d(
             in_channels,
             out_channels,
@@ -97,7 +114,8 @@ class FeatureAdaption(nn.Module):
         normal_init(self.conv_adaption, std=0.01)
 
     def forward(self, x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.relu(self.conv_adaption(x, self.conv_offset(shape.detach())))
+        offset = self.conv_offset(shape.detach() if self.detach_shape else shape)
+        out: torch.Tensor = self.relu(self.conv_adaption(x, offset))
         return out
 
 
