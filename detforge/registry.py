@@ -61,6 +61,7 @@ __all__ = [
     "Cfg",
     "Registry",
     "build_module",
+    "building_path",
     "check_cfg_keys",
     "plain_cfg",
 ]
@@ -97,6 +98,12 @@ _Obj = Callable[..., Any]
 _BUILDING: contextvars.ContextVar[tuple[tuple[str, Mapping[str, Any]], ...]] = (
     contextvars.ContextVar("detforge_building", default=())
 )
+
+
+def building_path() -> str | None:
+    """The config path of the component being built right now (``'model.neck'``), if any."""
+    stack = _BUILDING.get()
+    return stack[-1][0] if stack else None
 
 
 class Registry:

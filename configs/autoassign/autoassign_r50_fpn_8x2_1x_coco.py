@@ -83,4 +83,3 @@ lr_config = dict(
     warmup_iters=1000,
     warmup_ratio=1.0 / 1000,
     step=[8, 11])
-total_epochs = 12

@@ -7,7 +7,8 @@ Each rewrite is reported as one line (returned, and logged as a warning):
   the model already has, so an override arriving through ``CFG_OPTIONS`` wins);
 * ``model.pretrained`` → ``model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...)``;
 * RPN ``nms_thr``/``max_num``/``nms_post``/``nms_across_levels`` →
-  ``nms=dict(type='nms', iou_threshold=...)`` and ``max_per_img``;
+  ``nms=dict(type='nms', iou_threshold=...)`` and ``max_per_img`` (``GARPNHead`` still reads
+  ``nms_post`` and ``nms_across_levels`` in v2.28: kept for it);
 * NMS ``iou_thr`` → ``iou_threshold``;
 * ``data.imgs_per_gpu`` → ``data.samples_per_gpu``;
 * a ``_delete_`` key left on a key that its base did not have (mmcv keeps it) is removed.
@@ -165,10 +166,14 @@ def _rpn_proposal_keys(cfg: Config, notes: list[str]) -> None:
         rpn = model.get(section)
         rpn = rpn.get(name) if isinstance(rpn, dict) else None  # not a dict: the build says so
         if isinstance(rpn, dict):
-            _upgrade_rpn(rpn, f"model.{path}", _where(cfg), notes)
+            head = model.get("rpn_head")
+            guided = isinstance(head, dict) and head.get("type") == "GARPNHead"
+            _upgrade_rpn(rpn, f"model.{path}", _where(cfg), notes, keep_post=guided)
 
 
-def _upgrade_rpn(rpn: dict[str, Any], path: str, where: str, notes: list[str]) -> None:
+def _upgrade_rpn(
+    rpn: dict[str, Any], path: str, where: str, notes: list[str], keep_post: bool = False
+) -> None:
     if "nms_thr" in rpn:
         thr = rpn.pop("nms_thr")
         nms = rpn.get("nms")
@@ -189,7 +194,7 @@ def _upgrade_rpn(rpn: dict[str, Any], path: str, where: str, notes: list[str]) -
             )
         rpn["max_per_img"] = max_num
         notes.append(f"{path}.max_num={max_num} -> {path}.max_per_img={max_num}")
-    for old in ("nms_post", "nms_across_levels"):
+    for old in () if keep_post else ("nms_post", "nms_across_levels"):
         if old in rpn:
             value = rpn.pop(old)
             notes.append(f"{path}.{old}={value} dropped (not used since MMDetection 2.10)")

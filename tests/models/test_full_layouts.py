@@ -24,6 +24,16 @@ GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
         ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_r50.json"),
         ("fsaf/fsaf_r50_fpn_1x_coco.py", GOLDENS / "fsaf" / "layout.json"),
         ("ddod/ddod_r50_fpn_1x_coco.py", GOLDENS / "ddod" / "layout.json"),
+        ("sabl/sabl_retinanet_r50_fpn_1x_coco.py", GOLDENS / "sabl" / "layout.json"),
+        (
+            "guided_anchoring/ga_retinanet_r50_fpn_1x_coco.py",
+            GOLDENS / "guided_anchoring" / "layout.json",
+        ),
+        ("guided_anchoring/ga_faster_r50_fpn_1x_coco.py", GOLDENS / "ga_faster" / "layout.json"),
+        (
+            "nas_fcos/nas_fcos_nashead_r50_caffe_fpn_gn-head_4x4_1x_coco.py",
+            GOLDENS / "nas_fcos" / "layout.json",
+        ),
         (
             "autoassign/autoassign_r50_fpn_8x2_1x_coco.py",
             GOLDENS / "autoassign" / "layout.json",

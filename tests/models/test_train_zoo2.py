@@ -80,7 +80,7 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
     ),
     "autoassign": (
         "autoassign/autoassign_r50_fpn_8x2_1x_coco.py",
-        [*GN8, "total_epochs=1"],  # its config still has v2's old total_epochs
+        GN8,
         {"loss_pos", "loss_neg", "loss_center"},
     ),
     "ddod": ("ddod/ddod_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
@@ -91,7 +91,22 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
     ),
     "fsaf": ("fsaf/fsaf_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox", "num_pos"}),
     "ghm": ("ghm/retinanet_ghm_r50_fpn_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
+    "guided_anchoring": (
+        "guided_anchoring/ga_retinanet_r50_fpn_1x_coco.py",
+        [],
+        {"loss_cls", "loss_bbox", "loss_shape", "loss_loc"},
+    ),
+    "nas_fcos": (
+        "nas_fcos/nas_fcos_nashead_r50_caffe_fpn_gn-head_4x4_1x_coco.py",
+        GN8,
+        {"loss_cls", "loss_bbox", "loss_centerness"},
+    ),
     "paa": ("paa/paa_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox", "loss_iou"}),
+    "sabl": (
+        "sabl/sabl_retinanet_r50_fpn_1x_coco.py",
+        [],
+        {"loss_cls", "loss_bbox_cls", "loss_bbox_reg"},
+    ),
     "tood": ("tood/tood_r50_fpn_1x_coco.py", GN8, {"loss_cls", "loss_bbox"}),
     "centernet": (
         "centernet/centernet_resnet18_dcnv2_140e_coco.py",

@@ -26,6 +26,7 @@ import copy
 import json
 import os
 import sys
+import types
 from collections import OrderedDict
 
 import torch
@@ -47,6 +48,11 @@ STD = dict(
     foveabox="foveabox/fovea_r50_fpn_gn-head-align_4xb4-2x_coco.py",
     ddod="ddod/ddod_r50_fpn_1x_coco.py",
     autoassign="autoassign/autoassign_r50-caffe_fpn_1x_coco.py",
+    sabl="sabl/sabl-retinanet_r50_fpn_1x_coco.py",
+    guided_anchoring="guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py",
+    nas_fcos="nas_fcos/nas-fcos_r50-caffe_fpn_nashead-gn-head_4xb4-1x_coco.py",
+    ga_rpn="guided_anchoring/ga-rpn_r50_fpn_1x_coco.py",
+    ga_faster="guided_anchoring/ga-faster-rcnn_r50_fpn_1x_coco.py",
 )
 BACKBONE = dict(
     type="ResNet",
@@ -64,7 +70,9 @@ GN8 = dict(type="GN", num_groups=8, requires_grad=True)
 GAIN = 1.0  # head weights ~ N(0, GAIN^2 / fan_in): varied scores, boxes of sensible size
 #: family -> (score conv, bias): heads with one prior per cell need a higher score bias than the
 #: 0.01 prior for any score above score_thr
-CLS_BIAS = dict(fsaf=("retina_cls", -2.0))
+CLS_BIAS = dict(
+    fsaf=("retina_cls", -2.0), sabl=("retina_cls", -2.0), guided_anchoring=("retina_cls", -2.0)
+)
 
 
 def _four_levels(m):
@@ -73,8 +81,21 @@ def _four_levels(m):
     m["bbox_head"]["anchor_generator"]["strides"] = [8, 16, 32, 64]
 
 
+#: family -> prefix of the modules whose deformable-conv offset predictors are redrawn too: mmcv
+#: initialises them to 0, which puts every sampling point on an integer pixel, where bilinear
+#: interpolation has no derivative (mmcv and torchvision take different one-sided ones)
+OFFSETS = dict(nas_fcos="neck.")
+
+
+def _sample_everything(m):
+    """Random samplers that keep every candidate: the losses no longer depend on the RNG."""
+    rpn = m["train_cfg"]["rpn"]
+    rpn["sampler"]["num"] = 10**6
+    rpn["ga_sampler"]["num"] = 10**6
+
+
 #: family -> change of the tiny model dict
-TWEAKS = dict(ddod=_four_levels)
+TWEAKS = dict(ddod=_four_levels, ga_rpn=_sample_everything)
 PREPROCESS = dict(
     type="DetDataPreprocessor",
     mean=[123.675, 116.28, 103.53],
@@ -89,9 +110,10 @@ def tiny_model(family):
     m.pop("data_preprocessor")
     m["backbone"] = copy.deepcopy(BACKBONE)
     m["neck"].update(in_channels=[8, 16, 32, 64], out_channels=32)
-    m["bbox_head"].update(in_channels=32, feat_channels=32)
-    if (m["bbox_head"].get("norm_cfg") or {}).get("type") == "GN":
-        m["bbox_head"]["norm_cfg"] = copy.deepcopy(GN8)
+    head = m["bbox_head"] if "bbox_head" in m else m["rpn_head"]
+    head.update(in_channels=32, feat_channels=32)
+    if (head.get("norm_cfg") or {}).get("type") == "GN":
+        head["norm_cfg"] = copy.deepcopy(GN8)
     if family in TWEAKS:
         TWEAKS[family](m)
     return m
@@ -137,6 +159,35 @@ def samples_from_v2(inp):
     return out
 
 
+#: heads whose test-time MaskedConv2d (mmcv) takes one image at a time
+PER_IMAGE = {"guided_anchoring", "ga_rpn"}
+
+
+def unmask_convs(model):
+    """mmcv 2.1 has no CPU masked_conv2d: compute MaskedConv2d as the plain conv (the same
+    values at the masked positions, the only ones the head reads)."""
+    from mmcv.ops import MaskedConv2d
+
+    for m in model.modules():
+        if isinstance(m, MaskedConv2d):
+            m.forward = types.MethodType(
+                lambda self, x, mask=None: torch.nn.Conv2d.forward(self, x), m
+            )
+
+
+def predict(model, family, img, samples, rescale):
+    if family not in PER_IMAGE:
+        return model.predict(img, samples, rescale=rescale)
+    out = []
+    for i, sample in enumerate(samples):
+        out += model.predict(img[i : i + 1], [sample], rescale=rescale)
+    return out
+
+
+def v2_key(key):
+    return "rpn_head." + key[len("bbox_head.") :] if key.startswith("bbox_head.") else key
+
+
 def fmt(obj, indent=0):
     pad = " " * indent
     if isinstance(obj, dict):
@@ -175,17 +226,24 @@ def main(families):
         d = copy.deepcopy(model_dict)
         d["data_preprocessor"] = PREPROCESS
         model = MODELS.build(ConfigDict(d))
+        unmask_convs(model)
         model.init_weights()
         calibrate_bn(model.backbone, img)
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            for p in model.bbox_head.parameters():
+            head = model.bbox_head if hasattr(model, "bbox_head") else model.rpn_head
+            for p in head.parameters():
                 if p.dim() >= 2:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=g) * (GAIN / fan_in**0.5))
+            if family in OFFSETS:
+                for name, p in model.named_parameters():
+                    if name.startswith(OFFSETS[family]) and ".conv_offset." in name:
+                        fan_in = p[0].numel() if p.dim() >= 2 else 1
+                        p.copy_(torch.randn(p.shape, generator=g) * (0.1 / fan_in**0.5))
             if family in CLS_BIAS:
                 name, bias = CLS_BIAS[family]
-                getattr(model.bbox_head, name).bias.fill_(bias)
+                getattr(head, name).bias.fill_(bias)
             # every float tensor rounded to float16 (stored as such: half the size, same values)
             for v in model.state_dict().values():
                 if v.is_floating_point():
@@ -198,7 +256,7 @@ def main(families):
         model.eval()
         with torch.no_grad():
             for key, rescale in (("dets", False), ("dets_rescaled", True)):
-                res = model.predict(img, samples_from_v2(inp), rescale=rescale)
+                res = predict(model, family, img, samples_from_v2(inp), rescale)
                 exp[key] = [
                     dict(
                         bboxes=r.pred_instances.bboxes.clone(),
@@ -207,11 +265,11 @@ def main(families):
                     )
                     for r in res
                 ]
-            backup = model.bbox_head.test_cfg
-            model.bbox_head.test_cfg = copy.deepcopy(backup)
-            model.bbox_head.test_cfg["min_bbox_size"] = -1
+            backup = head.test_cfg
+            head.test_cfg = copy.deepcopy(backup)
+            head.test_cfg["min_bbox_size"] = -1
             for key, rescale in (("dets_v2", False), ("dets_rescaled_v2", True)):
-                res = model.predict(img, samples_from_v2(inp), rescale=rescale)
+                res = predict(model, family, img, samples_from_v2(inp), rescale)
                 exp[key] = [
                     dict(
                         bboxes=r.pred_instances.bboxes.clone(),
@@ -220,7 +278,7 @@ def main(families):
                     )
                     for r in res
                 ]
-            model.bbox_head.test_cfg = backup
+            head.test_cfg = backup
         model.train()
         losses = model.loss(img, samples_from_v2(inp))
         total, log_vars = model.parse_losses(losses)
@@ -232,6 +290,9 @@ def main(families):
         exp["grads_all"] = OrderedDict(
             (n, float(p.grad.norm(2))) for n, p in model.named_parameters() if p.grad is not None
         )
+        if "rpn_head" in model_dict:  # MMDetection 3 keeps an RPN's head as bbox_head
+            state = OrderedDict((v2_key(k), v) for k, v in state.items())
+            exp["grads_all"] = OrderedDict((v2_key(k), v) for k, v in exp["grads_all"].items())
         out = os.path.join(ROOT, "tests/data/goldens", family)
         os.makedirs(out, exist_ok=True)
         torch.save(dict(state_dict=state), os.path.join(out, "weights.pth"))

@@ -16,13 +16,18 @@ from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.fovea_head import FoveaHead
 from detforge.models.dense_heads.free_anchor_retina_head import FreeAnchorRetinaHead
 from detforge.models.dense_heads.fsaf_head import FSAFHead
+from detforge.models.dense_heads.ga_retina_head import GARetinaHead
+from detforge.models.dense_heads.ga_rpn_head import GARPNHead
 from detforge.models.dense_heads.gfl_head import GFLHead
+from detforge.models.dense_heads.guided_anchor_head import GuidedAnchorHead
+from detforge.models.dense_heads.nasfcos_head import NASFCOSHead
 from detforge.models.dense_heads.paa_head import PAAHead
 from detforge.models.dense_heads.pisa_retinanet_head import PISARetinaHead
 from detforge.models.dense_heads.reppoints_head import RepPointsHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
+from detforge.models.dense_heads.sabl_retina_head import SABLRetinaHead
 from detforge.models.dense_heads.tood_head import TOODHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 from detforge.models.dense_heads.yolox_head import YOLOXHead
@@ -44,13 +49,18 @@ __all__ = [
     "FSAFHead",
     "FoveaHead",
     "FreeAnchorRetinaHead",
+    "GARPNHead",
+    "GARetinaHead",
     "GFLHead",
+    "GuidedAnchorHead",
+    "NASFCOSHead",
     "PAAHead",
     "PISARetinaHead",
     "RPNHead",
     "RepPointsHead",
     "RetinaHead",
     "RetinaSepBNHead",
+    "SABLRetinaHead",
     "TOODHead",
     "VFNetHead",
     "YOLOXHead",

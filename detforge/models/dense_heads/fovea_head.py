@@ -14,7 +14,8 @@ Test: per level the ``nms_pre`` best (point, class) pairs above ``score_thr``, b
 
 ``with_deform`` (the "align" configs): the classification branch first resamples the features
 with a deformable conv whose offsets come from the exponentiated box prediction
-(:class:`FeatureAlign`), then a 3x3 and a 1x1 ConvModule at 4x the width.
+(:class:`FeatureAdaption` on the 4-channel prediction, v2's ``FeatureAlign``), then a 3x3 and
+a 1x1 ConvModule at 4x the width.
 """
 
 from __future__ import annotations
@@ -26,43 +27,14 @@ import torch
 from torch import nn
 
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
+from detforge.models.dense_heads.guided_anchor_head import FeatureAdaption
 from detforge.models.layers import ConvModule
-from detforge.models.layers.dcn import DeformConv2d
-from detforge.models.layers.weight_init import normal_init
 from detforge.registry import MODELS
 from detforge.structures import ImgMeta
 
-__all__ = ["FeatureAlign", "FoveaHead", "fovea_targets_single"]
+__all__ = ["FoveaHead", "fovea_targets_single"]
 
 _SCALE_RANGES = ((8, 32), (16, 64), (32, 128), (64, 256), (128, 512))
-
-
-class FeatureAlign(nn.Module):
-    """Deformable 3x3 conv whose offsets a bias-free 1x1 conv predicts from a 4-channel shape
-    map, then ReLU (v2's ``FeatureAlign``; init: N(0, 0.1) offsets, N(0, 0.01) conv)."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 3, deform_groups: int = 4
-    ) -> None:
-        super().__init__()
-        offset_channels = kernel_size * kernel_size * 2
-        self.conv_offset = nn.Conv2d(4, deform_groups * offset_channels, 1, bias=False)
-        self.conv_adaption = DeformConv2d(
-            in_channels,
-            out_channels,
-            kernel_size=kernel_size,
-            padding=(kernel_size - 1) // 2,
-            deform_groups=deform_groups,
-        )
-        self.relu = nn.ReLU(inplace=True)
-
-    def init_weights(self) -> None:
-        normal_init(self.conv_offset, std=0.1)
-        normal_init(self.conv_adaption, std=0.01)
-
-    def forward(self, x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.relu(self.conv_adaption(x, self.conv_offset(shape)))
-        return out
 
 
 def fovea_targets_single(
@@ -142,7 +114,7 @@ class FoveaHead(AnchorFreeHead):
         base_edge_list: Per level, the length that normalises the box distances.
         scale_ranges: Per level, the ``(low, high)`` range of ``sqrt(area)`` it learns.
         sigma: Fraction of a box (about its centre) that is its fovea.
-        with_deform: Align the classification features with :class:`FeatureAlign`.
+        with_deform: Align the classification features with :class:`FeatureAdaption`.
         deform_groups: Offset groups of that deformable conv.
     """
 
@@ -191,8 +163,13 @@ class FoveaHead(AnchorFreeHead):
                 bias=self.norm_cfg is None,
             ),
         )
-        self.feature_adaption = FeatureAlign(
-            self.feat_channels, self.feat_channels, kernel_size=3, deform_groups=self.deform_groups
+        self.feature_adaption = FeatureAdaption(
+            self.feat_channels,
+            self.feat_channels,
+            kernel_size=3,
+            deform_groups=self.deform_groups,
+            shape_channels=4,
+            detach_shape=False,
         )
         self.conv_cls = nn.Conv2d(wide, self.cls_out_channels, 3, padding=1)
 

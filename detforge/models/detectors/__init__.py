@@ -14,6 +14,7 @@ from detforge.models.detectors.fsaf import FSAF
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.grid_rcnn import GridRCNN
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.nasfcos import NASFCOS
 from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.reppoints_detector import RepPointsDetector
 from detforge.models.detectors.rpn import RPN
@@ -32,6 +33,7 @@ __all__ = [
     "FOVEA",
     "FSAF",
     "GFL",
+    "NASFCOS",
     "PAA",
     "RPN",
     "TOOD",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from detforge.errors import ConfigKeyError, ConfigTypeError
-from detforge.registry import Registry
+from detforge.registry import Registry, building_path
 
 __all__: list[str] = []
 
@@ -40,4 +40,6 @@ def _call(cls: Any, what: str, cfg: Mapping[str, Any], *args: Any, **kwargs: Any
     try:
         return cls(*args, **kwargs)
     except TypeError as exc:
-        raise ConfigTypeError(f"{what} {dict(cfg)!r}: {exc}") from exc
+        where = building_path()
+        prefix = f"{where}: " if where else ""
+        raise ConfigTypeError(f"{prefix}{what} {dict(cfg)!r}: {exc}") from exc

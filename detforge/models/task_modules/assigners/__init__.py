@@ -1,5 +1,6 @@
 """Assigners, registered in ``TASK_UTILS``."""
 
+from detforge.models.task_modules.assigners.approx_max_iou_assigner import ApproxMaxIoUAssigner
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.assigners.atss_assigner import ATSSAssigner
 from detforge.models.task_modules.assigners.center_region_assigner import CenterRegionAssigner
@@ -11,6 +12,7 @@ from detforge.models.task_modules.assigners.task_aligned_assigner import TaskAli
 
 __all__ = [
     "ATSSAssigner",
+    "ApproxMaxIoUAssigner",
     "AssignResult",
     "CenterRegionAssigner",
     "HungarianAssigner",

@@ -1,5 +1,6 @@
 """Box coders, registered in ``TASK_UTILS``."""
 
+from detforge.models.task_modules.coders.bucketing_bbox_coder import BucketingBBoxCoder
 from detforge.models.task_modules.coders.delta_xywh_bbox_coder import (
     DeltaXYWHBBoxCoder,
     bbox2delta,
@@ -14,6 +15,7 @@ from detforge.models.task_modules.coders.legacy_delta_xywh_bbox_coder import (
 from detforge.models.task_modules.coders.tblr_bbox_coder import TBLRBBoxCoder
 
 __all__ = [
+    "BucketingBBoxCoder",
     "DeltaXYWHBBoxCoder",
     "DistancePointBBoxCoder",
     "LegacyDeltaXYWHBBoxCoder",

@@ -1,0 +1,125 @@
+# Tiny ga_rpn golden model (MMDetection 3.3 standard config guided_anchoring/ga-rpn_r50_fpn_1x_coco.py, see tools/goldens/zoo2_dense.py), v2 syntax.
+model = dict(
+    type='RPN',
+    backbone=dict(
+        type='ResNet',
+        depth=18,
+        base_channels=8,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(
+            type='BN',
+            requires_grad=True,
+        ),
+        norm_eval=True,
+        style='pytorch',
+        init_cfg=None,
+    ),
+    neck=dict(
+        type='FPN',
+        in_channels=[8, 16, 32, 64],
+        out_channels=32,
+        num_outs=5,
+    ),
+    rpn_head=dict(
+        type='GARPNHead',
+        in_channels=32,
+        feat_channels=32,
+        approx_anchor_generator=dict(
+            type='AnchorGenerator',
+            octave_base_scale=8,
+            scales_per_octave=3,
+            ratios=[0.5, 1.0, 2.0],
+            strides=[4, 8, 16, 32, 64],
+        ),
+        square_anchor_generator=dict(
+            type='AnchorGenerator',
+            ratios=[1.0],
+            scales=[8],
+            strides=[4, 8, 16, 32, 64],
+        ),
+        anchor_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[0.0, 0.0, 0.0, 0.0],
+            target_stds=[0.07, 0.07, 0.14, 0.14],
+        ),
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[0.0, 0.0, 0.0, 0.0],
+            target_stds=[0.07, 0.07, 0.11, 0.11],
+        ),
+        loc_filter_thr=0.01,
+        loss_loc=dict(
+            type='FocalLoss',
+            use_sigmoid=True,
+            gamma=2.0,
+            alpha=0.25,
+            loss_weight=1.0,
+        ),
+        loss_shape=dict(
+            type='BoundedIoULoss',
+            beta=0.2,
+            loss_weight=1.0,
+        ),
+        loss_cls=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=True,
+            loss_weight=1.0,
+        ),
+        loss_bbox=dict(
+            type='SmoothL1Loss',
+            beta=1.0,
+            loss_weight=1.0,
+        ),
+    ),
+    train_cfg=dict(
+        rpn=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                ignore_iof_thr=-1,
+            ),
+            sampler=dict(
+                type='RandomSampler',
+                num=1000000,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False,
+            ),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False,
+            ga_assigner=dict(
+                type='ApproxMaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                ignore_iof_thr=-1,
+            ),
+            ga_sampler=dict(
+                type='RandomSampler',
+                num=1000000,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False,
+            ),
+            center_ratio=0.2,
+            ignore_ratio=0.5,
+        ),
+    ),
+    test_cfg=dict(
+        rpn=dict(
+            nms_pre=2000,
+            max_per_img=1000,
+            nms=dict(
+                type='nms',
+                iou_threshold=0.7,
+            ),
+            min_bbox_size=0,
+            nms_post=1000,
+        ),
+    ),
+)
