@@ -8,16 +8,19 @@ from detforge.models.dense_heads.fcos_head import FCOSHead
 from detforge.models.dense_heads.gfl_head import GFLHead
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
+from detforge.models.dense_heads.ssd_head import AscendSSDHead, SSDHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 
 __all__ = [
     "ATSSHead",
     "AnchorFreeHead",
     "AnchorHead",
+    "AscendSSDHead",
     "BaseDenseHead",
     "FCOSHead",
     "GFLHead",
     "RPNHead",
     "RetinaHead",
+    "SSDHead",
     "VFNetHead",
 ]

@@ -2,6 +2,9 @@
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.assigners.atss_assigner import ATSSAssigner
-from detforge.models.task_modules.assigners.max_iou_assigner import MaxIoUAssigner
+from detforge.models.task_modules.assigners.max_iou_assigner import (
+    AscendMaxIoUAssigner,
+    MaxIoUAssigner,
+)
 
-__all__ = ["ATSSAssigner", "AssignResult", "MaxIoUAssigner"]
+__all__ = ["ATSSAssigner", "AscendMaxIoUAssigner", "AssignResult", "MaxIoUAssigner"]

@@ -176,3 +176,8 @@ class MaxIoUAssigner:
         if pos.numel() > 0:
             assigned_labels[pos] = gt_labels[assigned_gt_inds[pos] - 1]
         return AssignResult(num_gts, assigned_gt_inds, max_overlaps, labels=assigned_labels)
+
+
+@TASK_UTILS.register_module()
+class AscendMaxIoUAssigner(MaxIoUAssigner):
+    """v2's Ascend-NPU ``MaxIoUAssigner``: the same assignment, batched differently there."""

@@ -5,5 +5,8 @@ from detforge.models.task_modules.prior_generators.point_generator import (
     MlvlPointGenerator,
     PointGenerator,
 )
+from detforge.models.task_modules.prior_generators.ssd_anchor_generator import (
+    SSDAnchorGenerator,
+)
 
-__all__ = ["AnchorGenerator", "MlvlPointGenerator", "PointGenerator"]
+__all__ = ["AnchorGenerator", "MlvlPointGenerator", "PointGenerator", "SSDAnchorGenerator"]
