@@ -16,7 +16,14 @@ DATASET_FOLDERS = ("bccd", "cityscapes", "pascal_voc")
 # {model}_[setting]_{backbone}_{neck}_[norm]_[misc]_[gpu x batch]_{schedule}_{dataset}
 NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9\-]+)*_(\d+x|\d+e)_(coco|voc\w*|cityscapes|\w+)$")
 # v2.28's own names that break its convention, kept as they are so v2 users find them
-V2_EXCEPTIONS = {"ssd/ssd300_coco.py", "ssd/ssdlite_mobilenetv2_scratch_600e_coco.py"}
+V2_EXCEPTIONS = {
+    "ssd/ssd300_coco.py",
+    "ssd/ssdlite_mobilenetv2_scratch_600e_coco.py",
+    "yolo/yolov3_d53_320_273e_coco.py",
+    "yolo/yolov3_d53_mstrain-608_273e_coco.py",
+    "yolo/yolov3_mobilenetv2_320_300e_coco.py",
+    "yolo/yolov3_mobilenetv2_mstrain-416_300e_coco.py",
+}
 
 
 def rel(path: Path) -> str:

@@ -67,6 +67,18 @@ CASES_SSD_YOLO: dict[str, tuple[str, list[str], set[str]]] = {
         ],
         {"loss_cls", "loss_bbox"},
     ),
+    "yolov3": (
+        "yolo/yolov3_mobilenetv2_320_300e_coco.py",
+        [
+            "model.backbone.widen_factor=0.25",
+            "model.backbone.init_cfg=None",
+            "model.neck.in_channels=[80,24,8]",
+            "model.neck.out_channels=[24,24,24]",
+            "model.bbox_head.in_channels=[24,24,24]",
+            "model.bbox_head.out_channels=[24,24,24]",
+        ],
+        {"loss_cls", "loss_conf", "loss_xy", "loss_wh"},
+    ),
 }
 
 

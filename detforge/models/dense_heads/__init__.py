@@ -10,6 +10,7 @@ from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.ssd_head import AscendSSDHead, SSDHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
+from detforge.models.dense_heads.yolo_head import YOLOV3Head
 
 __all__ = [
     "ATSSHead",
@@ -23,4 +24,5 @@ __all__ = [
     "RetinaHead",
     "SSDHead",
     "VFNetHead",
+    "YOLOV3Head",
 ]

@@ -2,9 +2,10 @@
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.assigners.atss_assigner import ATSSAssigner
+from detforge.models.task_modules.assigners.grid_assigner import GridAssigner
 from detforge.models.task_modules.assigners.max_iou_assigner import (
     AscendMaxIoUAssigner,
     MaxIoUAssigner,
 )
 
-__all__ = ["ATSSAssigner", "AscendMaxIoUAssigner", "AssignResult", "MaxIoUAssigner"]
+__all__ = ["ATSSAssigner", "AscendMaxIoUAssigner", "AssignResult", "GridAssigner", "MaxIoUAssigner"]

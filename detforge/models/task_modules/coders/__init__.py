@@ -8,5 +8,12 @@ from detforge.models.task_modules.coders.delta_xywh_bbox_coder import (
 from detforge.models.task_modules.coders.distance_point_bbox_coder import (
     DistancePointBBoxCoder,
 )
+from detforge.models.task_modules.coders.yolo_bbox_coder import YOLOBBoxCoder
 
-__all__ = ["DeltaXYWHBBoxCoder", "DistancePointBBoxCoder", "bbox2delta", "delta2bbox"]
+__all__ = [
+    "DeltaXYWHBBoxCoder",
+    "DistancePointBBoxCoder",
+    "YOLOBBoxCoder",
+    "bbox2delta",
+    "delta2bbox",
+]

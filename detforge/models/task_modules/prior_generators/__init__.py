@@ -8,5 +8,14 @@ from detforge.models.task_modules.prior_generators.point_generator import (
 from detforge.models.task_modules.prior_generators.ssd_anchor_generator import (
     SSDAnchorGenerator,
 )
+from detforge.models.task_modules.prior_generators.yolo_anchor_generator import (
+    YOLOAnchorGenerator,
+)
 
-__all__ = ["AnchorGenerator", "MlvlPointGenerator", "PointGenerator", "SSDAnchorGenerator"]
+__all__ = [
+    "AnchorGenerator",
+    "MlvlPointGenerator",
+    "PointGenerator",
+    "SSDAnchorGenerator",
+    "YOLOAnchorGenerator",
+]
