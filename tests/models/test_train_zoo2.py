@@ -79,6 +79,19 @@ CASES_SSD_YOLO: dict[str, tuple[str, list[str], set[str]]] = {
         ],
         {"loss_cls", "loss_conf", "loss_xy", "loss_wh"},
     ),
+    "yolof": (
+        "yolof/yolof_r50_c5_8x8_1x_coco.py",
+        [
+            "model.backbone.depth=18",
+            "model.backbone.base_channels=8",
+            "model.backbone.init_cfg=None",
+            "model.neck.in_channels=64",
+            "model.neck.out_channels=32",
+            "model.neck.block_mid_channels=16",
+            "model.bbox_head.in_channels=32",
+        ],
+        {"loss_cls", "loss_bbox"},
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.ssd_head import AscendSSDHead, SSDHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
 from detforge.models.dense_heads.yolo_head import YOLOV3Head
+from detforge.models.dense_heads.yolof_head import YOLOFHead
 
 __all__ = [
     "ATSSHead",
@@ -24,5 +25,6 @@ __all__ = [
     "RetinaHead",
     "SSDHead",
     "VFNetHead",
+    "YOLOFHead",
     "YOLOV3Head",
 ]

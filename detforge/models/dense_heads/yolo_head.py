@@ -34,7 +34,7 @@ from detforge.ops import multiclass_nms
 from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module, plain_cfg
 from detforge.structures import ImgMeta
 
-__all__ = ["YOLOV3Head"]
+__all__ = ["YOLOV3Head", "normal_convs_unit_norms"]
 
 _YOLO_ANCHORS: Cfg = MappingProxyType(
     dict(
@@ -53,6 +53,19 @@ _SIGMOID_CE: Cfg = MappingProxyType(
 _MSE: Cfg = MappingProxyType(dict(type="MSELoss", loss_weight=1.0))
 _BN: Cfg = MappingProxyType(dict(type="BN", requires_grad=True))
 _LEAKY: Cfg = MappingProxyType(dict(type="LeakyReLU", negative_slope=0.1))
+
+
+def normal_convs_unit_norms(module: nn.Module, std: float = 0.01) -> None:
+    """v2's YOLO-family head init: every ``Conv2d`` Normal(0, ``std``) with zero bias, every
+    norm layer weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0, std)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        if isinstance(m, _BatchNorm | nn.GroupNorm | nn.LayerNorm) and m.weight is not None:
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
 
 
 @MODELS.register_module()
@@ -177,14 +190,7 @@ class YOLOV3Head(BaseDenseHead):
     def init_weights(self) -> None:
         """v2's: Normal(0, 0.01) convs, unit norm weights, then in every prediction bias the
         objectness prior ``8 / (608 / stride)²`` and the class prior 0.01."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0, 0.01)
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            if isinstance(m, _BatchNorm | nn.GroupNorm | nn.LayerNorm) and m.weight is not None:
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        normal_convs_unit_norms(self)
         for conv, stride in zip(self.convs_pred, self.featmap_strides, strict=True):
             assert isinstance(conv, nn.Conv2d) and conv.bias is not None
             bias = conv.bias.data.view(self.num_base_priors, -1)

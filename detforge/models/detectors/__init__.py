@@ -10,13 +10,14 @@ from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
-from detforge.models.detectors.yolo import YOLOV3
+from detforge.models.detectors.yolo import YOLOF, YOLOV3
 
 __all__ = [
     "ATSS",
     "FCOS",
     "GFL",
     "RPN",
+    "YOLOF",
     "YOLOV3",
     "BaseDetector",
     "CascadeRCNN",

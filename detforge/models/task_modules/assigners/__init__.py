@@ -7,5 +7,13 @@ from detforge.models.task_modules.assigners.max_iou_assigner import (
     AscendMaxIoUAssigner,
     MaxIoUAssigner,
 )
+from detforge.models.task_modules.assigners.uniform_assigner import UniformAssigner
 
-__all__ = ["ATSSAssigner", "AscendMaxIoUAssigner", "AssignResult", "GridAssigner", "MaxIoUAssigner"]
+__all__ = [
+    "ATSSAssigner",
+    "AscendMaxIoUAssigner",
+    "AssignResult",
+    "GridAssigner",
+    "MaxIoUAssigner",
+    "UniformAssigner",
+]
