@@ -10,6 +10,7 @@ import torch
 
 from detforge.config import Config
 from detforge.models import build_detector
+from detforge.models.detectors import parse_losses
 from detforge.structures.bbox import bbox_overlaps
 from detforge.structures.det_result import DetResult
 from tests.conftest import shared_data_dir
@@ -58,3 +59,37 @@ def match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> N
         # float32 coordinates near 640 px have a 6e-5 ulp: allow a few ulps on large values
         np.testing.assert_allclose(boxes[j], exp_boxes[i], atol=1e-4, rtol=1e-6)
         np.testing.assert_allclose(scores[j], exp_scores[i], atol=1e-4, rtol=0)
+
+
+def check_losses_and_grads(
+    model: Any, losses: dict[str, Any], expected: dict[str, Any], grad_abs: float = 1e-8
+) -> None:
+    """The logged losses (and ``losses_per_level`` lists) within rel 1e-5; after ``backward``
+    of their sum, every gradient norm of ``grads_all`` within rel 1e-4 plus ``grad_abs``, and
+    no other parameter has a gradient."""
+    loss, log_vars = parse_losses(losses)
+    for name, value in expected["losses"].items():
+        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    for name, values in expected.get("losses_per_level", {}).items():
+        got = [float(v.detach()) for v in losses[name]]
+        assert got == pytest.approx(values, rel=1e-5, abs=1e-6), name
+    loss.backward()
+    params = dict(model.named_parameters())
+    for name, norm in expected["grads_all"].items():
+        grad = params[name].grad
+        assert grad is not None, name
+        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-4, abs=grad_abs), name
+    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
+
+
+def check_dets_rows(
+    results: list[Any], expected: list[dict[str, torch.Tensor]], count: int
+) -> None:
+    """Per image ``count`` detections ``(dets [n, 5], labels [n])`` equal to the expected ones
+    row by row: same labels, scores within 1e-4, boxes within 1e-4 (+1e-6 relative)."""
+    assert len(results) == len(expected)
+    for (dets, labels), want in zip(results, expected, strict=True):
+        assert dets.shape == (len(want["bboxes"]), 5) == (count, 5)
+        torch.testing.assert_close(labels, want["labels"], atol=0, rtol=0)
+        torch.testing.assert_close(dets[:, 4], want["scores"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(dets[:, :4], want["bboxes"], atol=1e-4, rtol=1e-6)

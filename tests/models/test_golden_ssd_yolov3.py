@@ -4,17 +4,16 @@ Each tiny model (MobileNetV2 ×0.25 with a depthwise SSDNeck/SSDHead, or with YO
 YOLOV3Head) is built from the fixture's ``model.py``, loads ``weights.pth`` strictly and must
 reproduce the neck maps, the detections row by row against the v2 variants (with and without
 rescale; for YOLOv3 v2 sends every candidate to the NMS, unlike MMDetection 3's ``nms_pre``),
-the losses (SSD: one value per image; YOLOv3: per level) and every gradient norm. The
-full-size standard configs give MMDetection's state_dict layout.
+the losses (SSD: one value per image; YOLOv3: per level) and every gradient norm.
 
 Gradient norms: the BN biases of MobileNetV2's linear (activation-free) convs feed another BN,
 so their exact gradient is 0 and the float32 values (1e-9 to 1e-5 in both implementations) are
 rounding noise; norms are compared with ``rel=1e-4`` plus an absolute ``1e-6`` of the largest.
+The full-size SSDLite and YOLOv3 layouts are checked in tests/models/test_full_layouts.py.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,7 @@ import torch
 
 from detforge.config import load_config
 from detforge.models import build_detector
-from detforge.models.detectors import parse_losses
-from tests.models.golden import FIXTURES, fixture_metas, load_fixture
+from tests.models.golden import check_dets_rows, check_losses_and_grads, fixture_metas, load_fixture
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 #: family -> (neck map widths, detections per image, loss names)
@@ -54,12 +52,8 @@ def test_detections_row_by_row(family: str, rescale: bool, one_thread: Any) -> N
     with torch.no_grad():
         feats = model.extract_feat(inputs["img"])
         results = model.bbox_head.simple_test(feats, fixture_metas(inputs), rescale=rescale)
-    assert len(results) == len(expected[key]) == 2
-    for (dets, labels), want in zip(results, expected[key], strict=True):
-        assert dets.shape == (len(want["bboxes"]), 5) == (FAMILIES[family][1], 5)
-        torch.testing.assert_close(labels, want["labels"], atol=0, rtol=0)
-        torch.testing.assert_close(dets[:, 4], want["scores"], atol=1e-4, rtol=0)
-        torch.testing.assert_close(dets[:, :4], want["bboxes"], atol=1e-4, rtol=1e-6)
+    assert len(results) == 2
+    check_dets_rows(results, expected[key], FAMILIES[family][1])
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -74,41 +68,7 @@ def test_losses_and_gradients(family: str, one_thread: Any) -> None:
         list(inputs["gt_bboxes_ignore"]),
     )
     assert set(losses) == FAMILIES[family][2]
-    loss, log_vars = parse_losses(losses)
-    for name, value in expected["losses"].items():
-        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-    for name, values in expected["losses_per_level"].items():
-        got = [float(v.detach()) for v in losses[name]]
-        assert got == pytest.approx(values, rel=1e-5, abs=1e-6), name
-    loss.backward()
-    params = dict(model.named_parameters())
-    noise = 1e-6 * max(expected["grads_all"].values())
-    for name, norm in expected["grads_all"].items():
-        grad = params[name].grad
-        assert grad is not None, name
-        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-4, abs=noise), name
-    with_grad = {n for n, p in params.items() if p.grad is not None}
-    assert with_grad == set(expected["grads_all"])
-
-
-@pytest.mark.parametrize(
-    ("config", "layout"),
-    [
-        ("ssd/ssdlite_mobilenetv2_scratch_600e_coco.py", "ssdlite_mobilenetv2.json"),
-        ("yolo/yolov3_mobilenetv2_320_300e_coco.py", "yolov3_mobilenetv2_320.json"),
-    ],
-)
-def test_full_size_layout(config: str, layout: str) -> None:
-    path = FIXTURES / "layouts" / layout
-    if not path.is_file():
-        pytest.skip(f"layout {path} not found")
-    expected = json.loads(path.read_text())
-    model = build_detector(load_config(CONFIGS / config, environ={}).cfg.model)
-    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    assert got == expected["state_dict"]
-    assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == expected["num_trainable_params"]
+    check_losses_and_grads(model, losses, expected, 1e-6 * max(expected["grads_all"].values()))
 
 
 @pytest.mark.parametrize(

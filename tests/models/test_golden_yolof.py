@@ -9,19 +9,16 @@ full-size standard config gives MMDetection's state_dict layout.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from detforge.config import Config, load_config
+from detforge.config import Config
 from detforge.models import build_detector
-from detforge.models.detectors import parse_losses
 from tests.models.component_golden import GOLDENS, read_json
-from tests.models.golden import FIXTURES, fixture_metas
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from tests.models.golden import FIXTURES, check_dets_rows, check_losses_and_grads, fixture_metas
+from tests.models.test_full_layouts import check_full_layout
 
 
 def _load() -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -55,11 +52,7 @@ def test_detections_row_by_row(rescale: bool, one_thread: Any) -> None:
         results = model.bbox_head.simple_test(
             model.extract_feat(inputs["img"]), fixture_metas(inputs), rescale=rescale
         )
-    for (dets, labels), want in zip(results, expected[key], strict=True):
-        assert dets.shape == (len(want["bboxes"]), 5) == (100, 5)
-        torch.testing.assert_close(labels, want["labels"], atol=0, rtol=0)
-        torch.testing.assert_close(dets[:, 4], want["scores"], atol=1e-4, rtol=0)
-        torch.testing.assert_close(dets[:, :4], want["bboxes"], atol=1e-4, rtol=1e-6)
+    check_dets_rows(results, expected[key], 100)
 
 
 def test_losses_and_gradients(one_thread: Any) -> None:
@@ -73,25 +66,10 @@ def test_losses_and_gradients(one_thread: Any) -> None:
         list(inputs["gt_bboxes_ignore"]),
     )
     assert set(losses) == {"loss_cls", "loss_bbox"}
-    loss, log_vars = parse_losses(losses)
-    for name, value in expected["losses"].items():
-        assert log_vars[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-    loss.backward()
-    params = dict(model.named_parameters())
-    for name, norm in expected["grads_all"].items():
-        grad = params[name].grad
-        assert grad is not None, name
-        assert float(grad.norm(2)) == pytest.approx(norm, rel=1e-4, abs=1e-6), name
-    assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
+    check_losses_and_grads(model, losses, expected, grad_abs=1e-6)
 
 
 def test_full_size_layout() -> None:
     """yolof_r50_c5_8x8_1x_coco: MMDetection 3.3's 446 entries, keys and shapes in order."""
     layout = read_json(GOLDENS / "dilated_encoder" / "layout_yolof_r50_c5.json")
-    cfg = load_config(CONFIGS / "yolof/yolof_r50_c5_8x8_1x_coco.py", environ={}).cfg
-    model = build_detector(cfg.model)
-    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    assert got == layout["state_dict"]
-    assert sum(p.numel() for p in model.parameters()) == layout["num_params"]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == layout["num_trainable_params"]
+    check_full_layout("yolof/yolof_r50_c5_8x8_1x_coco.py", layout)

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
-from detforge.registry import TASK_UTILS, build_module
+from detforge.models.task_modules.iou_calculators import build_iou_calculator
+from detforge.registry import TASK_UTILS
 
 __all__ = ["GridAssigner"]
 
@@ -59,11 +60,7 @@ class GridAssigner:
         self.neg_iou_thr = neg_iou_thr
         self.min_pos_iou = min_pos_iou
         self.gt_max_assign_all = gt_max_assign_all
-        if iou_calculator is None:
-            iou_calculator = dict(type="BboxOverlaps2D")
-        if isinstance(iou_calculator, Mapping):
-            iou_calculator = build_module(iou_calculator, TASK_UTILS)
-        self.iou_calculator = iou_calculator
+        self.iou_calculator = build_iou_calculator(iou_calculator)
 
     def assign(
         self,

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
-from detforge.registry import TASK_UTILS, build_module
+from detforge.models.task_modules.iou_calculators import build_iou_calculator
+from detforge.registry import TASK_UTILS
 from detforge.structures.bbox import bbox_xyxy_to_cxcywh
 
 __all__ = ["UniformAssigner"]
@@ -57,11 +58,7 @@ class UniformAssigner:
         self.match_times = match_times
         self.pos_ignore_thr = pos_ignore_thr
         self.neg_ignore_thr = neg_ignore_thr
-        if iou_calculator is None:
-            iou_calculator = dict(type="BboxOverlaps2D")
-        if isinstance(iou_calculator, Mapping):
-            iou_calculator = build_module(iou_calculator, TASK_UTILS)
-        self.iou_calculator = iou_calculator
+        self.iou_calculator = build_iou_calculator(iou_calculator)
 
     def assign(
         self,
