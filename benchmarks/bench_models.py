@@ -4,8 +4,9 @@ Inference: batch 1 at 1333x800 (padded to 1344x800), eval mode, no grad. Trainin
 forward + backward at batch 2, 512x512, five random ground-truth boxes per image. Same machine,
 same run, same thread count; torchvision models are built with ``weights=None`` and do their
 own resize/normalise inside (``min_size=800, max_size=1333`` for inference, ``512`` for
-training), which is part of what they cost. Models with their own test scale (``INPUT_SIZES``:
-YOLOX at 640x640) run inference at it.
+training), which is part of what they cost. Single-size detectors (SSD300, SSDLite 320, YOLOv3
+320, YOLOX-S 640) run at their size, inference and training, beside torchvision's at the same
+input size.
 
 Backbones alone (second table): the forward pass of a 1x3x800x1344 tensor (inference) and a
 forward + backward of the outputs' sum at 2x3x512x512 (train step), beside the torchvision
@@ -54,9 +55,21 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "YOLOX-S (640x640)": ("yolox/yolox_s_8x8_300e_coco.py", None),
     "Sparse R-CNN R50-FPN": ("sparse_rcnn/sparse_rcnn_r50_fpn_1x_coco.py", None),
     "CenterNet R18-DCNv2": ("centernet/centernet_resnet18_dcnv2_140e_coco.py", None),
+    "SSD300 VGG16": ("ssd/ssd300_coco.py", "ssd300_vgg16"),
+    # torchvision's SSDLite has a MobileNetV3-Large backbone, ours v2's MobileNetV2
+    "SSDLite MobileNetV2": (
+        "ssd/ssdlite_mobilenetv2_scratch_600e_coco.py",
+        "ssdlite320_mobilenet_v3_large",
+    ),
+    "YOLOv3 D53 320": ("yolo/yolov3_d53_320_273e_coco.py", None),
 }
-#: config: (h, w) of its inference input where it is not 1333x800 (a model's own test scale)
-INPUT_SIZES: dict[str, tuple[int, int]] = {"yolox/yolox_s_8x8_300e_coco.py": (640, 640)}
+#: models that run at one square size: inference and training at that size instead
+SIZES: dict[str, int] = {
+    "SSD300 VGG16": 300,
+    "SSDLite MobileNetV2": 320,
+    "YOLOv3 D53 320": 320,
+    "YOLOX-S (640x640)": 640,
+}
 
 # label: (our backbone config, torchvision classification model, its feature-layer attributes)
 BACKBONES: dict[str, tuple[dict, str | None, tuple[str, ...]]] = {
@@ -123,20 +136,19 @@ def box_masks(boxes: torch.Tensor, size: int) -> np.ndarray:
     return masks
 
 
-def ours(config: str, repeat: int) -> tuple[float, float]:
+def ours(config: str, repeat: int, size: int | None = None) -> tuple[float, float]:
     cfg = load_config(ROOT / "configs" / config, environ={}).cfg
     cfg.model.backbone.init_cfg = None  # no ImageNet weights offline: v2's own random init
     model = build_detector(cfg.model)
     model.init_weights()  # e.g. RetinaNet's 0.01 prior on the class logits, as torchvision's
     model.eval()
-    h, w = INPUT_SIZES.get(config, (800, 1333))
-    pad_w = -(-w // 32) * 32
+    h, w, pad_w, train = (size, size, size, size) if size else (800, 1333, 1344, 512)
     img = torch.randn(1, 3, h, pad_w)
     with torch.no_grad():
         infer = timed(lambda: model.simple_test(img, [meta(h, w, h, pad_w)]), repeat)
     gen = torch.Generator().manual_seed(0)
-    imgs = torch.randn(2, 3, 512, 512)
-    boxes = [random_boxes(5, 512, gen) for _ in range(2)]
+    imgs = torch.randn(2, 3, train, train)
+    boxes = [random_boxes(5, train, gen) for _ in range(2)]
     labels = [torch.randint(0, 80, (5,), generator=gen) for _ in range(2)]
     model.train()
 
@@ -145,7 +157,8 @@ def ours(config: str, repeat: int) -> tuple[float, float]:
         extra = {}
         if getattr(getattr(model, "roi_head", None), "with_mask", False):
             extra["gt_masks"] = [BitmapMasks(box_masks(b, 512), 512, 512) for b in boxes]
-        losses = model.forward_train(imgs, [meta(512, 512, 512, 512)] * 2, boxes, labels, **extra)
+        metas = [meta(train, train, train, train)] * 2
+        losses = model.forward_train(imgs, metas, boxes, labels, **extra)
         sum(
             v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k
         ).backward()
@@ -153,24 +166,26 @@ def ours(config: str, repeat: int) -> tuple[float, float]:
     return infer, timed(step, repeat)
 
 
-def theirs(name: str, repeat: int) -> tuple[float, float]:
+def theirs(name: str, repeat: int, size: int | None = None) -> tuple[float, float]:
     import torchvision
 
     model = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None)
     model.eval()
-    img = [torch.randn(3, 800, 1333)]
+    img = [torch.randn(3, size, size) if size else torch.randn(3, 800, 1333)]
     with torch.no_grad():
         infer = timed(lambda: model(img), repeat)
     gen = torch.Generator().manual_seed(0)
-    imgs = [torch.randn(3, 512, 512) for _ in range(2)]
+    train = size or 512
+    imgs = [torch.randn(3, train, train) for _ in range(2)]
     targets: list[dict[str, torch.Tensor]] = [
-        dict(boxes=random_boxes(5, 512, gen), labels=torch.randint(1, 91, (5,), generator=gen))
+        dict(boxes=random_boxes(5, train, gen), labels=torch.randint(1, 91, (5,), generator=gen))
         for _ in range(2)
     ]
     if "mask" in name:
         for target in targets:
             target["masks"] = torch.from_numpy(box_masks(target["boxes"], 512))
-    model.transform.min_size = (512,)
+    if not size:  # fixed-size models (SSD) resize to their own size
+        model.transform.min_size = (512,)
     model.train()
 
     def step() -> None:
@@ -251,8 +266,11 @@ def main() -> None:
         if not (ROOT / "configs" / config).is_file():
             print(f"{label:<22} (config {config} not in this checkout)")
             continue
+        size = SIZES.get(label)
         print_row(
-            label, ours(config, args.repeat), theirs(tv_name, args.repeat) if tv_name else None
+            label,
+            ours(config, args.repeat, size),
+            theirs(tv_name, args.repeat, size) if tv_name else None,
         )
     backbone_rows(args.only, args.repeat)
 

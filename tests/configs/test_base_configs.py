@@ -19,6 +19,15 @@ V2_FIRST_WORDS = {"foveabox": {"fovea"}, "free_anchor": {"retinanet"}, "ghm": {"
 # {model}_[setting]_{backbone}_{neck}_[norm]_[misc]_[gpu x batch]_{schedule}_{dataset}
 # (v2's norm settings may join parts with '+': RepPoints' ``gn-neck+head``)
 NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9\-+]+)*_(\d+x|\d+e)_(coco|voc\w*|cityscapes|\w+)$")
+# v2.28's own names that break its convention, kept as they are so v2 users find them
+V2_EXCEPTIONS = {
+    "ssd/ssd300_coco.py",
+    "ssd/ssdlite_mobilenetv2_scratch_600e_coco.py",
+    "yolo/yolov3_d53_320_273e_coco.py",
+    "yolo/yolov3_d53_mstrain-608_273e_coco.py",
+    "yolo/yolov3_mobilenetv2_320_300e_coco.py",
+    "yolo/yolov3_mobilenetv2_mstrain-416_300e_coco.py",
+}
 
 
 def rel(path: Path) -> str:
@@ -56,6 +65,8 @@ def test_loads_needs_no_rewrite_and_round_trips(path: Path) -> None:
 
 @pytest.mark.parametrize("path", TOP, ids=rel)
 def test_top_level_names_follow_the_v2_convention(path: Path) -> None:
+    if rel(path) in V2_EXCEPTIONS:
+        return
     assert NAME.match(path.stem), path.stem
     if path.parent.name in DATASET_FOLDERS:
         # v2's dataset folders (pascal_voc/, cityscapes/) hold any family, named for the data

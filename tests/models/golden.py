@@ -79,7 +79,10 @@ def match_dets(result: list[np.ndarray], expected: dict[str, torch.Tensor]) -> N
 
 
 def assert_losses_and_grads(
-    model: torch.nn.Module, losses: dict[str, Any], expected: dict[str, Any]
+    model: torch.nn.Module,
+    losses: dict[str, Any],
+    expected: dict[str, Any],
+    grad_abs: float = 1e-8,
 ) -> None:
     """``losses`` (and per level) equal ``expected`` (rel 1e-5); after ``backward`` of their
     sum, every gradient norm is within rel 1e-3 and exactly the expected parameters have one."""
@@ -90,17 +93,19 @@ def assert_losses_and_grads(
         got = [float(v.detach()) for v in losses[name]]
         assert got == pytest.approx(values, rel=1e-5, abs=1e-6), name
     loss.backward()
-    check_grad_norms(model, expected)
+    check_grad_norms(model, expected, grad_abs=grad_abs)
 
 
-def check_grad_norms(model: Any, expected: dict[str, Any], rel: float = 1e-3) -> None:
-    """Every parameter of ``expected['grads_all']`` has that gradient L2 norm (``rel``), and
-    no other parameter has a gradient."""
+def check_grad_norms(
+    model: Any, expected: dict[str, Any], rel: float = 1e-3, grad_abs: float = 1e-8
+) -> None:
+    """Every parameter of ``expected['grads_all']`` has that gradient L2 norm (``rel``, plus
+    ``grad_abs`` for norms that are float32 noise around 0), and no other parameter has one."""
     params = dict(model.named_parameters())
     for name, norm in expected["grads_all"].items():
         grad = params[name].grad
         assert grad is not None, name
-        assert float(grad.norm(2)) == pytest.approx(norm, rel=rel, abs=1e-8), name
+        assert float(grad.norm(2)) == pytest.approx(norm, rel=rel, abs=grad_abs), name
     assert {n for n, p in params.items() if p.grad is not None} == set(expected["grads_all"])
 
 
@@ -117,3 +122,16 @@ def assert_full_layout(
     assert sum(p.numel() for p in model.parameters()) == layout["num_params"]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == layout["num_trainable_params"]
+
+
+def check_dets_rows(
+    results: list[Any], expected: list[dict[str, torch.Tensor]], count: int
+) -> None:
+    """Per image ``count`` detections ``(dets [n, 5], labels [n])`` equal to the expected ones
+    row by row: same labels, scores within 1e-4, boxes within 1e-4 (+1e-6 relative)."""
+    assert len(results) == len(expected)
+    for (dets, labels), want in zip(results, expected, strict=True):
+        assert dets.shape == (len(want["bboxes"]), 5) == (count, 5)
+        torch.testing.assert_close(labels, want["labels"], atol=0, rtol=0)
+        torch.testing.assert_close(dets[:, 4], want["scores"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(dets[:, :4], want["bboxes"], atol=1e-4, rtol=1e-6)

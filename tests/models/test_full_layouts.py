@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,24 @@ LAYOUTS = shared_data_dir().parent / "fixtures" / "mmdet" / "layouts"
 GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
 
 
+def check_full_layout(config: str, expected: dict[str, Any]) -> None:
+    """The model of ``configs/<config>`` has the layout's state_dict keys and shapes in order
+    and its parameter counts."""
+    model = build_detector(load_config(CONFIGS / config, environ={}).cfg.model)
+    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    assert got == expected["state_dict"]
+    assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == expected["num_trainable_params"]
+
+
 @pytest.mark.parametrize(
     ("config", "layout"),
     [
         ("faster_rcnn/faster_rcnn_r50_fpn_1x_coco.py", "faster_rcnn_r50.json"),
         ("retinanet/retinanet_r50_fpn_1x_coco.py", "retinanet_r50.json"),
+        ("ssd/ssdlite_mobilenetv2_scratch_600e_coco.py", "ssdlite_mobilenetv2.json"),
+        ("yolo/yolov3_mobilenetv2_320_300e_coco.py", "yolov3_mobilenetv2_320.json"),
         ("fsaf/fsaf_r50_fpn_1x_coco.py", GOLDENS / "fsaf" / "layout.json"),
         ("ddod/ddod_r50_fpn_1x_coco.py", GOLDENS / "ddod" / "layout.json"),
         ("sabl/sabl_retinanet_r50_fpn_1x_coco.py", GOLDENS / "sabl" / "layout.json"),
@@ -48,10 +62,4 @@ def test_state_dict_layout_and_parameter_counts(config: str, layout: str | Path)
     path = LAYOUTS / layout
     if not path.is_file():
         pytest.skip(f"layout {path} not found")
-    expected = json.loads(path.read_text())
-    model = build_detector(load_config(CONFIGS / config, environ={}).cfg.model)
-    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    assert got == expected["state_dict"]
-    assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == expected["num_trainable_params"]
+    check_full_layout(config, json.loads(path.read_text()))

@@ -49,6 +49,30 @@ TINY = [
 GN8 = ["model.bbox_head.norm_cfg.type=GN", "model.bbox_head.norm_cfg.num_groups=8"]
 #: families whose neck or head is not an FPN one: their own tiny widths instead of TINY
 FAMILY_TINY = {
+    "ssd": [
+        "model.backbone.widen_factor=0.25",
+        "model.backbone.out_indices=[4,6]",
+        "model.neck.in_channels=[24,80]",
+        "model.neck.out_channels=[24,80,64,32,32,16]",
+        "model.bbox_head.in_channels=[24,80,64,32,32,16]",
+    ],
+    "yolov3": [
+        "model.backbone.widen_factor=0.25",
+        "model.backbone.init_cfg=None",
+        "model.neck.in_channels=[80,24,8]",
+        "model.neck.out_channels=[24,24,24]",
+        "model.bbox_head.in_channels=[24,24,24]",
+        "model.bbox_head.out_channels=[24,24,24]",
+    ],
+    "yolof": [
+        "model.backbone.depth=18",
+        "model.backbone.base_channels=8",
+        "model.backbone.init_cfg=None",
+        "model.neck.in_channels=64",
+        "model.neck.out_channels=32",
+        "model.neck.block_mid_channels=16",
+        "model.bbox_head.in_channels=32",
+    ],
     "centernet": [
         "model.backbone.base_channels=16",
         "model.backbone.init_cfg=None",
@@ -69,7 +93,7 @@ FAMILY_TINY = {
     },
 }
 #: families whose standard config trains on a RepeatDataset: tiny_coco goes inside, once
-REPEATED = {"centernet"}
+REPEATED = {"centernet", "ssd", "yolov3"}
 
 #: family -> (standard config, extra options, the losses it logs)
 CASES: dict[str, tuple[str, list[str], set[str]]] = {
@@ -128,6 +152,13 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         ["model.bbox_head.point_feat_channels=32"],
         {"loss_cls", "loss_pts_init", "loss_pts_refine"},
     ),
+    "ssd": ("ssd/ssdlite_mobilenetv2_scratch_600e_coco.py", [], {"loss_cls", "loss_bbox"}),
+    "yolov3": (
+        "yolo/yolov3_mobilenetv2_320_300e_coco.py",
+        [],
+        {"loss_cls", "loss_conf", "loss_xy", "loss_wh"},
+    ),
+    "yolof": ("yolof/yolof_r50_c5_8x8_1x_coco.py", [], {"loss_cls", "loss_bbox"}),
 }
 NEEDS = {"paa": "sklearn"}
 

@@ -28,14 +28,18 @@ from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.dense_heads.retina_sepbn_head import RetinaSepBNHead
 from detforge.models.dense_heads.rpn_head import RPNHead
 from detforge.models.dense_heads.sabl_retina_head import SABLRetinaHead
+from detforge.models.dense_heads.ssd_head import AscendSSDHead, SSDHead
 from detforge.models.dense_heads.tood_head import TOODHead
 from detforge.models.dense_heads.vfnet_head import VFNetHead
+from detforge.models.dense_heads.yolo_head import YOLOV3Head
+from detforge.models.dense_heads.yolof_head import YOLOFHead
 from detforge.models.dense_heads.yolox_head import YOLOXHead
 
 __all__ = [
     "ATSSHead",
     "AnchorFreeHead",
     "AnchorHead",
+    "AscendSSDHead",
     "AutoAssignHead",
     "BaseDenseHead",
     "CenterNetHead",
@@ -61,7 +65,10 @@ __all__ = [
     "RetinaHead",
     "RetinaSepBNHead",
     "SABLRetinaHead",
+    "SSDHead",
     "TOODHead",
     "VFNetHead",
+    "YOLOFHead",
+    "YOLOV3Head",
     "YOLOXHead",
 ]

@@ -23,6 +23,7 @@ from detforge.models.detectors.sparse_rcnn import SparseRCNN
 from detforge.models.detectors.tood import TOOD
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
 from detforge.models.detectors.vfnet import VFNet
+from detforge.models.detectors.yolo import YOLOF, YOLOV3
 from detforge.models.detectors.yolox import YOLOX
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "PAA",
     "RPN",
     "TOOD",
+    "YOLOF",
+    "YOLOV3",
     "YOLOX",
     "AutoAssign",
     "BaseDetector",

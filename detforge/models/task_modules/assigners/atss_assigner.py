@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
-from detforge.models.task_modules.iou_calculators import BboxOverlaps2D  # noqa: F401 (registers it)
-from detforge.registry import TASK_UTILS, build_module
+from detforge.models.task_modules.iou_calculators import build_iou_calculator
+from detforge.registry import TASK_UTILS
 
 __all__ = ["ATSSAssigner"]
 
@@ -60,12 +60,7 @@ class ATSSAssigner:
             raise ValueError(f"ATSSAssigner: topk must be positive, got {topk!r}")
         self.topk = int(topk)
         self.alpha = alpha
-        if iou_calculator is None:
-            iou_calculator = dict(type="BboxOverlaps2D")
-        if isinstance(iou_calculator, Mapping):
-            self.iou_calculator = build_module(iou_calculator, TASK_UTILS)
-        else:
-            self.iou_calculator = iou_calculator
+        self.iou_calculator = build_iou_calculator(iou_calculator)
         self.ignore_iof_thr = ignore_iof_thr
 
     def _overlaps(

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from detforge.models.task_modules.assigners.assign_result import AssignResult
-from detforge.models.task_modules.iou_calculators import BboxOverlaps2D  # noqa: F401 (registers it)
-from detforge.registry import TASK_UTILS, build_module
+from detforge.models.task_modules.iou_calculators import build_iou_calculator
+from detforge.registry import TASK_UTILS
 
 __all__ = ["MaxIoUAssigner"]
 
@@ -79,12 +79,7 @@ class MaxIoUAssigner:
         self.ignore_wrt_candidates = ignore_wrt_candidates
         self.gpu_assign_thr = gpu_assign_thr
         self.match_low_quality = match_low_quality
-        if iou_calculator is None:
-            iou_calculator = dict(type="BboxOverlaps2D")
-        if isinstance(iou_calculator, Mapping):
-            self.iou_calculator = build_module(iou_calculator, TASK_UTILS)
-        else:
-            self.iou_calculator = iou_calculator
+        self.iou_calculator = build_iou_calculator(iou_calculator)
 
     def assign(
         self,
@@ -177,3 +172,8 @@ class MaxIoUAssigner:
         if pos.numel() > 0:
             assigned_labels[pos] = gt_labels[assigned_gt_inds[pos] - 1]
         return AssignResult(num_gts, assigned_gt_inds, max_overlaps, labels=assigned_labels)
+
+
+@TASK_UTILS.register_module()
+class AscendMaxIoUAssigner(MaxIoUAssigner):
+    """v2's Ascend-NPU ``MaxIoUAssigner``: the same assignment, batched differently there."""

@@ -13,6 +13,7 @@ from detforge.models.task_modules.coders.legacy_delta_xywh_bbox_coder import (
     legacy_delta2bbox,
 )
 from detforge.models.task_modules.coders.tblr_bbox_coder import TBLRBBoxCoder
+from detforge.models.task_modules.coders.yolo_bbox_coder import YOLOBBoxCoder
 
 __all__ = [
     "BucketingBBoxCoder",
@@ -20,6 +21,7 @@ __all__ = [
     "DistancePointBBoxCoder",
     "LegacyDeltaXYWHBBoxCoder",
     "TBLRBBoxCoder",
+    "YOLOBBoxCoder",
     "bbox2delta",
     "delta2bbox",
     "legacy_bbox2delta",

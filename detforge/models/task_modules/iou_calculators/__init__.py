@@ -2,7 +2,8 @@
 
 from detforge.models.task_modules.iou_calculators.bbox_overlaps_2d import (
     BboxOverlaps2D,
+    build_iou_calculator,
     cast_tensor_type,
 )
 
-__all__ = ["BboxOverlaps2D", "cast_tensor_type"]
+__all__ = ["BboxOverlaps2D", "build_iou_calculator", "cast_tensor_type"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
-from detforge.registry import TASK_UTILS
+from detforge.registry import TASK_UTILS, build_module
 from detforge.structures.bbox import bbox_overlaps
 
-__all__ = ["BboxOverlaps2D", "cast_tensor_type"]
+__all__ = ["BboxOverlaps2D", "build_iou_calculator", "cast_tensor_type"]
 
 
 def cast_tensor_type(x: torch.Tensor, scale: float = 1.0, dtype: str | None = None) -> torch.Tensor:
@@ -81,3 +84,11 @@ class BboxOverlaps2D:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self.scale}, dtype={self.dtype})"
+
+
+def build_iou_calculator(cfg: Mapping[str, Any] | Any = None) -> Any:
+    """An assigner's IoU calculator: built from a config (``TASK_UTILS``), passed through when
+    already built, ``BboxOverlaps2D()`` when ``None``."""
+    if cfg is None:
+        cfg = dict(type="BboxOverlaps2D")
+    return build_module(cfg, TASK_UTILS) if isinstance(cfg, Mapping) else cfg

@@ -8,5 +8,14 @@ from detforge.models.task_modules.prior_generators.point_generator import (
     MlvlPointGenerator,
     PointGenerator,
 )
+from detforge.models.task_modules.prior_generators.ssd_anchor_generator import SSDAnchorGenerator
+from detforge.models.task_modules.prior_generators.yolo_anchor_generator import YOLOAnchorGenerator
 
-__all__ = ["AnchorGenerator", "LegacyAnchorGenerator", "MlvlPointGenerator", "PointGenerator"]
+__all__ = [
+    "AnchorGenerator",
+    "LegacyAnchorGenerator",
+    "MlvlPointGenerator",
+    "PointGenerator",
+    "SSDAnchorGenerator",
+    "YOLOAnchorGenerator",
+]
