@@ -5,7 +5,9 @@ from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
+from detforge.models.detectors.htc import HybridTaskCascade, SCNet
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.mask_scoring_rcnn import MaskScoringRCNN, PointRend
 from detforge.models.detectors.rpn import RPN
 from detforge.models.detectors.single_stage import RetinaNet, SingleStageDetector
 from detforge.models.detectors.two_stage import FasterRCNN, TwoStageDetector
@@ -19,8 +21,12 @@ __all__ = [
     "BaseDetector",
     "CascadeRCNN",
     "FasterRCNN",
+    "HybridTaskCascade",
     "MaskRCNN",
+    "MaskScoringRCNN",
+    "PointRend",
     "RetinaNet",
+    "SCNet",
     "SingleStageDetector",
     "TwoStageDetector",
     "VFNet",

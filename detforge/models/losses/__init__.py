@@ -40,6 +40,7 @@ from detforge.models.losses.iou_loss import (
     giou_loss,
     iou_loss,
 )
+from detforge.models.losses.mse_loss import MSELoss, mse_loss
 from detforge.models.losses.smooth_l1_loss import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
 from detforge.models.losses.utils import reduce_loss, weight_reduce_loss, weighted_loss
 from detforge.models.losses.varifocal_loss import VarifocalLoss, varifocal_loss
@@ -56,6 +57,7 @@ __all__ = [
     "GIoULoss",
     "IoULoss",
     "L1Loss",
+    "MSELoss",
     "QualityFocalLoss",
     "SmoothL1Loss",
     "VarifocalLoss",
@@ -71,6 +73,7 @@ __all__ = [
     "iou_loss",
     "l1_loss",
     "mask_cross_entropy",
+    "mse_loss",
     "py_focal_loss_with_prob",
     "py_sigmoid_focal_loss",
     "quality_focal_loss",

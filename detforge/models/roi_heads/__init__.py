@@ -8,16 +8,45 @@ from detforge.models.roi_heads.convfc_bbox_head import (
     Shared2FCBBoxHead,
     Shared4Conv1FCBBoxHead,
 )
+from detforge.models.roi_heads.htc_heads import FusedSemanticHead, HTCMaskHead
+from detforge.models.roi_heads.htc_roi_head import HybridTaskCascadeRoIHead
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
-from detforge.models.roi_heads.roi_extractors import SingleRoIExtractor
+from detforge.models.roi_heads.mask_scoring_roi_head import MaskScoringRoIHead
+from detforge.models.roi_heads.maskiou_head import MaskIoUHead
+from detforge.models.roi_heads.point_heads import CoarseMaskHead, MaskPointHead
+from detforge.models.roi_heads.point_rend_roi_head import PointRendRoIHead
+from detforge.models.roi_heads.roi_extractors import GenericRoIExtractor, SingleRoIExtractor
+from detforge.models.roi_heads.scnet_heads import (
+    FeatureRelayHead,
+    GlobalContextHead,
+    SCNetBBoxHead,
+    SCNetMaskHead,
+    SCNetSemanticHead,
+)
+from detforge.models.roi_heads.scnet_roi_head import SCNetRoIHead
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 
 __all__ = [
     "BBoxHead",
     "BaseRoIHead",
     "CascadeRoIHead",
+    "CoarseMaskHead",
     "ConvFCBBoxHead",
     "FCNMaskHead",
+    "FeatureRelayHead",
+    "FusedSemanticHead",
+    "GenericRoIExtractor",
+    "GlobalContextHead",
+    "HTCMaskHead",
+    "HybridTaskCascadeRoIHead",
+    "MaskIoUHead",
+    "MaskPointHead",
+    "MaskScoringRoIHead",
+    "PointRendRoIHead",
+    "SCNetBBoxHead",
+    "SCNetMaskHead",
+    "SCNetRoIHead",
+    "SCNetSemanticHead",
     "Shared2FCBBoxHead",
     "Shared4Conv1FCBBoxHead",
     "SingleRoIExtractor",
