@@ -6,6 +6,13 @@ same run, same thread count; torchvision models are built with ``weights=None`` 
 own resize/normalise inside (``min_size=800, max_size=1333`` for inference, ``512`` for
 training), which is part of what they cost.
 
+Backbones alone (second table): the forward pass of a 1x3x800x1344 tensor (inference) and a
+forward + backward of the outputs' sum at 2x3x512x512 (train step), beside the torchvision
+classification network's feature layers that compute the same maps (``features``, or
+``stem`` + ``trunk_output`` of its RegNets), without the classifier. The Swin and ConvNeXt
+backbones return the four normed stage outputs a detector uses; torchvision's ``features`` end
+at the last stage (no output norms), which is a little less work.
+
     python benchmarks/bench_models.py [--repeat 3] [--threads N]
 """
 
@@ -25,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from detforge.config import load_config  # noqa: E402
 from detforge.models import build_detector  # noqa: E402
+from detforge.registry import MODELS, build_module  # noqa: E402
 from detforge.structures.masks import BitmapMasks  # noqa: E402
 
 # label: (our config, torchvision builder or None when torchvision has no counterpart)
@@ -41,6 +49,34 @@ CONFIGS: dict[str, tuple[str, str | None]] = {
     "GFL R50-FPN": ("gfl/gfl_r50_fpn_1x_coco.py", None),
     "VFNet R50-FPN": ("vfnet/vfnet_r50_fpn_1x_coco.py", None),
 }
+
+# label: (our backbone config, torchvision classification model, its feature-layer attributes)
+BACKBONES: dict[str, tuple[dict, str | None, tuple[str, ...]]] = {
+    "MobileNetV2": (dict(type="MobileNetV2", out_indices=(7,)), "mobilenet_v2", ("features",)),
+    "RegNetX-3.2GF": (
+        dict(type="RegNet", arch="regnetx_3.2gf"),
+        "regnet_x_3_2gf",
+        ("stem", "trunk_output"),
+    ),
+    # out_indices=(6,): up to the 1x1 head conv, as torchvision's ``features``
+    "EfficientNet-B3": (
+        dict(type="EfficientNet", arch="b3", out_indices=(6,)),
+        "efficientnet_b3",
+        ("features",),
+    ),
+    "Swin-T": (
+        dict(type="SwinTransformer", embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+             window_size=7, drop_path_rate=0.2, out_indices=(0, 1, 2, 3)),
+        "swin_t",
+        ("features",),
+    ),
+    "ConvNeXt-T": (
+        dict(type="mmcls.ConvNeXt", arch="tiny", out_indices=[0, 1, 2, 3], drop_path_rate=0.4,
+             layer_scale_init_value=1.0, gap_before_final_norm=False),
+        "convnext_tiny",
+        ("features",),
+    ),
+}  # fmt: skip
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -133,6 +169,58 @@ def theirs(name: str, repeat: int) -> tuple[float, float]:
     return infer, timed(step, repeat)
 
 
+def backbone_times(module: torch.nn.Module, repeat: int) -> tuple[float, float]:
+    """(inference, train step) seconds of a module mapping an image batch to feature maps."""
+    module.eval()
+    img = torch.randn(1, 3, 800, 1344)
+    with torch.no_grad():
+        infer = timed(lambda: module(img), repeat)
+    imgs = torch.randn(2, 3, 512, 512)
+    module.train()
+
+    def step() -> None:
+        module.zero_grad()
+        out = module(imgs)
+        sum(o.sum() for o in (out if isinstance(out, tuple | list) else [out])).backward()
+
+    return infer, timed(step, repeat)
+
+
+def print_row(label: str, ours: tuple[float, float], theirs: tuple[float, float] | None) -> None:
+    """One table row: (inference, train step) seconds, ours beside theirs when there is one."""
+    (d_inf, d_train), none = ours, f"{'-':>12} {'-':>6}"
+    if theirs is None:
+        print(f"{label:<22} {d_inf * 1000:>9.0f}ms {none}   {d_train * 1000:>9.0f}ms {none}")
+        return
+    t_inf, t_train = theirs
+    print(
+        f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "
+        f"{d_train * 1000:>9.0f}ms {t_train * 1000:>10.0f}ms {d_train / t_train:>6.2f}"
+    )
+
+
+def backbone_rows(only: list[str] | None, repeat: int) -> None:
+    import torchvision
+
+    rows = {
+        k: v for k, v in BACKBONES.items() if not only or any(w.lower() in k.lower() for w in only)
+    }
+    if rows:
+        head = f"{'detforge':>11} {'torchvision':>12} {'ratio':>6}"
+        infer, train = "inference, batch 1, 1344x800", "train step, batch 2, 512x512"
+        print(f"\n{'':<22} {infer:^31}   {train:^31}")
+        print(f"{'backbone':<22} {head}   {head}")
+    for label, (cfg, tv_name, parts) in rows.items():
+        net = build_module(cfg, MODELS)
+        net.init_weights()
+        theirs = None
+        if tv_name is not None:
+            tv_model = getattr(torchvision.models, tv_name)(weights=None)
+            tv_net = torch.nn.Sequential(*(getattr(tv_model, part) for part in parts))
+            theirs = backbone_times(tv_net, repeat)
+        print_row(label, backbone_times(net, repeat), theirs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,16 +240,10 @@ def main() -> None:
         if not (ROOT / "configs" / config).is_file():
             print(f"{label:<22} (config {config} not in this checkout)")
             continue
-        d_inf, d_train = ours(config, args.repeat)
-        if tv_name is None:
-            print(f"{label:<22} {d_inf * 1000:>9.0f}ms {'-':>12} {'-':>6}   "
-                  f"{d_train * 1000:>9.0f}ms {'-':>12} {'-':>6}")  # fmt: skip
-            continue
-        t_inf, t_train = theirs(tv_name, args.repeat)
-        print(
-            f"{label:<22} {d_inf * 1000:>9.0f}ms {t_inf * 1000:>10.0f}ms {d_inf / t_inf:>6.2f}   "
-            f"{d_train * 1000:>9.0f}ms {t_train * 1000:>10.0f}ms {d_train / t_train:>6.2f}"
+        print_row(
+            label, ours(config, args.repeat), theirs(tv_name, args.repeat) if tv_name else None
         )
+    backbone_rows(args.only, args.repeat)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any, NamedTuple
 
 import yaml
@@ -47,6 +47,7 @@ from detforge.utils.suggest import did_you_mean
 __all__ = [
     "BASE_KEY",
     "DELETE_KEY",
+    "PROVIDED_IMPORTS",
     "RESERVED_KEYS",
     "Config",
     "import_modules_from_strings",
@@ -105,13 +106,32 @@ def merge_into(a: Mapping[Any, Any], b: Any, allow_list_keys: bool = False) -> A
     return b
 
 
+# ``custom_imports`` entries that v2 configs use to register third-party models detforge
+# implements itself: they are not imported (the package need not be installed; importing it
+# would register into its own registries, not detforge's). The value says where the models are.
+PROVIDED_IMPORTS: Mapping[str, str] = MappingProxyType(
+    {
+        # configs/convnext, configs/timm_example, configs/rfnext (ConvNeXt): type='mmcls.ConvNeXt'
+        # and 'mmcls.TIMMBackbone' are registered by detforge.models.backbones
+        "mmcls.models": "detforge.models.backbones (mmcls.ConvNeXt, mmcls.TIMMBackbone)",
+    }
+)
+
+
 def import_modules_from_strings(
     imports: str | list[str], allow_failed_imports: bool = False
 ) -> list[ModuleType | None]:
     """Import the modules a config lists in ``custom_imports`` so that they can register.
 
+    A module named in :data:`PROVIDED_IMPORTS` is not imported: detforge provides its models
+    (``None`` stands in its place in the result).
+
     Raises:
         ImportError: a module cannot be imported (unless ``allow_failed_imports``).
+
+    Example:
+        >>> import_modules_from_strings(['mmcls.models'])
+        [None]
     """
     names = [imports] if isinstance(imports, str) else imports
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -120,6 +140,9 @@ def import_modules_from_strings(
         )
     modules: list[ModuleType | None] = []
     for name in names:
+        if name in PROVIDED_IMPORTS:
+            modules.append(None)
+            continue
         try:
             modules.append(importlib.import_module(name))
         except ImportError as exc:

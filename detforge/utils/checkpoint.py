@@ -1,7 +1,8 @@
 """Loading weights: MMDetection v2/v3 checkpoints, plain state_dicts, and cached model names.
 
-``filename`` may be a local path, ``torchvision://resnet50`` (torchvision's ImageNet weights) or
-``open-mmlab://<name>`` (MMCV's model-zoo names). Nothing is downloaded: named weights are
+``filename`` may be a local path, ``torchvision://resnet50`` (torchvision's ImageNet weights),
+``open-mmlab://<name>`` (MMCV's model-zoo names) or an ``http(s)://`` URL (found by its file
+name, as torch.hub caches downloads). Nothing is downloaded: named weights are
 looked up in the local cache folders, ``$DETFORGE_HOME/checkpoints`` (default
 ``~/.cache/detforge/checkpoints``) and ``$TORCH_HOME/hub/checkpoints`` (default
 ``~/.cache/torch/hub/checkpoints``); a missing file is an error that names the folder and the file
@@ -60,6 +61,27 @@ _OPEN_MMLAB_FILES = {
     "detectron2/resnet101_caffe": "resnet101_msra-6cc46731.pth",
     "resnext101_32x4d": "resnext101_32x4d-a5af3160.pth",
     "resnext101_64x4d": "resnext101_64x4d-ee2c6f71.pth",
+    "vgg16_caffe": "vgg16_caffe-292e1171.pth",
+    "darknet53": "darknet53-a628ea1b.pth",
+    "mmdet/mobilenet_v2": "mobilenet_v2_batch256_imagenet-ff34753d.pth",
+    "msra/hrnetv2_w18": "hrnetv2_w18-00eb2006.pth",
+    "msra/hrnetv2_w32": "hrnetv2_w32-dc9eeb4f.pth",
+    "msra/hrnetv2_w40": "hrnetv2_w40-ed0b031c.pth",
+    "regnetx_400mf": "regnetx_400mf-a5b10d96.pth",
+    "regnetx_800mf": "regnetx_800mf-1f4be4c7.pth",
+    "regnetx_1.6gf": "regnetx_1.6gf-5791c176.pth",
+    "regnetx_3.2gf": "regnetx_3.2gf-c2599b0f.pth",
+    "regnetx_4.0gf": "regnetx_4.0gf-a88f671e.pth",
+    "regnetx_6.4gf": "regnetx_6.4gf-006af45d.pth",
+    "regnetx_8.0gf": "regnetx_8.0gf-3c68abe7.pth",
+    "regnetx_12gf": "regnetx_12gf-4c2a3350.pth",
+    "res2net101_v1d_26w_4s": "res2net101_v1d_26w_4s_mmdetv2-f0a600f9.pth",
+    "resnest50": "resnest50_d2-7497a55b.pth",
+    "resnest101": "resnest101_d2-f3b931b2.pth",
+    "jhu/resnet50_gn_ws": "resnet50_gn_ws-15beedd8.pth",
+    "jhu/resnet101_gn_ws": "resnet101_gn_ws-3e3c308c.pth",
+    "jhu/resnext50_32x4d_gn_ws": "resnext50_32x4d_gn_ws-0d87ac85.pth",
+    "jhu/resnext101_32x4d_gn_ws": "resnext101_32x4d_gn_ws-34ac1a9e.pth",
 }
 
 
@@ -95,6 +117,20 @@ def _find_cached(name: str, known: Mapping[str, str], scheme: str) -> Path:
     )
 
 
+def _find_downloaded(url: str) -> Path:
+    """The cached copy of a URL's file (torch.hub and MMDetection v2 keep downloads in
+    ``$TORCH_HOME/hub/checkpoints`` under the URL's file name)."""
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    for folder in cache_dirs():
+        if name and (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(
+        f"{url}: weights not found, and detforge does not download. Put the file '{name}' into "
+        f"{cache_dirs()[0]} (or {cache_dirs()[1]}, where torch.hub and MMDetection v2 keep it), "
+        "or use a local path"
+    )
+
+
 def resolve_checkpoint(filename: str | os.PathLike[str]) -> Path:
     """The local file behind a path or a ``torchvision://``/``open-mmlab://`` name.
 
@@ -107,7 +143,9 @@ def resolve_checkpoint(filename: str | os.PathLike[str]) -> Path:
     if text.startswith(("open-mmlab://", "openmmlab://")):
         name = text.split("://", 1)[1]
         return _find_cached(name, _OPEN_MMLAB_FILES, "open-mmlab://")
-    if re.match(r"^(https?|s3|mmcls|pavi)://", text):
+    if re.match(r"^https?://", text):
+        return _find_downloaded(text)
+    if re.match(r"^(s3|mmcls|pavi)://", text):
         raise CheckpointError(
             f"{text}: detforge does not download weights; download the file yourself and pass "
             "its local path"

@@ -275,6 +275,20 @@ def test_custom_imports_failure_names_the_module(tmp_path: Path) -> None:
         Config.fromfile(cfg_file)
 
 
+def test_mmcls_models_import_is_provided_by_detforge(tmp_path: Path) -> None:
+    # v2's ConvNeXt/timm configs import mmcls.models to register mmcls.ConvNeXt/TIMMBackbone;
+    # detforge registers those names itself, so the import is not attempted (mmcls absent)
+    cfg_file = tmp_path / "cfg.py"
+    cfg_file.write_text(
+        "custom_imports = dict(imports=['mmcls.models'], allow_failed_imports=False)\n"
+        "model = dict(backbone=dict(type='mmcls.ConvNeXt'))\n"
+    )
+    assert "mmcls" not in sys.modules
+    cfg = Config.fromfile(cfg_file)
+    assert cfg.model.backbone.type == "mmcls.ConvNeXt"
+    assert "mmcls" not in sys.modules
+
+
 def test_fromstring_matches_fromfile() -> None:
     from_text = Config.fromstring(read("globals.py"), ".py").to_dict()
     from_file = Config.fromfile(fixture("globals.py")).to_dict()

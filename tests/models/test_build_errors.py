@@ -165,3 +165,12 @@ def test_errors_inside_components_name_the_component(
         _build("retinanet/retinanet_r50_fpn_1x_coco.py", **options)
     assert str(info.value).startswith(message)
     assert info.value.__cause__ is not None  # the original error, with its traceback
+
+
+def test_a_type_less_checkpoint_init_cfg_is_checked_as_pretrained() -> None:
+    # v2's PVT and Swin configs write init_cfg=dict(checkpoint=...) with no type
+    from detforge.models.layers.init_check import check_init_cfg
+
+    check_init_cfg(dict(checkpoint="pvt_tiny.pth"), "model.backbone.init_cfg")
+    with pytest.raises(UnexpectedKeyError, match=r"^model\.backbone\.init_cfg: .*'prefx'"):
+        check_init_cfg(dict(checkpoint="pvt_tiny.pth", prefx="a."), "model.backbone.init_cfg")

@@ -68,7 +68,8 @@ def test_class_agnostic_norm_and_no_convs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(upsample_cfg=dict(type="carafe", scale_factor=2)), "carafe"),
+        (dict(upsample_cfg=dict(type="carafe", scale_factor=2, up_kernal=5)), "up_kernal"),
+        (dict(upsample_cfg=dict(type="pixel_shuffle", scale_factor=2)), "pixel_shuffle"),
         (dict(upsample_cfg=dict(type="deconv")), "scale_factor"),
         (dict(upsample_cfg=dict(type="deconv", scale_factor=2, mode="x")), "mode"),
         (dict(init_cfg=dict(type="Normal")), "init_cfg"),
@@ -77,6 +78,28 @@ def test_class_agnostic_norm_and_no_convs() -> None:
 def test_bad_arguments_are_named(kwargs: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         FCNMaskHead(**kwargs)
+
+
+def test_carafe_upsampling_has_v2_keys_and_initialises_itself() -> None:
+    head = FCNMaskHead(
+        num_convs=1,
+        in_channels=4,
+        conv_out_channels=6,
+        num_classes=3,
+        upsample_cfg=dict(type="carafe", scale_factor=2, up_kernel=3, compressed_channels=2),
+    )
+    keys = [k for k in head.state_dict() if k.startswith("upsample.")]
+    assert keys == [
+        "upsample.channel_compressor.weight",
+        "upsample.channel_compressor.bias",
+        "upsample.content_encoder.weight",
+        "upsample.content_encoder.bias",
+    ]
+    assert head.upsample_cfg["up_kernel"] == 3 and head.conv_logits.in_channels == 6
+    assert head(torch.rand(2, 4, 14, 14)).shape == (2, 3, 28, 28)
+    torch.nn.init.constant_(head.upsample.content_encoder.weight, 1.0)
+    head.init_weights()
+    assert head.upsample.content_encoder.weight.std() < 0.01  # CARAFE's Normal(std=0.001)
 
 
 def test_init_weights() -> None:

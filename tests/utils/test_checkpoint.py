@@ -122,6 +122,22 @@ def test_torchvision_name_resolves_from_the_cache(cache: Path) -> None:
     assert resolve_checkpoint("torchvision://resnet50") == cache / "resnet50-0676ba61.pth"
 
 
+@pytest.mark.parametrize(
+    ("name", "file_name"),
+    [
+        ("msra/hrnetv2_w32", "hrnetv2_w32-dc9eeb4f.pth"),
+        ("regnetx_3.2gf", "regnetx_3.2gf-c2599b0f.pth"),
+        ("res2net101_v1d_26w_4s", "res2net101_v1d_26w_4s_mmdetv2-f0a600f9.pth"),
+        ("resnest50", "resnest50_d2-7497a55b.pth"),
+    ],
+)
+def test_model_zoo_backbone_names_resolve_to_mmcv_file_names(
+    cache: Path, name: str, file_name: str
+) -> None:
+    (cache / file_name).write_bytes(b"")
+    assert resolve_checkpoint(f"open-mmlab://{name}") == cache / file_name
+
+
 def test_missing_named_weights_say_where_to_put_them(cache: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         resolve_checkpoint("torchvision://resnet101")
@@ -131,6 +147,18 @@ def test_missing_named_weights_say_where_to_put_them(cache: Path) -> None:
         resolve_checkpoint("https://example.invalid/x.pth")
     with pytest.raises(CheckpointError, match="not found"):
         resolve_checkpoint("/no/such/file.pth")
+
+
+def test_url_resolves_from_the_cache_by_file_name(cache: Path, tmp_path: Path) -> None:
+    # v2 configs name pretrained backbones by URL (Swin, PVT, ConvNeXt); torch.hub keeps them
+    url = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny.pth"
+    with pytest.raises(CheckpointError, match=r"'swin_tiny\.pth' into .*home"):
+        resolve_checkpoint(url)
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(Tiny().state_dict(), hub / "swin_tiny.pth")
+    assert resolve_checkpoint(url) == hub / "swin_tiny.pth"
+    assert resolve_checkpoint(url + "?download=1") == hub / "swin_tiny.pth"
 
 
 class _Evil:
@@ -162,3 +190,20 @@ def test_torchvision_resnet_maps_onto_detforge_resnet(cache: Path) -> None:
     assert report.missing == [] and sorted(report.unexpected) == ["fc.bias", "fc.weight"]
     assert torch.equal(ours.conv1.weight, tv.conv1.weight)
     assert torch.equal(ours.layer4[1].bn2.running_var, tv.layer4[1].bn2.running_var)
+
+
+@pytest.mark.parametrize(
+    ("name", "file_name"),
+    [
+        ("open-mmlab://vgg16_caffe", "vgg16_caffe-292e1171.pth"),
+        ("open-mmlab://darknet53", "darknet53-a628ea1b.pth"),
+        ("open-mmlab://mmdet/mobilenet_v2", "mobilenet_v2_batch256_imagenet-ff34753d.pth"),
+    ],
+)
+def test_one_stage_backbone_names_resolve_to_mmcv_file_names(
+    cache: Path, name: str, file_name: str
+) -> None:
+    with pytest.raises(CheckpointError, match=file_name):
+        resolve_checkpoint(name)
+    torch.save(Tiny().state_dict(), cache / file_name)
+    assert resolve_checkpoint(name) == cache / file_name

@@ -7,19 +7,19 @@ with ``avg_down``); a norm layer is named after its type (``gn1`` with GN).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from detforge.errors import ConfigKeyError, ConfigTypeError
+from detforge.errors import ConfigKeyError
+from detforge.models.backbones._common import backbone_init_cfg
 from detforge.models.layers import (
     ResLayer,
     apply_init_cfg,
+    batch_norms_to_eval,
     build_conv_layer,
     build_norm_layer,
 )
@@ -57,7 +57,11 @@ class ResNet(nn.Module):
         norm_eval: Keep batch-norm layers in eval mode during training.
         dcn: Deformable conv config for the 3x3 convs of the stages in ``stage_with_dcn``.
         stage_with_dcn: Per stage, whether it uses ``dcn``.
-        plugins: Must be ``None`` (not supported yet).
+        plugins: Plugin layers of the Bottleneck blocks (v2): a list of
+            ``dict(cfg=dict(type='ContextBlock', ...), position='after_conv3',
+            stages=(False, True, True, True))``; ``stages`` (default: all) picks the stages,
+            ``position`` is ``after_conv1``/``after_conv2``/``after_conv3``, and
+            ``cfg['postfix']`` tells apart plugins of one type. See :meth:`make_stage_plugins`.
         with_cp: Gradient checkpointing of the residual branches.
         zero_init_residual: With the default init, zero the last norm of each block.
         pretrained: Deprecated; becomes ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
@@ -73,6 +77,8 @@ class ResNet(nn.Module):
         [(1, 8, 8, 8), (1, 16, 4, 4), (1, 32, 2, 2), (1, 64, 1, 1)]
     """
 
+    # extra arguments of each stage's first block (Res2Net's ``stage_type='stage'``)
+    first_block_args: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     arch_settings: ClassVar[dict[int, tuple[type[nn.Module], tuple[int, ...]]]] = {
         18: (BasicBlock, (2, 2, 2, 2)),
         34: (BasicBlock, (3, 4, 6, 3)),
@@ -100,7 +106,7 @@ class ResNet(nn.Module):
         norm_eval: bool = True,
         dcn: Cfg | None = None,
         stage_with_dcn: Sequence[bool] = (False, False, False, False),
-        plugins: Any = None,
+        plugins: Sequence[Mapping[str, Any]] | None = None,
         with_cp: bool = False,
         zero_init_residual: bool = True,
         pretrained: str | None = None,
@@ -108,18 +114,12 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if depth not in self.arch_settings:
-            raise ConfigKeyError(
-                f"invalid depth {depth} for {name}; choose from {sorted(self.arch_settings)}"
-            )
+        self.block, stage_plan = self._stage_plan(depth, base_channels)
         _check_stages(name, num_stages, strides, dilations, out_indices, dcn, stage_with_dcn)
         if frozen_stages > num_stages:
             raise ValueError(f"{name}: frozen_stages={frozen_stages} > num_stages={num_stages}")
-        if plugins is not None:
-            raise NotImplementedError(f"{name}: plugins are not supported yet (got {plugins!r})")
         if style not in ("pytorch", "caffe"):
             raise ValueError(f"{name}: style must be 'pytorch' or 'caffe', got {style!r}")
-        self.block, stage_blocks = self.arch_settings[depth]
         self.init_cfg, block_init_cfg = _default_init_cfg(
             name, self.block, pretrained, init_cfg, zero_init_residual
         )
@@ -142,15 +142,23 @@ class ResNet(nn.Module):
         self.norm_eval = norm_eval
         self.dcn = dcn
         self.stage_with_dcn = tuple(stage_with_dcn)
-        self.plugins = plugins
-        self.stage_blocks = stage_blocks[:num_stages]
+        self.plugins = None if plugins is None else list(plugins)
+        self.stage_blocks = tuple(num_blocks for _, num_blocks in stage_plan[:num_stages])
+        stage_plugins = [
+            None if plugins is None else self.make_stage_plugins(plugins, i)
+            for i in range(num_stages)
+        ]
 
         self._make_stem_layer(in_channels, stem_channels)
         self.res_layers: list[str] = []
         inplanes = stem_channels
         expansion: int = getattr(self.block, "expansion", 1)
-        for i, num_blocks in enumerate(self.stage_blocks):
-            planes = base_channels * 2**i
+        for i, (planes, num_blocks) in enumerate(stage_plan[:num_stages]):
+            # plugins are only passed when configured, so subclasses without plugin support
+            # keep their make_res_layer signature
+            extra = self._stage_args(i)
+            if stage_plugins[i] is not None:
+                extra["plugins"] = stage_plugins[i]
             layer = self.make_res_layer(
                 inplanes=inplanes,
                 planes=planes,
@@ -159,16 +167,75 @@ class ResNet(nn.Module):
                 dilation=self.dilations[i],
                 dcn=dcn if self.stage_with_dcn[i] else None,
                 init_cfg=block_init_cfg,
+                stage=i,
+                **extra,
             )
             inplanes = planes * expansion
             self.add_module(f"layer{i + 1}", layer)
             self.res_layers.append(f"layer{i + 1}")
-        self.feat_dim = expansion * base_channels * 2 ** (len(self.stage_blocks) - 1)
+        self.feat_dim = inplanes
         self._freeze_stages()
 
-    def _block_args(self) -> dict[str, Any]:
-        """Extra block arguments of a subclass (ResNeXt's ``groups``, ``base_width``)."""
+    def _stage_plan(
+        self, depth: int, base_channels: int
+    ) -> tuple[type[nn.Module], list[tuple[int, int]]]:
+        """``(block class, [(planes, num_blocks) per stage])`` of ``depth`` (a RegNet's come
+        from its ``arch`` instead)."""
+        if depth not in self.arch_settings:
+            raise ConfigKeyError(
+                f"invalid depth {depth} for {type(self).__name__}; "
+                f"choose from {sorted(self.arch_settings)}"
+            )
+        block, stage_blocks = self.arch_settings[depth]
+        return block, [(base_channels * 2**i, n) for i, n in enumerate(stage_blocks)]
+
+    def _block_args(self, stage: int) -> dict[str, Any]:
+        """Extra block arguments of a subclass for stage ``stage`` (ResNeXt's ``groups``,
+        ``base_width``; RegNet's per-stage groups)."""
         return {}
+
+    def _stage_args(self, stage_idx: int) -> dict[str, Any]:
+        """Extra :meth:`make_res_layer` arguments of a subclass for one stage (DetectoRS)."""
+        return {}
+
+    def make_stage_plugins(
+        self, plugins: Sequence[Mapping[str, Any]], stage_idx: int
+    ) -> list[dict[str, Any]]:
+        """The plugin specs ``dict(cfg=..., position=...)`` of stage ``stage_idx`` (v2).
+
+        A plugin without ``stages`` goes into every stage.
+
+        Raises:
+            ValueError: a spec is not a dict with ``cfg`` and ``position`` (and optionally
+                ``stages``), or its ``stages`` does not have ``num_stages`` entries.
+
+        Example:
+            >>> net = ResNet(depth=50, base_channels=8)
+            >>> specs = [dict(cfg=dict(type='ContextBlock', ratio=0.5), position='after_conv3',
+            ...               stages=(False, True, True, True))]
+            >>> [len(net.make_stage_plugins(specs, i)) for i in range(4)]
+            [0, 1, 1, 1]
+        """
+        name = type(self).__name__
+        if not isinstance(plugins, list | tuple):
+            raise ValueError(f"{name}: plugins must be a list of dicts, got {plugins!r}")
+        chosen = []
+        for spec in plugins:
+            if not isinstance(spec, Mapping):
+                raise ValueError(f"{name}: each plugin must be a dict, got {spec!r}")
+            extra = sorted(set(spec) - {"cfg", "position", "stages"})
+            if extra:
+                raise ValueError(f"{name}: plugin {dict(spec)!r} has unexpected keys {extra}")
+            spec = dict(spec)
+            stages = spec.pop("stages", None)
+            if stages is not None and len(stages) != self.num_stages:
+                raise ValueError(
+                    f"{name}: plugin stages {tuple(stages)} needs num_stages={self.num_stages} "
+                    "entries"
+                )
+            if stages is None or stages[stage_idx]:
+                chosen.append(spec)
+        return chosen
 
     def make_res_layer(
         self,
@@ -179,8 +246,26 @@ class ResNet(nn.Module):
         dilation: int,
         dcn: Cfg | None,
         init_cfg: _InitCfg,
+        plugins: Sequence[Mapping[str, Any]] | None = None,
+        stage: int = 0,
     ) -> nn.Module:
-        """Build one stage (a :class:`~detforge.models.layers.ResLayer` of ``self.block``)."""
+        """Build stage ``stage`` (a :class:`~detforge.models.layers.ResLayer` of
+        ``self.block``)."""
+        args = {"dilation": dilation, "dcn": dcn, "plugins": plugins, "init_cfg": init_cfg}
+        return self._res_layer(inplanes, planes, num_blocks, stride, args, stage=stage)
+
+    def _res_layer(
+        self,
+        inplanes: int,
+        planes: int,
+        num_blocks: int,
+        stride: int,
+        block_args: Mapping[str, Any],
+        first_block_args: Mapping[str, Any] | None = None,
+        stage: int = 0,
+    ) -> ResLayer:
+        """Stage ``stage`` of ``self.block`` with the backbone's style, checkpointing, conv and
+        norm; ``first_block_args`` go to its first block on top of the class's own."""
         return ResLayer(
             self.block,
             inplanes,
@@ -191,13 +276,12 @@ class ResNet(nn.Module):
             conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg,
             block_args={
-                "dilation": dilation,
                 "style": self.style,
                 "with_cp": self.with_cp,
-                "dcn": dcn,
-                "init_cfg": init_cfg,
-                **self._block_args(),
+                **block_args,
+                **self._block_args(stage),
             },
+            first_block_args={**self.first_block_args, **(first_block_args or {})},
         )
 
     @property
@@ -241,7 +325,7 @@ class ResNet(nn.Module):
             self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, stem_channels, postfix=1)
             self.add_module(self.norm1_name, norm1)
             self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def _freeze_stages(self) -> None:
         frozen: list[nn.Module] = []
@@ -273,9 +357,7 @@ class ResNet(nn.Module):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
 
 
@@ -313,29 +395,15 @@ def _default_init_cfg(
     zero_init_residual: bool,
 ) -> tuple[_InitCfg, _InitCfg]:
     """``(backbone init_cfg, block init_cfg)`` as MMDetection v2's ResNet derives them."""
-    if init_cfg and pretrained:
-        raise ConfigKeyError(f"{name}: init_cfg and pretrained cannot both be set")
-    if pretrained is not None:
-        if not isinstance(pretrained, str):
-            raise ConfigTypeError(f"{name}: pretrained must be a str or None, got {pretrained!r}")
-        warnings.warn(
-            f"{name}: pretrained is deprecated, use init_cfg=dict(type='Pretrained', "
-            f"checkpoint={pretrained!r})",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        return {"type": "Pretrained", "checkpoint": pretrained}, None
-    if init_cfg is not None:
-        return init_cfg, None
     default: list[dict[str, Any]] = [
         {"type": "Kaiming", "layer": "Conv2d"},
         {"type": "Constant", "val": 1, "layer": ["_BatchNorm", "GroupNorm"]},
     ]
-    block_init: dict[str, Any] | None = None
-    if zero_init_residual:
-        last_norm = "norm2" if block is BasicBlock else "norm3"
-        block_init = {"type": "Constant", "val": 0, "override": {"name": last_norm}}
-    return default, block_init
+    resolved = backbone_init_cfg(name, pretrained, init_cfg, default, stacklevel=4)
+    if resolved is not default or not zero_init_residual:
+        return resolved, None
+    last_norm = "norm2" if block is BasicBlock else "norm3"
+    return default, {"type": "Constant", "val": 0, "override": {"name": last_norm}}
 
 
 @MODELS.register_module()

@@ -96,7 +96,7 @@ class ResNeXt(ResNet):
             init_cfg=init_cfg,
         )
 
-    def _block_args(self) -> dict[str, Any]:
+    def _block_args(self, stage: int) -> dict[str, Any]:
         return {
             "groups": self.groups,
             "base_width": self.base_width,

@@ -127,9 +127,12 @@ class BaseDenseHead(nn.Module, ABC):
         in_channels: Channels of each input feature map.
         feat_channels: Channels of the head's hidden convs.
         loss_cls: Classification loss (config or module); its ``use_sigmoid`` selects sigmoid
-            scores over a softmax with a background class.
-        loss_bbox: Box regression loss (config or module).
-        bbox_coder: Box coder (config or object, ``TASK_UTILS``).
+            scores over a softmax with a background class. ``None`` for heads whose score
+            losses have other names (CenterNet's heatmap loss): sigmoid scores.
+        loss_bbox: Box regression loss (config or module); ``None`` for heads whose box losses
+            have other names (YOLOv3's ``loss_xy``/``loss_wh``, CenterNet's).
+        bbox_coder: Box coder (config or object, ``TASK_UTILS``); ``None`` for heads that
+            decode boxes themselves (YOLOX, CenterNet).
         train_cfg: Training settings (assigner, sampler, ...), read by the subclass.
         test_cfg: ``nms_pre``, ``score_thr``, ``nms``, ``max_per_img`` (``min_bbox_size``).
         init_cfg: Initialisation config, applied by :meth:`init_weights`.
@@ -153,9 +156,9 @@ class BaseDenseHead(nn.Module, ABC):
         num_classes: int,
         in_channels: int,
         feat_channels: int,
-        loss_cls: Cfg | nn.Module,
-        loss_bbox: Cfg | nn.Module,
-        bbox_coder: Cfg | object,
+        loss_cls: Cfg | nn.Module | None,
+        loss_bbox: Cfg | nn.Module | None,
+        bbox_coder: Cfg | object | None,
         train_cfg: Cfg | None,
         test_cfg: Cfg | None,
         init_cfg: Any,
@@ -164,11 +167,12 @@ class BaseDenseHead(nn.Module, ABC):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feat_channels = feat_channels
-        self.loss_cls: nn.Module = build_module(loss_cls, MODELS)
-        self.loss_bbox: nn.Module = build_module(loss_bbox, MODELS)
-        self.bbox_coder: Any = build_module(bbox_coder, TASK_UTILS)
+        self.loss_cls: Any = None if loss_cls is None else build_module(loss_cls, MODELS)
+        self.loss_bbox: Any = None if loss_bbox is None else build_module(loss_bbox, MODELS)
+        self.bbox_coder: Any = None if bbox_coder is None else build_module(bbox_coder, TASK_UTILS)
         # decided from the built loss, so a class-typed or pre-built loss_cls behaves the same
-        self.use_sigmoid_cls = bool(getattr(self.loss_cls, "use_sigmoid", False))
+        sigmoid = bool(getattr(self.loss_cls, "use_sigmoid", False))
+        self.use_sigmoid_cls = loss_cls is None or sigmoid
         self.cls_out_channels = num_classes if self.use_sigmoid_cls else num_classes + 1
         if self.cls_out_channels <= 0:
             raise ValueError(f"{type(self).__name__}: num_classes={num_classes} is too small")

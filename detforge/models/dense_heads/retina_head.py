@@ -12,7 +12,7 @@ from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import conv_tower, prior_init_cfg
 from detforge.registry import MODELS, Cfg, plain_cfg
 
-__all__ = ["RetinaHead"]
+__all__ = ["RetinaHead", "retina_predictors"]
 
 _RETINA_ANCHORS: Cfg = MappingProxyType(
     dict(
@@ -23,6 +23,14 @@ _RETINA_ANCHORS: Cfg = MappingProxyType(
         strides=[8, 16, 32, 64, 128],
     )
 )
+
+
+def retina_predictors(head: AnchorHead) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """RetinaNet's 3x3 score and delta convs (``retina_cls``, ``retina_reg``) of ``head``:
+    ``feat_channels`` in, ``A * cls_out_channels`` and ``A * 4`` out."""
+    anchors = head.num_base_priors
+    cls = nn.Conv2d(head.feat_channels, anchors * head.cls_out_channels, 3, padding=1)
+    return cls, nn.Conv2d(head.feat_channels, anchors * 4, 3, padding=1)
 
 
 @MODELS.register_module()
@@ -60,10 +68,7 @@ class RetinaHead(AnchorHead):
         self.relu = nn.ReLU(inplace=True)
         self.cls_convs = self._tower()
         self.reg_convs = self._tower()
-        self.retina_cls = nn.Conv2d(
-            self.feat_channels, self.num_base_priors * self.cls_out_channels, 3, padding=1
-        )
-        self.retina_reg = nn.Conv2d(self.feat_channels, self.num_base_priors * 4, 3, padding=1)
+        self.retina_cls, self.retina_reg = retina_predictors(self)
 
     def _tower(self) -> nn.Sequential:
         return conv_tower(

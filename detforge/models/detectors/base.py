@@ -18,11 +18,23 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from detforge.errors import ConfigTypeError
 from detforge.models.layers import apply_init_cfg
 from detforge.registry import MODELS, Cfg, build_module
 from detforge.structures import ImgMeta
 
-__all__ = ["BaseDetector", "build_child", "check_no_pretrained", "parse_losses"]
+__all__ = [
+    "BaseDetector",
+    "NeckCfg",
+    "NeckSequence",
+    "build_child",
+    "build_neck",
+    "check_no_pretrained",
+    "parse_losses",
+]
+
+NeckCfg = Cfg | nn.Module | Sequence[Cfg | nn.Module]
+"""A neck: a config dict or module, or a list of them applied in sequence."""
 
 
 def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, OrderedDict[str, float]]:
@@ -79,17 +91,16 @@ class BaseDetector(nn.Module, ABC):
 
     Args:
         backbone: Backbone config or module.
-        neck: Neck config or module (``None``: the backbone's features go to the heads).
+        neck: Neck config or module, or a list of them applied in sequence (``neck.0``,
+            ``neck.1``, ...), or ``None`` (the backbone's features go to the heads).
         init_cfg: Initialisation config, applied by :meth:`init_weights`.
     """
 
-    def __init__(
-        self, *, backbone: Cfg | nn.Module, neck: Cfg | nn.Module | None, init_cfg: Any
-    ) -> None:
+    def __init__(self, *, backbone: Cfg | nn.Module, neck: NeckCfg | None, init_cfg: Any) -> None:
         super().__init__()
         self.init_cfg = init_cfg
         self.backbone: nn.Module = build_child(backbone)
-        self.neck: nn.Module | None = build_child(neck)
+        self.neck: nn.Module | None = build_neck(neck)
 
     def init_weights(self) -> None:
         apply_init_cfg(self, self.init_cfg)
@@ -224,6 +235,39 @@ class BaseDetector(nn.Module, ABC):
             out_file=out_file,
         )
         return None if show or out_file else drawn
+
+
+class NeckSequence(nn.Sequential):
+    """Necks applied one after the other (v2 builds a ``Sequential`` from a list of necks,
+    e.g. ``[FPN, DyHead]`` or ``[FPN, BFP]``); keys ``neck.0.*``, ``neck.1.*``.
+
+    ``init_weights`` initialises each neck, as mmcv's ``Sequential`` (a ``BaseModule``) does.
+    """
+
+    def init_weights(self) -> None:
+        apply_init_cfg(self, None)
+
+
+def build_neck(cfg: NeckCfg | None) -> nn.Module | None:
+    """A neck from a config dict or module; a list of them becomes a :class:`NeckSequence`.
+
+    Raises:
+        ConfigTypeError: the list is empty.
+
+    Example:
+        >>> neck = build_neck([dict(type='FPN', in_channels=[8, 16], out_channels=4, num_outs=2),
+        ...                    dict(type='FPN', in_channels=[4, 4], out_channels=4, num_outs=2)])
+        >>> [k for k in neck.state_dict()][:1]
+        ['0.lateral_convs.0.conv.weight']
+    """
+    if isinstance(cfg, list | tuple):
+        if not cfg:
+            raise ConfigTypeError("model.neck: an empty list of necks")
+        return NeckSequence(*[build_module(c, MODELS) for c in cfg])
+    if cfg is None:
+        return None
+    neck: nn.Module = build_module(cfg, MODELS)
+    return neck
 
 
 def build_child(cfg: Cfg | nn.Module | None, **defaults: Any) -> Any:

@@ -9,7 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
+from detforge.models.detectors.base import (
+    BaseDetector,
+    NeckCfg,
+    build_child,
+    check_no_pretrained,
+)
 from detforge.models.detectors.two_stage import cfg_section
 from detforge.models.test_time_aug import rpn_aug_test
 from detforge.registry import MODELS, Cfg, check_cfg_keys
@@ -26,7 +31,7 @@ class RPN(BaseDetector):
     def __init__(
         self,
         backbone: Cfg | nn.Module,
-        neck: Cfg | nn.Module | None,
+        neck: NeckCfg | None,
         rpn_head: Cfg | nn.Module,
         train_cfg: Cfg | None,
         test_cfg: Cfg | None,

@@ -8,7 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
+from detforge.models.detectors.base import (
+    BaseDetector,
+    NeckCfg,
+    build_child,
+    check_no_pretrained,
+)
 from detforge.registry import MODELS, Cfg
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox2result
@@ -34,7 +39,7 @@ class SingleStageDetector(BaseDetector):
     def __init__(
         self,
         backbone: Cfg | nn.Module,
-        neck: Cfg | nn.Module | None = None,
+        neck: NeckCfg | None = None,
         bbox_head: Cfg | nn.Module | None = None,
         train_cfg: Cfg | None = None,
         test_cfg: Cfg | None = None,

@@ -8,7 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.detectors.base import BaseDetector, build_child, check_no_pretrained
+from detforge.models.detectors.base import (
+    BaseDetector,
+    NeckCfg,
+    build_child,
+    check_no_pretrained,
+)
 from detforge.models.test_time_aug import rpn_aug_test
 from detforge.registry import MODELS, Cfg, check_cfg_keys
 from detforge.structures import ImgMeta
@@ -33,7 +38,7 @@ class TwoStageDetector(BaseDetector):
     def __init__(
         self,
         backbone: Cfg | nn.Module,
-        neck: Cfg | nn.Module | None = None,
+        neck: NeckCfg | None = None,
         rpn_head: Cfg | nn.Module | None = None,
         roi_head: Cfg | nn.Module | None = None,
         train_cfg: Cfg | None = None,

@@ -1,6 +1,7 @@
 """Convolution and padding layer builders (mmcv 1.x names).
 
-Conv names: ``Conv`` / ``Conv2d`` (``nn.Conv2d``), ``Conv1d``, ``Conv3d``; the deformable
+Conv names: ``Conv`` / ``Conv2d`` (``nn.Conv2d``), ``Conv1d``, ``Conv3d``, ``deconv``
+(``nn.ConvTranspose2d``); the deformable
 ``DCN`` and ``DCNv2`` are registered by :mod:`detforge.models.layers.dcn`. Padding names:
 ``zero``, ``reflect``, ``replicate``.
 """
@@ -21,6 +22,7 @@ CONV_LAYERS = Registry("conv layers")
 CONV_LAYERS.register_module(name=["Conv", "Conv2d"], module=nn.Conv2d)
 CONV_LAYERS.register_module(name="Conv1d", module=nn.Conv1d)
 CONV_LAYERS.register_module(name="Conv3d", module=nn.Conv3d)
+CONV_LAYERS.register_module(name="deconv", module=nn.ConvTranspose2d)
 
 PADDING_LAYERS = Registry("padding layers")
 PADDING_LAYERS.register_module(name="zero", module=nn.ZeroPad2d)

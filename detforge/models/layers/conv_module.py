@@ -14,6 +14,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 from detforge.models.layers.activation import accepts_inplace, build_activation_layer
 from detforge.models.layers.conv import build_conv_layer, build_padding_layer
 from detforge.models.layers.norm import build_norm_layer
+from detforge.models.layers.plugin import PLUGIN_LAYERS
 from detforge.models.layers.weight_init import constant_init, kaiming_init
 from detforge.registry import MODELS
 
@@ -22,6 +23,7 @@ __all__ = ["ConvModule"]
 _NATIVE_PADDING = ("zeros", "circular")
 
 
+@PLUGIN_LAYERS.register_module()  # a plugin too: GRoIE's pre_cfg (mmcv)
 @MODELS.register_module()
 class ConvModule(nn.Module):
     """A convolution with optional normalisation and activation, applied in ``order``.

@@ -9,7 +9,8 @@ position ``k`` (row-major), channel ``2k`` is the y offset and ``2k + 1`` the x 
 ``DCN`` (:class:`DeformConv2dPack`) and ``DCNv2`` (:class:`ModulatedDeformConv2dPack`) are
 registered as conv layers, so ``dcn=dict(type='DCN', deform_groups=1)`` works in ResNet and
 ``conv_cfg=dict(type='DCNv2')`` in ConvModule. ``im2col_step`` is accepted for config
-compatibility and ignored (torchvision chooses its own batching).
+compatibility and ignored (torchvision chooses its own batching). A NaN offset samples nothing,
+as in mmcv's kernels (torchvision's would read outside the input, see :func:`mmcv_offsets`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,23 @@ __all__ = [
     "DeformConv2dPack",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "mmcv_offsets",
 ]
 
 _IntOrPair = int | tuple[int, int]
+# Where a NaN offset is sent: far outside any map, so the sample reads zero.
+_FAR = 1e9
+
+
+def mmcv_offsets(offset: torch.Tensor) -> torch.Tensor:
+    """``offset`` with NaNs moved far outside the map (mmcv skips such samples: its bounds
+    checks are false for NaN; torchvision's kernel would index with NaN, which can crash).
+
+    Example:
+        >>> mmcv_offsets(torch.tensor([0.5, float('nan')])).tolist()
+        [0.5, 1000000000.0]
+    """
+    return torch.nan_to_num(offset, nan=_FAR, posinf=_FAR, neginf=-_FAR)
 
 
 def _deform_groups(deform_groups: int, deformable_groups: int | None, owner: str) -> int:
@@ -135,7 +150,7 @@ class DeformConv2d(nn.Module):
         """Convolve ``x [B, C_in, H, W]`` sampled at ``offset [B, 2·G·kh·kw, H_out, W_out]``."""
         return deform_conv2d(
             x,
-            offset,
+            mmcv_offsets(offset),
             self.weight,
             None,
             stride=self.stride,
@@ -267,7 +282,7 @@ class ModulatedDeformConv2d(nn.Module):
         """
         return deform_conv2d(
             x,
-            offset,
+            mmcv_offsets(offset),
             self.weight,
             self.bias,
             stride=self.stride,

@@ -80,6 +80,9 @@ def check_init_cfg(init_cfg: Any, path: str = "init_cfg") -> None:
     for index, cfg in enumerate(_as_cfg_list(init_cfg, path)):
         where = f"{path}.{index}" if many else path
         override = cfg.pop("override", None)
+        if "type" not in cfg and "checkpoint" in cfg:
+            # v2's transformer backbones (PVT, Swin) read init_cfg=dict(checkpoint=...) alone
+            cfg["type"] = "Pretrained"
         _check_one(cfg, where)
         if override is None:
             continue

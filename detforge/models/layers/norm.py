@@ -1,8 +1,8 @@
 """Normalisation layers and :func:`build_norm_layer` (mmcv 1.x names and conventions).
 
 Registered names: ``BN`` / ``BN2d`` (``BatchNorm2d``), ``BN1d``, ``BN3d``, ``SyncBN``
-(:class:`SyncBatchNorm`), ``GN`` (``GroupNorm``), ``LN`` (``LayerNorm``), ``IN`` / ``IN2d``
-(``InstanceNorm2d``), ``IN1d``, ``IN3d``.
+(:class:`SyncBatchNorm`), ``MMSyncBN`` (:class:`MMSyncBatchNorm`), ``GN`` (``GroupNorm``),
+``LN`` (``LayerNorm``), ``IN`` / ``IN2d`` (``InstanceNorm2d``), ``IN1d``, ``IN3d``.
 
 The module name returned by :func:`build_norm_layer` is the layer's abbreviation plus a
 postfix, as in mmcv: ``bn1``, ``gn``, ``ln``, ``in``. That name is what appears in state-dict
@@ -31,7 +31,14 @@ from detforge.errors import ConfigKeyError
 from detforge.models.layers._builder import _call, _resolve, _split_cfg
 from detforge.registry import Registry
 
-__all__ = ["NORM_LAYERS", "SyncBatchNorm", "build_norm_layer", "infer_abbr"]
+__all__ = [
+    "NORM_LAYERS",
+    "MMSyncBatchNorm",
+    "SyncBatchNorm",
+    "batch_norms_to_eval",
+    "build_norm_layer",
+    "infer_abbr",
+]
 
 NORM_LAYERS = Registry("norm layers")
 
@@ -65,6 +72,65 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         return _BatchNorm.forward(self, input)
 
 
+class MMSyncBatchNorm(SyncBatchNorm):
+    """mmcv's ``MMSyncBN`` (``mmcv.ops.SyncBatchNorm``): :class:`SyncBatchNorm` with mmcv's
+    arguments and initial weights.
+
+    v2 configs use it in heads (``head_norm_cfg``) because it accepts empty batches (no RoIs
+    on a GPU); detforge's :class:`SyncBatchNorm` does as well, and the running statistics are
+    left unchanged by an empty batch. On one process it is batch norm; distributed, the
+    statistics are averaged over all samples of all ranks, which is mmcv's ``stats_mode='N'``
+    and equals ``'default'`` (ranks weighted equally) whenever the ranks hold equally many
+    samples. As in mmcv the affine weight starts uniform in ``[0, 1)`` (``ConvModule`` sets it
+    to 1). Unlike mmcv's class it is a ``_BatchNorm``, so ``norm_eval`` and
+    ``init_cfg`` entries with ``layer='_BatchNorm'`` reach it. State-dict keys are batch
+    norm's.
+
+    Args:
+        num_features: Channels.
+        eps: Added to the variance.
+        momentum: Running-average factor (``None``: cumulative average).
+        affine: Learnable weight and bias.
+        track_running_stats: Keep running statistics.
+        group: Process group to synchronise over (``None``: the whole world).
+        stats_mode: ``'default'`` or ``'N'`` (see above).
+
+    Example:
+        >>> layer = MMSyncBatchNorm(4).eval()
+        >>> layer(torch.zeros(0, 4, 2, 2)).shape
+        torch.Size([0, 4, 2, 2])
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        group: Any = None,
+        stats_mode: str = "default",
+    ) -> None:
+        if stats_mode not in ("default", "N"):
+            raise ValueError(f"MMSyncBN: stats_mode must be 'default' or 'N', got {stats_mode!r}")
+        super().__init__(
+            num_features,
+            eps=eps,
+            momentum=momentum,
+            affine=affine,
+            track_running_stats=track_running_stats,
+            process_group=group,
+        )
+        self.stats_mode = stats_mode
+
+    def reset_parameters(self) -> None:
+        """mmcv's init: running statistics reset, weight ``U[0, 1)``, bias 0."""
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.uniform_(self.weight)
+            nn.init.zeros_(self.bias)
+
+
 def _warn_sync_fallback() -> None:
     global _warned_sync_fallback
     if _warned_sync_fallback:
@@ -82,6 +148,7 @@ NORM_LAYERS.register_module(name=["BN", "BN2d"], module=nn.BatchNorm2d)
 NORM_LAYERS.register_module(name="BN1d", module=nn.BatchNorm1d)
 NORM_LAYERS.register_module(name="BN3d", module=nn.BatchNorm3d)
 NORM_LAYERS.register_module(name="SyncBN", module=SyncBatchNorm)
+NORM_LAYERS.register_module(name="MMSyncBN", module=MMSyncBatchNorm)
 NORM_LAYERS.register_module(name="GN", module=nn.GroupNorm)
 NORM_LAYERS.register_module(name="LN", module=nn.LayerNorm)
 NORM_LAYERS.register_module(name=["IN", "IN2d"], module=nn.InstanceNorm2d)
@@ -159,3 +226,18 @@ def build_norm_layer(
     for param in layer.parameters():
         param.requires_grad = requires_grad
     return name, layer
+
+
+def batch_norms_to_eval(module: nn.Module) -> None:
+    """Put every batch-norm layer in ``module`` (SyncBN included) in eval mode: the running
+    statistics stay fixed while the rest trains (a backbone's ``norm_eval``).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).train()
+        >>> batch_norms_to_eval(net)
+        >>> net.training, net[1].training
+        (True, False)
+    """
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            m.eval()

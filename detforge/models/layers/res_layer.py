@@ -18,23 +18,83 @@ from torch.utils.checkpoint import checkpoint
 from detforge.models.layers.conv import build_conv_layer
 from detforge.models.layers.init import apply_init_cfg
 from detforge.models.layers.norm import build_norm_layer
+from detforge.models.layers.plugin import build_plugin_layer
 from detforge.registry import Cfg, plain_cfg
 
-__all__ = ["BN", "BasicBlock", "Bottleneck", "ResLayer"]
+__all__ = ["BN", "PLUGIN_POSITIONS", "BasicBlock", "Bottleneck", "ResLayer"]
 
 #: plain BatchNorm, the default norm layer of the residual blocks
 BN: Cfg = MappingProxyType({"type": "BN"})
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
+#: where a Bottleneck can run plugins (v2's ``allowed_position``)
+PLUGIN_POSITIONS = ("after_conv1", "after_conv2", "after_conv3")
+
+
+def _plugins_at(plugins: Sequence[Mapping[str, Any]], position: str) -> list[Mapping[str, Any]]:
+    """The ``cfg`` of each plugin spec ``dict(cfg=..., position=...)`` at ``position``."""
+    return [p["cfg"] for p in plugins if p["position"] == position]
+
 
 def _no_plugins(plugins: Any, owner: str) -> None:
     if plugins is not None:
-        raise NotImplementedError(f"{owner}: plugins are not supported yet (got {plugins!r})")
+        raise NotImplementedError(f"{owner}: plugins are not supported (got {plugins!r})")
 
 
-def _run_block(block: BasicBlock | Bottleneck, x: torch.Tensor) -> torch.Tensor:
-    """``relu(residual(x) + shortcut(x))``, checkpointing the residual when ``with_cp``."""
+def _check_plugin_specs(plugins: Any, owner: str) -> None:
+    if not isinstance(plugins, list | tuple):
+        raise TypeError(f"{owner}: plugins must be a list of dicts, got {plugins!r}")
+    for spec in plugins:
+        if not isinstance(spec, Mapping) or "cfg" not in spec or "position" not in spec:
+            raise ValueError(
+                f"{owner}: each plugin must be dict(cfg=..., position=...), got {spec!r}"
+            )
+        extra = sorted(set(spec) - {"cfg", "position"})
+        if extra:
+            raise ValueError(f"{owner}: plugin {dict(spec)!r} has unexpected keys {extra}")
+        if spec["position"] not in PLUGIN_POSITIONS:
+            raise ValueError(
+                f"{owner}: plugin position {spec['position']!r} is not one of {PLUGIN_POSITIONS}"
+            )
+
+
+def _conv_strides(owner: str, style: str, stride: int) -> tuple[int, int]:
+    """``(conv1 stride, conv2 stride)`` of a bottleneck: ``'pytorch'`` strides the 3x3 conv,
+    ``'caffe'`` the first 1x1 conv."""
+    if style not in ("pytorch", "caffe"):
+        raise ValueError(f"{owner}: style must be 'pytorch' or 'caffe', got {style!r}")
+    return (1, stride) if style == "pytorch" else (stride, 1)
+
+
+def _grouped_width(planes: int, groups: int, base_width: int, base_channels: int) -> int:
+    """Width of a bottleneck's 3x3 conv: ``planes``, or with ``groups > 1`` (ResNeXt)
+    ``floor(planes * (base_width / base_channels)) * groups``, in v2's float order (with
+    RegNet's ``base_channels == planes``, ``176 * (120 / 176)`` floors to 119)."""
+    if groups == 1:
+        return planes
+    return math.floor(planes * (base_width / base_channels)) * groups
+
+
+def _conv2_cfg(owner: str, conv_cfg: Cfg | None, dcn: Cfg | None) -> Cfg | None:
+    """Conv config of a bottleneck's 3x3 conv(s): ``dcn`` (without ``fallback_on_stride``)
+    unless it is None or asks to fall back to ``conv_cfg``."""
+    if dcn is None:
+        return conv_cfg
+    dcn_cfg = dict(dcn)
+    if dcn_cfg.pop("fallback_on_stride", False):
+        return conv_cfg
+    if conv_cfg is not None:
+        raise ValueError(f"{owner}: conv_cfg must be None when dcn is set")
+    return dcn_cfg
+
+
+def _run_block(block: Any, x: torch.Tensor) -> torch.Tensor:
+    """``block.relu(block._residual(x))``, checkpointing the residual when ``block.with_cp``.
+
+    Shared by every residual block whose ``_residual`` returns ``branch(x) + shortcut(x)``
+    (``BasicBlock``, ``Bottleneck``, Res2Net's and ResNeSt's blocks).
+    """
     if block.with_cp and x.requires_grad:
         out = checkpoint(block._residual, x, use_reentrant=False)
     else:
@@ -56,7 +116,7 @@ class BasicBlock(nn.Module):
         conv_cfg: Conv layer config.
         norm_cfg: Norm layer config.
         dcn: Must be ``None`` (MMDetection has no DCN BasicBlock).
-        plugins: Must be ``None``.
+        plugins: Must be ``None`` (v2 has no plugins in BasicBlock).
         init_cfg: This block's ``init_cfg`` (ResNet passes the zero-init of ``norm2``).
     """
 
@@ -80,7 +140,11 @@ class BasicBlock(nn.Module):
         super().__init__()
         if dcn is not None:
             raise NotImplementedError("BasicBlock: dcn is not supported (use depth >= 50)")
-        _no_plugins(plugins, "BasicBlock")
+        if plugins is not None:
+            raise NotImplementedError(
+                "BasicBlock: plugins are not supported, as in v2 (use depth >= 50); "
+                f"got {plugins!r}"
+            )
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
         self.conv1 = build_conv_layer(
@@ -144,7 +208,10 @@ class Bottleneck(nn.Module):
         norm_cfg: Norm layer config.
         dcn: Deformable conv config for the 3x3 conv (``dict(type='DCN', deform_groups=1,
             fallback_on_stride=False)``); ``fallback_on_stride=True`` keeps a plain conv.
-        plugins: Must be ``None``.
+        plugins: ``[dict(cfg=plugin_cfg, position='after_conv1'|'after_conv2'|'after_conv3')]``
+            (v2): plugin layers run, in order, after that conv's norm (and ReLU); those after
+            conv1/conv2 get ``width`` channels, those after conv3 ``planes * 4``. A plugin is the
+            attribute named by its abbreviation plus ``cfg['postfix']`` (``context_block``).
         groups: Groups of the 3x3 conv (ResNeXt cardinality).
         base_width: Width per group at ``base_channels`` (ResNeXt).
         base_channels: The backbone's base channels (ResNeXt width formula).
@@ -172,9 +239,8 @@ class Bottleneck(nn.Module):
         init_cfg: _InitCfg = None,
     ) -> None:
         super().__init__()
-        if style not in ("pytorch", "caffe"):
-            raise ValueError(f"Bottleneck: style must be 'pytorch' or 'caffe', got {style!r}")
-        _no_plugins(plugins, "Bottleneck")
+        if plugins is not None:
+            _check_plugin_specs(plugins, "Bottleneck")
         self.inplanes = inplanes
         self.planes = planes
         self.stride = stride
@@ -186,8 +252,9 @@ class Bottleneck(nn.Module):
         self.dcn = dcn
         self.with_dcn = dcn is not None
         self.init_cfg = init_cfg
-        self.conv1_stride, self.conv2_stride = (1, stride) if style == "pytorch" else (stride, 1)
-        width = planes if groups == 1 else math.floor(planes * base_width / base_channels) * groups
+        self.conv1_stride, self.conv2_stride = _conv_strides("Bottleneck", style, stride)
+        width = _grouped_width(planes, groups, base_width, base_channels)
+        self.width = width
 
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, width, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, width, postfix=2)
@@ -196,15 +263,8 @@ class Bottleneck(nn.Module):
             conv_cfg, inplanes, width, kernel_size=1, stride=self.conv1_stride, bias=False
         )
         self.add_module(self.norm1_name, norm1)
-        conv2_cfg = conv_cfg
-        if dcn is not None:
-            dcn_cfg = dict(dcn)
-            if not dcn_cfg.pop("fallback_on_stride", False):
-                if conv_cfg is not None:
-                    raise ValueError("Bottleneck: conv_cfg must be None when dcn is set")
-                conv2_cfg = dcn_cfg
         self.conv2 = build_conv_layer(
-            conv2_cfg,
+            _conv2_cfg("Bottleneck", conv_cfg, dcn),
             width,
             width,
             kernel_size=3,
@@ -221,6 +281,42 @@ class Bottleneck(nn.Module):
         self.add_module(self.norm3_name, norm3)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.plugins = plugins
+        self.with_plugins = plugins is not None
+        specs = plugins or []
+        self.after_conv1_plugin_names = self.make_block_plugins(
+            width, _plugins_at(specs, "after_conv1")
+        )
+        self.after_conv2_plugin_names = self.make_block_plugins(
+            width, _plugins_at(specs, "after_conv2")
+        )
+        self.after_conv3_plugin_names = self.make_block_plugins(
+            planes * self.expansion, _plugins_at(specs, "after_conv3")
+        )
+
+    def make_block_plugins(
+        self, in_channels: int, plugins: Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        """Build and attach ``plugins`` (configs) for ``in_channels``; their attribute names."""
+        names = []
+        for cfg in plugins:
+            args = dict(cfg)
+            postfix = args.pop("postfix", "")
+            name, layer = build_plugin_layer(args, postfix=postfix, in_channels=in_channels)
+            if hasattr(self, name):
+                raise ValueError(
+                    f"Bottleneck: duplicate plugin name {name!r}; give the plugins of one type "
+                    "distinct 'postfix' values"
+                )
+            self.add_module(name, layer)
+            names.append(name)
+        return names
+
+    def forward_plugin(self, x: torch.Tensor, plugin_names: Sequence[str]) -> torch.Tensor:
+        """Run the named plugins in order."""
+        for name in plugin_names:
+            x = getattr(self, name)(x)
+        return x
 
     @property
     def norm1(self) -> nn.Module:
@@ -236,8 +332,11 @@ class Bottleneck(nn.Module):
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
+        out = self.forward_plugin(out, self.after_conv1_plugin_names)
         out = self.relu(self.norm2(self.conv2(out)))
+        out = self.forward_plugin(out, self.after_conv2_plugin_names)
         out = self.norm3(self.conv3(out))
+        out = self.forward_plugin(out, self.after_conv3_plugin_names)
         identity = x if self.downsample is None else self.downsample(x)
         return out + identity
 
@@ -257,7 +356,9 @@ class ResLayer(nn.Sequential):
     ``downsample = Sequential([AvgPool2d,] conv1x1, norm)``; with ``avg_down`` the pooling does
     the striding (``ceil_mode=True, count_include_pad=False``) and the conv has stride 1, so
     the keys are ``downsample.1.*`` / ``downsample.2.*`` instead of ``downsample.0.*`` /
-    ``downsample.1.*``.
+    ``downsample.1.*``. As in v2, ``avg_down`` adds the pooling even to a stride-1 shortcut
+    (a 1x1 pooling that changes nothing but the keys: ``layer1.0.downsample.1.weight`` in
+    ResNetV1d, ResNeSt and Res2Net checkpoints).
 
     Args:
         block: Block class (``BasicBlock``, ``Bottleneck``).
@@ -271,6 +372,8 @@ class ResLayer(nn.Sequential):
         downsample_first: The first block changes resolution (ResNet); False puts it last
             (Hourglass).
         block_args: Further keyword arguments of every block (``dilation``, ``style``, ...).
+        first_block_args: Keyword arguments of the first block only, on top of
+            ``block_args`` (Res2Net's ``stage_type='stage'``).
 
     Example:
         >>> layer = ResLayer(BasicBlock, 8, 16, 2, stride=2)
@@ -290,14 +393,16 @@ class ResLayer(nn.Sequential):
         norm_cfg: Mapping[str, Any] = {"type": "BN"},
         downsample_first: bool = True,
         block_args: Mapping[str, Any] | None = None,
+        first_block_args: Mapping[str, Any] | None = None,
     ) -> None:
         expansion: int = getattr(block, "expansion", 1)
         extra = dict(block_args or {})
+        first_extra = {**extra, **(first_block_args or {})}
         downsample = None
         if stride != 1 or inplanes != planes * expansion:
             parts: list[nn.Module] = []
             conv_stride = stride
-            if avg_down and stride != 1:
+            if avg_down:
                 conv_stride = 1
                 parts.append(
                     nn.AvgPool2d(
@@ -317,24 +422,26 @@ class ResLayer(nn.Sequential):
             parts.append(build_norm_layer(norm_cfg, planes * expansion)[1])
             downsample = nn.Sequential(*parts)
 
-        def make(inp: int, out: int, s: int, down: nn.Module | None) -> nn.Module:
-            return block(
+        # (inplanes, planes, stride, downsample) of each block, in order
+        specs: list[tuple[int, int, int, nn.Module | None]]
+        if downsample_first:
+            specs = [(inplanes, planes, stride, downsample)]
+            specs += [(planes * expansion, planes, 1, None)] * (num_blocks - 1)
+        else:
+            specs = [(inplanes, inplanes, 1, None)] * (num_blocks - 1)
+            specs += [(inplanes, planes, stride, downsample)]
+        layers = [
+            block(
                 inplanes=inp,
                 planes=out,
                 stride=s,
                 downsample=down,
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
-                **extra,
+                **(first_extra if i == 0 else extra),
             )
-
-        layers: list[nn.Module] = []
-        if downsample_first:
-            layers.append(make(inplanes, planes, stride, downsample))
-            layers.extend(make(planes * expansion, planes, 1, None) for _ in range(1, num_blocks))
-        else:
-            layers.extend(make(inplanes, inplanes, 1, None) for _ in range(num_blocks - 1))
-            layers.append(make(inplanes, planes, stride, downsample))
+            for i, (inp, out, s, down) in enumerate(specs)
+        ]
         super().__init__(*layers)
 
     def init_weights(self) -> None:

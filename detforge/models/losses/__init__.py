@@ -28,6 +28,7 @@ from detforge.models.losses.gfocal_loss import (
     quality_focal_loss_tensor_target,
     quality_focal_loss_with_prob,
 )
+from detforge.models.losses.ghm_loss import GHMC, GHMR, harmonizing_weights
 from detforge.models.losses.iou_loss import (
     BoundedIoULoss,
     CIoULoss,
@@ -41,11 +42,14 @@ from detforge.models.losses.iou_loss import (
     iou_loss,
 )
 from detforge.models.losses.mse_loss import MSELoss, mse_loss
+from detforge.models.losses.seesaw_loss import SeesawLoss, seesaw_ce_loss
 from detforge.models.losses.smooth_l1_loss import L1Loss, SmoothL1Loss, l1_loss, smooth_l1_loss
 from detforge.models.losses.utils import reduce_loss, weight_reduce_loss, weighted_loss
 from detforge.models.losses.varifocal_loss import VarifocalLoss, varifocal_loss
 
 __all__ = [
+    "GHMC",
+    "GHMR",
     "Accuracy",
     "BalancedL1Loss",
     "BoundedIoULoss",
@@ -59,6 +63,7 @@ __all__ = [
     "L1Loss",
     "MSELoss",
     "QualityFocalLoss",
+    "SeesawLoss",
     "SmoothL1Loss",
     "VarifocalLoss",
     "accuracy",
@@ -70,6 +75,7 @@ __all__ = [
     "diou_loss",
     "distribution_focal_loss",
     "giou_loss",
+    "harmonizing_weights",
     "iou_loss",
     "l1_loss",
     "mask_cross_entropy",
@@ -80,6 +86,7 @@ __all__ = [
     "quality_focal_loss_tensor_target",
     "quality_focal_loss_with_prob",
     "reduce_loss",
+    "seesaw_ce_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "varifocal_loss",

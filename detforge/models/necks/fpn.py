@@ -13,7 +13,7 @@ from torch import nn
 from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.registry import MODELS, Cfg, plain_cfg
 
-__all__ = ["FPN"]
+__all__ = ["FPN", "backbone_end_level", "check_in_channels"]
 
 _InitCfg = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 _EXTRA_SOURCES = ("on_input", "on_lateral", "on_output")
@@ -76,9 +76,7 @@ class FPN(nn.Module):
         init_cfg: _InitCfg = _XAVIER_UNIFORM,
     ) -> None:
         super().__init__()
-        if isinstance(in_channels, str | int) or not isinstance(in_channels, Sequence):
-            raise TypeError(f"FPN: in_channels must be a list of ints, got {in_channels!r}")
-        self.in_channels = list(in_channels)
+        self.in_channels = check_in_channels(in_channels, type(self).__name__)
         self.out_channels = out_channels
         self.num_ins = len(self.in_channels)
         self.num_outs = num_outs
@@ -88,8 +86,10 @@ class FPN(nn.Module):
         self.init_cfg = plain_cfg(init_cfg)
         self.start_level = start_level
         self.end_level = end_level
-        self.backbone_end_level = _check_levels(self.num_ins, num_outs, start_level, end_level)
-        self.add_extra_convs = _extra_source(add_extra_convs)
+        self.backbone_end_level = backbone_end_level(
+            self.num_ins, num_outs, start_level, end_level, type(self).__name__
+        )
+        self.add_extra_convs = _extra_source(add_extra_convs, type(self).__name__)
 
         self.lateral_convs = nn.ModuleList()
         self.fpn_convs = nn.ModuleList()
@@ -146,17 +146,35 @@ class FPN(nn.Module):
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Levels ``Tensor[B, C_i, H_i, W_i]`` -> ``num_outs`` maps of ``out_channels`` each."""
+        laterals = self._top_down(inputs)
+        outs = [self.fpn_convs[i](lateral) for i, lateral in enumerate(laterals)]
+        return self._add_extra_levels(inputs, laterals, outs)
+
+    def _top_down(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The laterals of the used levels after the top-down pass (each plus the one above,
+        upsampled)."""
         if len(inputs) != self.num_ins:
-            raise ValueError(f"FPN: got {len(inputs)} input levels, in_channels has {self.num_ins}")
+            raise ValueError(
+                f"{type(self).__name__}: got {len(inputs)} input levels, "
+                f"in_channels has {self.num_ins}"
+            )
         laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
-        used = len(laterals)
-        for i in range(used - 1, 0, -1):
+        for i in range(len(laterals) - 1, 0, -1):
             if "scale_factor" in self.upsample_cfg:
                 up = F.interpolate(laterals[i], **self.upsample_cfg)
             else:
                 up = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], **self.upsample_cfg)
             laterals[i - 1] = laterals[i - 1] + up
-        outs = [self.fpn_convs[i](laterals[i]) for i in range(used)]
+        return laterals
+
+    def _add_extra_levels(
+        self,
+        inputs: Sequence[torch.Tensor],
+        laterals: Sequence[torch.Tensor],
+        outs: list[torch.Tensor],
+    ) -> tuple[torch.Tensor, ...]:
+        """``outs`` (one per used level) followed by the levels up to ``num_outs``."""
+        used = len(laterals)
         if self.num_outs > used:
             if not self.add_extra_convs:
                 for _ in range(self.num_outs - used):
@@ -175,32 +193,54 @@ class FPN(nn.Module):
         return tuple(outs)
 
 
-def _check_levels(num_ins: int, num_outs: int, start_level: int, end_level: int) -> int:
-    """The backbone level after the last one used; checks the level arguments."""
+def check_in_channels(in_channels: Sequence[int], neck: str) -> list[int]:
+    """``in_channels`` as a list; a bare int or string is a ``TypeError`` naming ``neck``."""
+    if isinstance(in_channels, str | int) or not isinstance(in_channels, Sequence):
+        raise TypeError(f"{neck}: in_channels must be a list of ints, got {in_channels!r}")
+    return list(in_channels)
+
+
+def backbone_end_level(
+    num_ins: int, num_outs: int, start_level: int, end_level: int, neck: str = "FPN"
+) -> int:
+    """The backbone level after the last one a pyramid neck uses; checks the level arguments.
+
+    ``end_level`` -1 (or the last level) allows extra levels (``num_outs`` beyond the levels
+    used); any other end level must give exactly ``num_outs`` levels.
+
+    Raises:
+        ValueError: a level lies outside the backbone's or ``num_outs`` does not fit; the
+            message names ``neck``.
+
+    Example:
+        >>> backbone_end_level(4, 5, start_level=1, end_level=-1)
+        4
+    """
     if not 0 <= start_level < num_ins:
-        raise ValueError(f"FPN: start_level={start_level} must lie in 0..{num_ins - 1}")
+        raise ValueError(f"{neck}: start_level={start_level} must lie in 0..{num_ins - 1}")
     if end_level in (-1, num_ins - 1):
         if num_outs < num_ins - start_level:
             raise ValueError(
-                f"FPN: num_outs={num_outs} is less than the {num_ins - start_level} "
+                f"{neck}: num_outs={num_outs} is less than the {num_ins - start_level} "
                 f"backbone levels used (start_level={start_level})"
             )
         return num_ins
     if not start_level <= end_level < num_ins:
-        raise ValueError(f"FPN: end_level={end_level} must lie in {start_level}..{num_ins - 1}")
+        raise ValueError(f"{neck}: end_level={end_level} must lie in {start_level}..{num_ins - 1}")
     if num_outs != end_level - start_level + 1:
         raise ValueError(
-            f"FPN: with end_level={end_level}, num_outs must be {end_level - start_level + 1}, "
-            f"got {num_outs}"
+            f"{neck}: with end_level={end_level}, num_outs must be "
+            f"{end_level - start_level + 1}, got {num_outs}"
         )
     return end_level + 1
 
 
-def _extra_source(add_extra_convs: bool | str) -> str | bool:
+def _extra_source(add_extra_convs: bool | str, neck: str) -> str | bool:
     if isinstance(add_extra_convs, bool):
         return "on_input" if add_extra_convs else False
     if add_extra_convs in _EXTRA_SOURCES:
         return add_extra_convs
     raise ValueError(
-        f"FPN: add_extra_convs must be a bool or one of {_EXTRA_SOURCES}, got {add_extra_convs!r}"
+        f"{neck}: add_extra_convs must be a bool or one of {_EXTRA_SOURCES}, "
+        f"got {add_extra_convs!r}"
     )

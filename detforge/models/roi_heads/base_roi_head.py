@@ -14,7 +14,8 @@ heads and implements those two plus ``forward_train`` and ``aug_test``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,18 +23,22 @@ import torch
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg
-from detforge.registry import Cfg, check_cfg_keys
+from detforge.models.task_modules.samplers import HardMining, OHEMSampler
+from detforge.registry import MODELS, Cfg, build_module, check_cfg_keys
 from detforge.structures import ImgMeta
-from detforge.structures.bbox import bbox2result
+from detforge.structures.bbox import bbox2result, bbox2roi
 
 __all__ = [
     "BaseRoIHead",
     "assign_and_sample",
     "detections_per_image",
+    "hard_mining",
     "positive_flags",
     "roi_results",
     "scale_factor_tensor",
 ]
+
+BBoxForward = Callable[[Sequence[torch.Tensor], torch.Tensor], dict[str, Any]]
 
 
 def scale_factor_tensor(scale_factor: Any, like: torch.Tensor) -> torch.Tensor:
@@ -49,6 +54,35 @@ def scale_factor_tensor(scale_factor: Any, like: torch.Tensor) -> torch.Tensor:
     return like.new_tensor(np.asarray(scale_factor, dtype=np.float32))
 
 
+def _hard_mining_losses(
+    bbox_forward: BBoxForward,
+    bbox_head: Any,
+    feats: Sequence[torch.Tensor],
+    bboxes: torch.Tensor,
+    labels: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    rois = bbox2roi([bboxes])
+    cls_score = bbox_forward(feats, rois)["cls_score"]
+    losses: dict[str, torch.Tensor] = bbox_head.loss(
+        cls_score,
+        None,
+        rois,
+        labels,
+        cls_score.new_ones(cls_score.size(0)),
+        None,
+        None,
+        reduction_override="none",
+    )
+    return losses
+
+
+def hard_mining(bbox_forward: BBoxForward, bbox_head: Any) -> HardMining:
+    """OHEM's view of a box branch: per-RoI losses (``reduction='none'``, unit weights, no
+    box targets) of ``bbox_forward(feats, rois)['cls_score']`` under ``bbox_head.loss``, and
+    ``bbox_head.num_classes`` as the negatives' label (v2's ``OHEMSampler.hard_mining``)."""
+    return HardMining(partial(_hard_mining_losses, bbox_forward, bbox_head), bbox_head.num_classes)
+
+
 def assign_and_sample(
     assigner: Any,
     sampler: Any,
@@ -57,19 +91,26 @@ def assign_and_sample(
     gt_bboxes: Sequence[torch.Tensor],
     gt_labels: Sequence[torch.Tensor],
     gt_bboxes_ignore: Sequence[torch.Tensor | None] | None = None,
+    mining: HardMining | None = None,
 ) -> list[Any]:
     """Per image, the proposals assigned to the ground truths and sampled (v2).
 
-    The sampler also gets the image's features (``feats``), which feature-aware samplers
-    (OHEM) use.
+    The sampler also gets the image's features (``feats``); an :class:`OHEMSampler` gets
+    ``mining`` (the RoI head's :func:`hard_mining`) to rank candidates with.
     """
     ignores = list(gt_bboxes_ignore or [None] * len(proposal_list))
+    extra = {"hard_mining": mining} if isinstance(sampler, OHEMSampler) else {}
     results = []
     for i, proposals in enumerate(proposal_list):
         assign = assigner.assign(proposals, gt_bboxes[i], ignores[i], gt_labels[i])
         results.append(
             sampler.sample(
-                assign, proposals, gt_bboxes[i], gt_labels[i], feats=[lvl[i][None] for lvl in x]
+                assign,
+                proposals,
+                gt_bboxes[i],
+                gt_labels[i],
+                feats=[lvl[i][None] for lvl in x],
+                **extra,
             )
         )
     return results
@@ -146,14 +187,14 @@ class BaseRoIHead(nn.Module, ABC):
         train_cfg: The detector's ``train_cfg.rcnn`` (a subclass checks and uses it).
         test_cfg: ``score_thr``, ``nms``, ``max_per_img`` (+ ``mask_thr_binary``).
         init_cfg: Initialisation config, applied by :meth:`init_weights`.
-        shared_head: Not supported yet (v2's C4 models).
+        shared_head: Module run on the pooled RoI features before the box and mask heads
+            (v2's C4 models: a ``ResLayer``), or ``None``.
         pretrained: Deprecated v2 argument; must be ``None``.
         has_mask_head: Whether a mask head is configured (a mask RoI extractor alone is an
             error).
         has_mask_roi_extractor: Whether a mask RoI extractor is configured.
 
     Raises:
-        NotImplementedError: ``shared_head`` is given.
         ValueError: ``pretrained`` is given, or a mask RoI extractor without a mask head.
     """
 
@@ -171,15 +212,13 @@ class BaseRoIHead(nn.Module, ABC):
         *,
         test_cfg: Cfg | None,
         init_cfg: Any,
-        shared_head: Cfg | None,
+        shared_head: Cfg | nn.Module | None,
         pretrained: str | None,
         has_mask_head: bool,
         has_mask_roi_extractor: bool,
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if shared_head is not None:
-            raise NotImplementedError(f"{name}: shared_head is not supported yet")
         if pretrained is not None:
             raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
         if has_mask_roi_extractor and not has_mask_head:
@@ -187,6 +226,9 @@ class BaseRoIHead(nn.Module, ABC):
         check_cfg_keys(test_cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         self.test_cfg = test_cfg
         self.init_cfg = init_cfg
+        self.shared_head: nn.Module | None = (
+            None if shared_head is None else build_module(shared_head, MODELS)
+        )
 
     def _check_train_cfg(self, cfg: Cfg | None, name: str = "train_cfg") -> None:
         check_cfg_keys(cfg, self.TRAIN_CFG_KEYS, name, self)
@@ -204,7 +246,14 @@ class BaseRoIHead(nn.Module, ABC):
 
     @property
     def with_shared_head(self) -> bool:
-        return False
+        return self.shared_head is not None
+
+    def _shared(self, roi_feats: torch.Tensor) -> torch.Tensor:
+        """``shared_head(roi_feats)``, or the features unchanged without a shared head."""
+        if self.shared_head is None:
+            return roi_feats
+        out: torch.Tensor = self.shared_head(roi_feats)
+        return out
 
     # ------------------------------------------------------------- abstract
     @property

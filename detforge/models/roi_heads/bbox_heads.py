@@ -11,21 +11,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from detforge.models.layers import apply_init_cfg
+from detforge.models.layers import apply_init_cfg, build_linear_layer
 from detforge.models.losses import accuracy
 from detforge.models.utils import multi_apply
 from detforge.ops import multiclass_nms
 from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
 from detforge.structures import ImgMeta
 
-__all__ = ["BBoxHead", "linear_predictor"]
+__all__ = ["BBoxHead", "cls_channels"]
 
 
-def linear_predictor(cfg: Cfg | None, in_features: int, out_features: int) -> nn.Module:
-    kind = (cfg or {}).get("type", "Linear")
-    if kind != "Linear":
-        raise KeyError(f"predictor type {kind!r} is not supported (use 'Linear')")
-    return nn.Linear(in_features, out_features)
+def cls_channels(loss_cls: Any, num_classes: int) -> int:
+    """Outputs of a box head's classifier: ``num_classes + 1`` (background last), or what a
+    custom-channel loss asks for (``SeesawLoss``: ``num_classes + 2``)."""
+    if getattr(loss_cls, "custom_cls_channels", False):
+        return int(loss_cls.get_cls_channels(num_classes))
+    return num_classes + 1
 
 
 @MODELS.register_module()
@@ -42,9 +43,11 @@ class BBoxHead(nn.Module):
         bbox_coder: Box coder config.
         reg_class_agnostic: One box per RoI instead of one per class.
         reg_decoded_bbox: Regress decoded boxes (for IoU-type losses).
-        reg_predictor_cfg: Only ``dict(type='Linear')``.
-        cls_predictor_cfg: Only ``dict(type='Linear')``.
-        loss_cls: Classification loss config.
+        reg_predictor_cfg: Layer of ``fc_reg`` (``dict(type='Linear')``).
+        cls_predictor_cfg: Layer of ``fc_cls`` (``Linear`` or the cosine ``NormedLinear``).
+        loss_cls: Classification loss config; a loss with ``custom_cls_channels``
+            (``SeesawLoss``) sets the classifier's outputs, scores through its
+            ``get_activation`` and reports its own accuracies.
         loss_bbox: Regression loss config.
         init_cfg: Initialisation; by default Normal(std=0.01) for fc_cls and
             Normal(std=0.001) for fc_reg.
@@ -103,9 +106,11 @@ class BBoxHead(nn.Module):
         else:
             features *= self.roi_feat_area
         if with_cls:
-            self.fc_cls = linear_predictor(self.cls_predictor_cfg, features, num_classes + 1)
+            self.fc_cls = build_linear_layer(
+                self.cls_predictor_cfg, features, cls_channels(self.loss_cls, num_classes)
+            )
         if with_reg:
-            self.fc_reg = linear_predictor(
+            self.fc_reg = build_linear_layer(
                 self.reg_predictor_cfg, features, 4 if reg_class_agnostic else 4 * num_classes
             )
         if init_cfg is None:
@@ -118,6 +123,18 @@ class BBoxHead(nn.Module):
 
     def init_weights(self) -> None:
         apply_init_cfg(self, self.init_cfg)
+
+    @property
+    def custom_cls_channels(self) -> bool:
+        return bool(getattr(self.loss_cls, "custom_cls_channels", False))
+
+    @property
+    def custom_activation(self) -> bool:
+        return bool(getattr(self.loss_cls, "custom_activation", False))
+
+    @property
+    def custom_accuracy(self) -> bool:
+        return bool(getattr(self.loss_cls, "custom_accuracy", False))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.with_avg_pool:
@@ -187,19 +204,28 @@ class BBoxHead(nn.Module):
         bbox_weights: torch.Tensor,
         reduction_override: str | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``loss_cls``, ``acc`` (percent) and ``loss_bbox`` (over positive RoIs)."""
+        """``loss_cls``, ``acc`` (percent) and ``loss_bbox`` (over positive RoIs); a loss that
+        returns a dict (``SeesawLoss``: ``loss_cls_objectness``, ``loss_cls_classes``) gives
+        its own names, and a custom-activation loss its own accuracies."""
         losses: dict[str, torch.Tensor] = {}
         if cls_score is not None:
             avg_factor = max(torch.sum(label_weights > 0).float().item(), 1.0)
             if cls_score.numel() > 0:
-                losses["loss_cls"] = self.loss_cls(
+                loss_cls = self.loss_cls(
                     cls_score,
                     labels,
                     label_weights,
                     avg_factor=avg_factor,
                     reduction_override=reduction_override,
                 )
-                losses["acc"] = accuracy(cls_score, labels)
+                if isinstance(loss_cls, dict):
+                    losses.update(loss_cls)
+                else:
+                    losses["loss_cls"] = loss_cls
+                if self.custom_activation:
+                    losses.update(self.loss_cls.get_accuracy(cls_score, labels))
+                else:
+                    losses["acc"] = accuracy(cls_score, labels)
         if bbox_pred is not None:
             pos = (labels >= 0) & (labels < self.num_classes)
             if pos.any():
@@ -231,8 +257,14 @@ class BBoxHead(nn.Module):
         rescale: bool = False,
         cfg: Cfg | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decoded boxes and softmax scores, then (with ``cfg``) multi-class NMS (v2)."""
-        scores = F.softmax(cls_score, dim=-1) if cls_score is not None else None
+        """Decoded boxes and softmax scores (a custom-activation loss's scores), then (with
+        ``cfg``) multi-class NMS (v2)."""
+        scores: torch.Tensor | None = None
+        if cls_score is not None:
+            if self.custom_cls_channels:
+                scores = self.loss_cls.get_activation(cls_score)
+            else:
+                scores = F.softmax(cls_score, dim=-1)
         if bbox_pred is not None:
             bboxes = self.bbox_coder.decode(rois[..., 1:], bbox_pred, max_shape=img_shape)
         else:

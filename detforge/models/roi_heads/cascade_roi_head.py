@@ -19,6 +19,7 @@ pastes them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     assign_and_sample,
     detections_per_image,
+    hard_mining,
     roi_results,
     scale_factor_tensor,
 )
@@ -108,10 +110,12 @@ class CascadeRoIHead(BaseRoIHead):
         pretrained: str | None = None,
         init_cfg: Any = None,
     ) -> None:
+        if shared_head is not None:
+            raise NotImplementedError("CascadeRoIHead: shared_head is not supported (as in v2)")
         super().__init__(
             test_cfg=test_cfg,
             init_cfg=init_cfg,
-            shared_head=shared_head,
+            shared_head=None,
             pretrained=pretrained,
             has_mask_head=mask_head is not None,
             has_mask_roi_extractor=mask_roi_extractor is not None,
@@ -287,6 +291,7 @@ class CascadeRoIHead(BaseRoIHead):
                 gt_bboxes,
                 gt_labels,
                 gt_bboxes_ignore,
+                mining=hard_mining(partial(self._bbox_forward, i), self.bbox_head[i]),
             )
             bbox_results = self._bbox_forward_train(
                 i, x, sampling_results, gt_bboxes, gt_labels, stage_cfg

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.layers import ConvModule
-from detforge.models.roi_heads.bbox_heads import BBoxHead, linear_predictor
+from detforge.models.layers import ConvModule, build_linear_layer
+from detforge.models.roi_heads.bbox_heads import BBoxHead, cls_channels
 from detforge.registry import MODELS, Cfg
 
 __all__ = ["ConvFCBBoxHead", "Shared2FCBBoxHead", "Shared4Conv1FCBBoxHead"]
@@ -103,10 +103,12 @@ class ConvFCBBoxHead(BBoxHead):
                 reg_dim *= self.roi_feat_area
         self.relu = nn.ReLU(inplace=True)
         if with_cls:
-            self.fc_cls = linear_predictor(self.cls_predictor_cfg, cls_dim, num_classes + 1)
+            self.fc_cls = build_linear_layer(
+                self.cls_predictor_cfg, cls_dim, cls_channels(self.loss_cls, num_classes)
+            )
         if with_reg:
             out = 4 if reg_class_agnostic else 4 * num_classes
-            self.fc_reg = linear_predictor(self.reg_predictor_cfg, reg_dim, out)
+            self.fc_reg = build_linear_layer(self.reg_predictor_cfg, reg_dim, out)
         if init_cfg is None:
             self.init_cfg = [
                 *self.init_cfg,
@@ -203,9 +205,13 @@ def Shared2FCBBoxHead(
     bbox_coder: Cfg | None = None,
     reg_class_agnostic: bool = False,
     reg_decoded_bbox: bool = False,
+    reg_predictor_cfg: Cfg | None = None,
+    cls_predictor_cfg: Cfg | None = None,
     loss_cls: Cfg | None = None,
     loss_bbox: Cfg | None = None,
     with_avg_pool: bool = False,
+    with_cls: bool = True,
+    with_reg: bool = True,
     conv_out_channels: int = 256,
     conv_cfg: Cfg | None = None,
     norm_cfg: Cfg | None = None,
@@ -224,9 +230,13 @@ def Shared4Conv1FCBBoxHead(
     bbox_coder: Cfg | None = None,
     reg_class_agnostic: bool = False,
     reg_decoded_bbox: bool = False,
+    reg_predictor_cfg: Cfg | None = None,
+    cls_predictor_cfg: Cfg | None = None,
     loss_cls: Cfg | None = None,
     loss_bbox: Cfg | None = None,
     with_avg_pool: bool = False,
+    with_cls: bool = True,
+    with_reg: bool = True,
     conv_out_channels: int = 256,
     conv_cfg: Cfg | None = None,
     norm_cfg: Cfg | None = None,

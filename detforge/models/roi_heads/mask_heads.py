@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from detforge.models.layers import ConvModule, build_conv_layer
+from detforge.models.layers import CARAFEPack, ConvModule, build_conv_layer
 from detforge.registry import MODELS, Cfg, build_module
 from detforge.structures import ImgMeta
 from detforge.structures.masks import BitmapMasks, PolygonMasks
@@ -41,7 +41,7 @@ BYTES_PER_FLOAT = 4
 #: this many bytes (1 GiB, as in MMDetection v2).
 GPU_MEM_LIMIT = 1024**3
 
-_UPSAMPLE_METHODS = (None, "deconv", "nearest", "bilinear")
+_UPSAMPLE_METHODS = (None, "deconv", "nearest", "bilinear", "carafe")
 
 
 def as_instance_masks(gt_masks: Any, where: str) -> BitmapMasks | PolygonMasks:
@@ -278,7 +278,8 @@ class FCNMaskHead(nn.Module):
         conv_out_channels: Channels of the convs and the deconv.
         num_classes: Foreground classes (one mask channel each).
         class_agnostic: Predict one mask per RoI instead of one per class.
-        upsample_cfg: ``dict(type='deconv'|'nearest'|'bilinear'|None, scale_factor=2)``.
+        upsample_cfg: ``dict(type='deconv'|'nearest'|'bilinear'|'carafe'|None, scale_factor=2)``;
+            ``'carafe'`` takes :class:`CARAFEPack`'s further arguments (``up_kernel``, ...).
         conv_cfg: Conv layer config of the convs.
         norm_cfg: Norm layer config of the convs.
         predictor_cfg: Conv layer config of ``conv_logits`` (default ``dict(type='Conv')``).
@@ -320,15 +321,15 @@ class FCNMaskHead(nn.Module):
         if method not in _UPSAMPLE_METHODS:
             raise ValueError(
                 f"FCNMaskHead: upsample_cfg type {method!r} is not supported "
-                f"(use one of {list(_UPSAMPLE_METHODS)}; 'carafe' needs mmcv's CARAFE op)"
+                f"(use one of {list(_UPSAMPLE_METHODS)})"
             )
         self.scale_factor = upsample.pop("scale_factor", None)
         if method is not None and self.scale_factor is None:
             raise ValueError(f"FCNMaskHead: upsample_cfg type {method!r} needs a scale_factor")
-        if upsample:
+        if upsample and method != "carafe":  # the other keys of 'carafe' are CARAFEPack's
             raise ValueError(f"FCNMaskHead: unexpected upsample_cfg keys {sorted(upsample)}")
         self.upsample_method = method
-        self.upsample_cfg = dict(type=method, scale_factor=self.scale_factor)
+        self.upsample_cfg = dict(type=method, scale_factor=self.scale_factor, **upsample)
         self.num_convs = num_convs
         self.roi_feat_size = _pair(roi_feat_size)
         self.in_channels = in_channels
@@ -358,6 +359,13 @@ class FCNMaskHead(nn.Module):
         self.upsample: nn.Module | None
         if method is None:
             self.upsample = None
+        elif method == "carafe":
+            try:
+                self.upsample = CARAFEPack(up_in, self.scale_factor, **upsample)
+            except TypeError as exc:
+                raise ValueError(
+                    f"FCNMaskHead: upsample_cfg {dict(upsample_cfg)!r}: {exc}"
+                ) from exc
         elif method == "deconv":
             self.upsample = nn.ConvTranspose2d(
                 up_in, conv_out_channels, kernel_size=self.scale_factor, stride=self.scale_factor
@@ -375,10 +383,14 @@ class FCNMaskHead(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def init_weights(self) -> None:
-        """ConvModule defaults for the convs; Kaiming (fan_out) and zero bias for the rest."""
+        """ConvModule defaults for the convs, CARAFE's own init for a CARAFE upsampler;
+        Kaiming (fan_out) and zero bias for the rest."""
         for conv in self.convs:
             cast(ConvModule, conv).init_weights()
         for module in (self.upsample, self.conv_logits):
+            if isinstance(module, CARAFEPack):
+                module.init_weights()
+                continue
             weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
             if isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor):
                 nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")

@@ -1,5 +1,6 @@
-"""RoI extractors (v2): ``SingleRoIExtractor`` pools each RoI from the FPN level that matches
-its scale; ``GenericRoIExtractor`` pools it from every level and sums or concatenates."""
+"""RoI extractors (v2): ``SingleRoIExtractor`` pools each RoI from the FPN level that matches its
+scale, ``GenericRoIExtractor`` (GRoIE; PointRend's mask extractor with one level) from every
+level."""
 
 from __future__ import annotations
 
@@ -9,13 +10,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from detforge.models.layers import apply_init_cfg
-from detforge.ops import RoIAlign, RoIPool, SimpleRoIAlign
-from detforge.registry import MODELS, Cfg
+from detforge.models.layers import apply_init_cfg, build_plugin_layer
+from detforge.ops import (
+    DeformRoIPoolPack,
+    ModulatedDeformRoIPoolPack,
+    RoIAlign,
+    RoIPool,
+    SimpleRoIAlign,
+)
+from detforge.registry import MODELS
 
 __all__ = ["GenericRoIExtractor", "SingleRoIExtractor"]
 
-_ROI_LAYERS = {"RoIAlign": RoIAlign, "RoIPool": RoIPool, "SimpleRoIAlign": SimpleRoIAlign}
+_ROI_LAYERS: dict[str, type[nn.Module]] = {
+    "RoIAlign": RoIAlign,
+    "RoIPool": RoIPool,
+    "DeformRoIPoolPack": DeformRoIPoolPack,
+    "ModulatedDeformRoIPoolPack": ModulatedDeformRoIPoolPack,
+    "SimpleRoIAlign": SimpleRoIAlign,
+}
 
 
 @MODELS.register_module()
@@ -23,8 +36,11 @@ class SingleRoIExtractor(nn.Module):
     """Pool each RoI from one level: ``floor(log2(sqrt(w * h) / finest_scale + 1e-6))``.
 
     Args:
-        roi_layer: ``dict(type='RoIAlign', output_size=7, sampling_ratio=0, aligned=True)`` or
-            ``dict(type='RoIPool', output_size=7)``; one layer per level, with
+        roi_layer: ``dict(type='RoIAlign', output_size=7, sampling_ratio=0, aligned=True)``,
+            ``dict(type='RoIPool', output_size=7)`` or the deformable
+            ``dict(type='DeformRoIPoolPack' | 'ModulatedDeformRoIPoolPack', output_size=7,
+            output_channels=256)``; one layer per level (each deformable one with its own
+            offset predictor, keys ``roi_layers.{i}.offset_fc.*``), with
             ``spatial_scale = 1 / stride``.
         out_channels: Channels of the features.
         featmap_strides: Stride of each input level.
@@ -104,55 +120,41 @@ class SingleRoIExtractor(nn.Module):
 
 @MODELS.register_module()
 class GenericRoIExtractor(SingleRoIExtractor):
-    """Pool every RoI from every level and ``'sum'`` or ``'concat'`` the results (v2's GRoIE
-    extractor; PointRend's mask extractor with a single level).
+    """GRoIE (Rossi et al., "A novel Region of Interest Extraction Layer for Instance
+    Segmentation", ICPR 2020; v2): pool every RoI from *every* level and aggregate.
 
-    With one input level the RoI layer's output is returned as it is (v2).
+    Each level's pooled features go through ``pre_module`` (one module shared by the levels)
+    and are summed (``aggregation='sum'``) or concatenated along the channels (``'concat'``:
+    ``out_channels`` must be the levels' channels together); ``post_module`` then processes
+    the result. With one level the features are that level's, without pre/post modules.
 
     Args:
-        roi_layer: As :class:`SingleRoIExtractor` (``SimpleRoIAlign`` for PointRend).
-        out_channels: Channels of the output (the sum of the levels' with ``'concat'``).
-        featmap_strides: Stride of each input level.
         aggregation: ``'sum'`` or ``'concat'``.
-        pre_cfg: Not supported yet (GRoIE's per-level plugin layer).
-        post_cfg: Not supported yet (GRoIE's plugin layer after aggregation).
-        init_cfg: Accepted for v2 compatibility.
-
-    Example:
-        >>> ext = GenericRoIExtractor(roi_layer=dict(type='RoIAlign', output_size=2),
-        ...                           out_channels=2, featmap_strides=[1, 2],
-        ...                           aggregation='concat')
-        >>> ext([torch.ones(1, 1, 8, 8), torch.zeros(1, 1, 4, 4)],
-        ...     torch.tensor([[0., 0., 0., 4., 4.]]))[0, :, 0, 0].tolist()
-        [1.0, 0.0]
+        pre_cfg: Plugin layer config (``ConvModule``, ``GeneralizedAttention``, ...) applied to
+            each level's features, or ``None``.
+        post_cfg: Plugin layer config applied to the aggregate, or ``None``.
+        **kwargs: :class:`SingleRoIExtractor`'s arguments (``finest_scale`` is unused).
     """
 
     def __init__(
         self,
-        roi_layer: Mapping[str, Any],
-        out_channels: int,
-        featmap_strides: Sequence[int],
         aggregation: str = "sum",
-        pre_cfg: Cfg | None = None,
-        post_cfg: Cfg | None = None,
-        init_cfg: Any = None,
+        pre_cfg: Mapping[str, Any] | None = None,
+        post_cfg: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            roi_layer=roi_layer,
-            out_channels=out_channels,
-            featmap_strides=featmap_strides,
-            init_cfg=init_cfg,
-        )
+        super().__init__(**kwargs)
         if aggregation not in ("sum", "concat"):
             raise ValueError(
                 f"GenericRoIExtractor: aggregation must be 'sum' or 'concat', got {aggregation!r}"
             )
-        if pre_cfg is not None or post_cfg is not None:
-            raise NotImplementedError(
-                "GenericRoIExtractor: pre_cfg/post_cfg (GRoIE's plugin layers) are not "
-                "supported yet"
-            )
         self.aggregation = aggregation
+        self.pre_module: nn.Module | None = None
+        self.post_module: nn.Module | None = None
+        if post_cfg is not None:
+            self.post_module = build_plugin_layer(post_cfg, "_post_module")[1]
+        if pre_cfg is not None:
+            self.pre_module = build_plugin_layer(pre_cfg, "_pre_module")[1]
 
     def forward(
         self,
@@ -168,19 +170,25 @@ class GenericRoIExtractor(SingleRoIExtractor):
         roi_feats = feats[0].new_zeros(rois.size(0), self.out_channels, *out_size)
         if roi_feats.shape[0] == 0:
             return roi_feats
+        total = sum(f.size(1) for f in feats)
+        if self.aggregation == "concat" and total != self.out_channels:
+            raise ValueError(
+                f"GenericRoIExtractor: the levels' features have {total} channels together, "
+                f"out_channels is {self.out_channels}"
+            )
         if roi_scale_factor is not None:
             rois = self.roi_rescale(rois, roi_scale_factor)
         start = 0
         for level, feat in enumerate(feats):
             level_feats = self.roi_layers[level](feat, rois)
+            end = start + level_feats.size(1)
+            if self.pre_module is not None:
+                level_feats = self.pre_module(level_feats)
             if self.aggregation == "sum":
                 roi_feats = roi_feats + level_feats
             else:
-                roi_feats[:, start : start + level_feats.size(1)] = level_feats
-            start += level_feats.size(1)
-        if self.aggregation == "concat" and start != self.out_channels:
-            raise ValueError(
-                f"GenericRoIExtractor: the levels concatenate to {start} channels, "
-                f"out_channels is {self.out_channels}"
-            )
+                roi_feats[:, start:end] = level_feats
+            start = end
+        if self.post_module is not None:
+            roi_feats = self.post_module(roi_feats)
         return roi_feats

@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     assign_and_sample,
     detections_per_image,
+    hard_mining,
     positive_flags,
     scale_factor_tensor,
 )
@@ -36,7 +38,8 @@ class StandardRoIHead(BaseRoIHead):
             shares ``bbox_roi_extractor`` (the mask head then reuses the positive RoIs' box
             features in training).
         mask_head: Mask head config (``FCNMaskHead``) or ``None``.
-        shared_head: Not supported yet.
+        shared_head: Module applied to every pooled RoI feature before the box and mask heads
+            (v2's C4 models: ``dict(type='ResLayer', depth=50, stage=3, ...)``), or ``None``.
         train_cfg: ``assigner``, ``sampler``, ``pos_weight`` (+ ``mask_size`` with a mask head;
             the detector's ``train_cfg.rcnn``).
         test_cfg: ``score_thr``, ``nms``, ``max_per_img`` (+ ``mask_thr_binary``;
@@ -51,7 +54,7 @@ class StandardRoIHead(BaseRoIHead):
         bbox_head: Cfg | None = None,
         mask_roi_extractor: Cfg | None = None,
         mask_head: Cfg | None = None,
-        shared_head: Cfg | None = None,
+        shared_head: Cfg | nn.Module | None = None,
         train_cfg: Cfg | None = None,
         test_cfg: Cfg | None = None,
         pretrained: str | None = None,
@@ -93,6 +96,7 @@ class StandardRoIHead(BaseRoIHead):
 
     def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict[str, Any]:
         bbox_feats = self.bbox_roi_extractor(x[: self.bbox_roi_extractor.num_inputs], rois)
+        bbox_feats = self._shared(bbox_feats)
         cls_score, bbox_pred = self.bbox_head(bbox_feats)
         return dict(cls_score=cls_score, bbox_pred=bbox_pred, bbox_feats=bbox_feats)
 
@@ -103,11 +107,13 @@ class StandardRoIHead(BaseRoIHead):
         pos_inds: torch.Tensor | None = None,
         bbox_feats: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Mask logits from ``rois``, or from the box features ``bbox_feats[pos_inds]``."""
+        """Mask logits from ``rois`` (pooled, then the shared head), or from the box features
+        ``bbox_feats[pos_inds]`` (already through the shared head)."""
         if (rois is None) == (pos_inds is None or bbox_feats is None):
             raise ValueError("_mask_forward needs either rois or both pos_inds and bbox_feats")
         if rois is not None:
             mask_feats = self.mask_roi_extractor(x[: self.mask_roi_extractor.num_inputs], rois)
+            mask_feats = self._shared(mask_feats)
         else:
             assert bbox_feats is not None and pos_inds is not None
             mask_feats = bbox_feats[pos_inds]
@@ -134,6 +140,43 @@ class StandardRoIHead(BaseRoIHead):
         loss_mask = self.mask_head.loss(mask_results["mask_pred"], mask_targets, pos_labels)
         return dict(mask_results, loss_mask=loss_mask, mask_targets=mask_targets)
 
+    def _assign_and_sample(
+        self,
+        x: Sequence[torch.Tensor],
+        proposal_list: Sequence[torch.Tensor],
+        gt_bboxes: Sequence[torch.Tensor],
+        gt_labels: Sequence[torch.Tensor],
+        gt_bboxes_ignore: Sequence[torch.Tensor | None] | None,
+    ) -> list[Any]:
+        """Per image, the proposals assigned and sampled (:func:`assign_and_sample`)."""
+        return assign_and_sample(
+            self.bbox_assigner,
+            self.bbox_sampler,
+            x,
+            proposal_list,
+            gt_bboxes,
+            gt_labels,
+            gt_bboxes_ignore,
+            mining=hard_mining(self._bbox_forward, self.bbox_head),
+        )
+
+    def _bbox_forward_train(
+        self,
+        x: Sequence[torch.Tensor],
+        sampling_results: Sequence[Any],
+        gt_bboxes: Sequence[torch.Tensor],
+        gt_labels: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+    ) -> dict[str, Any]:
+        """The box head on the sampled RoIs: its outputs, ``rois``, ``bbox_targets`` (labels,
+        label weights, box targets, box weights) and ``loss_bbox`` (the dict of its losses)."""
+        assert self.train_cfg is not None
+        rois = bbox2roi([res.bboxes for res in sampling_results])
+        results = self._bbox_forward(x, rois)
+        targets = self.bbox_head.get_targets(sampling_results, gt_bboxes, gt_labels, self.train_cfg)
+        losses = self.bbox_head.loss(results["cls_score"], results["bbox_pred"], rois, *targets)
+        return dict(results, loss_bbox=losses, rois=rois, bbox_targets=targets)
+
     def forward_dummy(self, x: Sequence[torch.Tensor], proposals: torch.Tensor) -> tuple[Any, ...]:
         rois = bbox2roi([proposals])
         results = self._bbox_forward(x, rois)
@@ -158,21 +201,11 @@ class StandardRoIHead(BaseRoIHead):
             raise RuntimeError("StandardRoIHead.forward_train needs train_cfg (assigner, sampler)")
         if self.with_mask and gt_masks is None:
             raise ValueError("StandardRoIHead.forward_train: the mask head needs gt_masks")
-        sampling_results = assign_and_sample(
-            self.bbox_assigner,
-            self.bbox_sampler,
-            x,
-            proposal_list,
-            gt_bboxes,
-            gt_labels,
-            gt_bboxes_ignore,
+        sampling_results = self._assign_and_sample(
+            x, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore
         )
-        rois = bbox2roi([res.bboxes for res in sampling_results])
-        results = self._bbox_forward(x, rois)
-        targets = self.bbox_head.get_targets(sampling_results, gt_bboxes, gt_labels, self.train_cfg)
-        losses: dict[str, torch.Tensor] = self.bbox_head.loss(
-            results["cls_score"], results["bbox_pred"], rois, *targets
-        )
+        results = self._bbox_forward_train(x, sampling_results, gt_bboxes, gt_labels, img_metas)
+        losses: dict[str, torch.Tensor] = results["loss_bbox"]
         if self.with_mask:
             mask_results = self._mask_forward_train(
                 x, sampling_results, results["bbox_feats"], gt_masks, img_metas

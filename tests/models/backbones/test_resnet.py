@@ -84,8 +84,9 @@ def test_deep_stem_and_avg_down_layout() -> None:
     assert tuple(keys["stem.3.weight"].shape) == (8, 8, 3, 3)
     assert tuple(keys["stem.6.weight"].shape) == (16, 8, 3, 3)
     assert "stem.7.running_mean" in keys and "conv1.weight" not in keys
-    # stride-1 stage: plain conv shortcut; stride-2 stages: AvgPool first
-    assert "layer1.0.downsample.0.weight" in keys
+    # as in v2, every avg_down shortcut starts with an AvgPool, a 1x1 one in the stride-1 stage
+    assert "layer1.0.downsample.1.weight" in keys and "layer1.0.downsample.0.weight" not in keys
+    assert isinstance(net.layer1[0].downsample[0], nn.AvgPool2d)
     assert tuple(keys["layer2.0.downsample.1.weight"].shape) == (64, 32, 1, 1)
     assert "layer2.0.downsample.2.weight" in keys and "layer2.0.downsample.0.weight" not in keys
     assert isinstance(net.layer2[0].downsample[0], nn.AvgPool2d)

@@ -10,7 +10,12 @@ from torch import nn
 
 from detforge.errors import ConfigKeyError, ConfigTypeError, UnknownTypeError
 from detforge.models.layers import norm as norm_module
-from detforge.models.layers.norm import SyncBatchNorm, build_norm_layer, infer_abbr
+from detforge.models.layers.norm import (
+    MMSyncBatchNorm,
+    SyncBatchNorm,
+    build_norm_layer,
+    infer_abbr,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,3 +116,23 @@ def test_syncbn_eval_does_not_warn(monkeypatch: pytest.MonkeyPatch) -> None:
         warnings.simplefilter("error")
         out = layer(torch.ones(1, 2, 2, 2))
     torch.testing.assert_close(out, torch.ones(1, 2, 2, 2) / (1 + 1e-5) ** 0.5)
+
+
+def test_mmsyncbn_is_batchnorm_on_one_process_and_accepts_empty_batches() -> None:
+    name, layer = build_norm_layer(dict(type="MMSyncBN", requires_grad=True), 3)
+    assert name == "bn" and isinstance(layer, MMSyncBatchNorm)
+    assert layer.stats_mode == "default"
+    # mmcv's initial weight is uniform in [0, 1), not 1
+    assert layer.weight.min() >= 0 and layer.weight.max() < 1 and layer.weight.std() > 0
+    plain = nn.BatchNorm2d(3)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(4, 3, 5, 5) * 2 + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.testing.assert_close(layer(x), plain(x))
+        mean, var = layer.running_mean.clone(), layer.running_var.clone()
+        empty = layer(torch.zeros(0, 3, 5, 5))
+    assert empty.shape == (0, 3, 5, 5)
+    assert torch.equal(layer.running_mean, mean) and torch.equal(layer.running_var, var)
+    with pytest.raises(ValueError, match="stats_mode"):
+        MMSyncBatchNorm(3, stats_mode="mean")

@@ -38,12 +38,25 @@ def test_the_base_is_abstract() -> None:
 def test_shared_constructor_checks(head: Any, extra: dict[str, Any]) -> None:
     args = dict(extra, bbox_roi_extractor=_EXTRACTOR, bbox_head=_BBOX_HEAD)
     assert head(**args).num_classes == 3
-    with pytest.raises(NotImplementedError, match="shared_head"):
-        head(**args, shared_head=dict(type="ResLayer"))
     with pytest.raises(ValueError, match="mask_roi_extractor is given without a mask_head"):
         head(**args, mask_roi_extractor=_EXTRACTOR)
     with pytest.raises(ValueError, match="pretrained is deprecated"):
         head(**args, pretrained="x.pth")
+
+
+def test_shared_head_is_built_by_standard_and_refused_by_cascade() -> None:
+    shared = dict(type="ResLayer", depth=18, stage=3)
+    head = StandardRoIHead(bbox_roi_extractor=_EXTRACTOR, bbox_head=_BBOX_HEAD, shared_head=shared)
+    assert head.with_shared_head and type(head.shared_head).__name__ == "ResLayer"
+    assert not StandardRoIHead(bbox_roi_extractor=_EXTRACTOR, bbox_head=_BBOX_HEAD).with_shared_head
+    with pytest.raises(NotImplementedError, match="CascadeRoIHead: shared_head"):
+        CascadeRoIHead(
+            num_stages=1,
+            stage_loss_weights=[1],
+            bbox_roi_extractor=_EXTRACTOR,
+            bbox_head=_BBOX_HEAD,
+            shared_head=shared,
+        )
 
 
 def test_assign_and_sample_gives_the_sampler_the_image_features() -> None:

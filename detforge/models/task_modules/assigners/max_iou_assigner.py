@@ -72,7 +72,7 @@ class MaxIoUAssigner:
     ) -> None:
         self.pos_iou_thr = pos_iou_thr
         self.neg_iou_thr = neg_iou_thr
-        self._neg_low, self._neg_high = _neg_range(neg_iou_thr)
+        _neg_range(neg_iou_thr)  # checked now, read at each assignment (it may be changed)
         self.min_pos_iou = min_pos_iou
         self.gt_max_assign_all = gt_max_assign_all
         self.ignore_iof_thr = ignore_iof_thr
@@ -155,7 +155,8 @@ class MaxIoUAssigner:
         max_overlaps, argmax_overlaps = overlaps.max(dim=0)  # best ground truth per prior
         gt_max_overlaps, gt_argmax_overlaps = overlaps.max(dim=1)  # best prior per gt
 
-        assigned_gt_inds[(max_overlaps >= self._neg_low) & (max_overlaps < self._neg_high)] = 0
+        neg_low, neg_high = _neg_range(self.neg_iou_thr)
+        assigned_gt_inds[(max_overlaps >= neg_low) & (max_overlaps < neg_high)] = 0
         pos_inds = max_overlaps >= self.pos_iou_thr
         assigned_gt_inds[pos_inds] = argmax_overlaps[pos_inds] + 1
 

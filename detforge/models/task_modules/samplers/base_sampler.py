@@ -80,6 +80,22 @@ class BaseSampler(metaclass=ABCMeta):
         """
         if bboxes.ndim < 2:
             bboxes = bboxes[None, :]
+        bboxes, gt_flags = self._add_gt(assign_result, bboxes, gt_bboxes, gt_labels)
+        num_expected_pos = int(self.num * self.pos_fraction)
+        pos_inds = self._sample_pos(assign_result, num_expected_pos, bboxes, feats).unique()
+        num_expected_neg = self._num_expected_neg(pos_inds.numel())
+        neg_inds = self._sample_neg(assign_result, num_expected_neg, bboxes, feats).unique()
+        return SamplingResult(pos_inds, neg_inds, bboxes, gt_bboxes, assign_result, gt_flags)
+
+    def _add_gt(
+        self,
+        assign_result: AssignResult,
+        bboxes: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        gt_labels: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``bboxes[:, :4]`` with the ground truths prepended when ``add_gt_as_proposals``
+        (``assign_result`` extended in place), and the uint8 flags of the added ones."""
         bboxes = bboxes[:, :4]
         gt_flags = bboxes.new_zeros((bboxes.shape[0],), dtype=torch.uint8)
         if self.add_gt_as_proposals and len(gt_bboxes) > 0:
@@ -92,16 +108,15 @@ class BaseSampler(metaclass=ABCMeta):
             assign_result.add_gt_(gt_labels)
             gt_ones = bboxes.new_ones(gt_bboxes.shape[0], dtype=torch.uint8)
             gt_flags = torch.cat([gt_ones, gt_flags])
+        return bboxes, gt_flags
 
-        num_expected_pos = int(self.num * self.pos_fraction)
-        pos_inds = self._sample_pos(assign_result, num_expected_pos, bboxes, feats).unique()
-        num_sampled_pos = pos_inds.numel()
+    def _num_expected_neg(self, num_sampled_pos: int) -> int:
+        """``num`` minus the positives, at most ``neg_pos_ub`` per positive (at least one)."""
         num_expected_neg = self.num - num_sampled_pos
         if self.neg_pos_ub >= 0:
             neg_upper_bound = int(self.neg_pos_ub * max(1, num_sampled_pos))
             num_expected_neg = min(num_expected_neg, neg_upper_bound)
-        neg_inds = self._sample_neg(assign_result, num_expected_neg, bboxes, feats).unique()
-        return SamplingResult(pos_inds, neg_inds, bboxes, gt_bboxes, assign_result, gt_flags)
+        return num_expected_neg
 
     def __repr__(self) -> str:
         return (

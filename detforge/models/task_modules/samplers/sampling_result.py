@@ -28,6 +28,8 @@ class SamplingResult:
         pos_assigned_gt_inds: 0-based ground-truth index of each positive.
         pos_gt_bboxes: ``Tensor[P, 4]`` ground truth of each positive.
         pos_gt_labels: Label of each positive's ground truth (``None`` without labels).
+        neg_label_weights: Classification weights of the negatives, from samplers that weight
+            them (``ScoreHLRSampler``); ``None`` otherwise.
 
     Example:
         >>> assign = AssignResult(1, torch.tensor([1, 0, -1]), torch.tensor([.8, .1, .4]),
@@ -67,6 +69,7 @@ class SamplingResult:
         self.pos_gt_labels: torch.Tensor | None = (
             assign_result.labels[pos_inds] if assign_result.labels is not None else None
         )
+        self.neg_label_weights: torch.Tensor | None = None
 
     @property
     def bboxes(self) -> torch.Tensor:

@@ -53,6 +53,16 @@ def test_negative_range_pair() -> None:
         MaxIoUAssigner(0.5, "low")
 
 
+def test_thresholds_changed_after_construction_take_effect() -> None:
+    """Dynamic R-CNN moves the thresholds during training (it sets the attributes, as v2)."""
+    assigner = MaxIoUAssigner(0.5, 0.5, match_low_quality=False)
+    assigner.pos_iou_thr = assigner.neg_iou_thr = 0.1
+    assert assigner.assign(BBOXES, GTS).gt_inds.tolist() == [1, 0, 2, 0]  # box 2: IoU ~0.15
+    assigner.neg_iou_thr = (0.1, 0.5)
+    assigner.pos_iou_thr = 0.5
+    assert assigner.assign(BBOXES, GTS).gt_inds.tolist() == [1, -1, 0, -1]
+
+
 @pytest.mark.parametrize("wrt_candidates", [True, False])
 def test_ignore_boxes(wrt_candidates: bool) -> None:
     assigner = MaxIoUAssigner(
