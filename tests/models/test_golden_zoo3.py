@@ -30,7 +30,7 @@ from tests.models.zoo3_goldens import (
     rows_with_masks,
 )
 
-FAMILIES = ["htc", "ms_rcnn", "point_rend"]
+FAMILIES = ["htc", "scnet", "ms_rcnn", "point_rend"]
 STANDARD_CONFIGS = {
     "htc": "htc/htc_r50_fpn_1x_coco.py",
     "scnet": "scnet/scnet_r50_fpn_1x_coco.py",
