@@ -2,8 +2,9 @@
 
 ``nms``, ``soft_nms``, ``batched_nms`` and ``multiclass_nms`` follow ``mmcv.ops`` and
 MMDetection v2's ``bbox_nms`` exactly (argument names, return values, ordering);
-``RoIAlign``, ``RoIPool``, ``DeformRoIPoolPack`` and ``ModulatedDeformRoIPoolPack`` are the
-mmcv layers that v2 configs name in ``roi_layer``.
+``RoIAlign``, ``RoIPool``, ``DeformRoIPoolPack``, ``ModulatedDeformRoIPoolPack`` and
+PointRend's ``SimpleRoIAlign`` are the mmcv layers that v2 configs name in ``roi_layer``;
+``point_sample`` and its coordinate helpers are mmcv's.
 """
 
 from detforge.ops.deform_roi_pool import (
@@ -14,6 +15,12 @@ from detforge.ops.deform_roi_pool import (
 )
 from detforge.ops.nms import batched_nms, multiclass_nms, nms, soft_nms
 from detforge.ops.nms_match import nms_match
+from detforge.ops.point_sample import (
+    SimpleRoIAlign,
+    generate_grid,
+    point_sample,
+    rel_roi_point_to_rel_img_point,
+)
 from detforge.ops.roi_align import RoIAlign, RoIPool, roi_align, roi_pool
 
 __all__ = [
@@ -22,11 +29,15 @@ __all__ = [
     "ModulatedDeformRoIPoolPack",
     "RoIAlign",
     "RoIPool",
+    "SimpleRoIAlign",
     "batched_nms",
     "deform_roi_pool",
+    "generate_grid",
     "multiclass_nms",
     "nms",
     "nms_match",
+    "point_sample",
+    "rel_roi_point_to_rel_img_point",
     "roi_align",
     "roi_pool",
     "soft_nms",

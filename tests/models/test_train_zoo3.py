@@ -52,6 +52,12 @@ TINY = [
     "model.roi_head.bbox_head.fc_out_channels=64",
 ]
 
+#: the wrapper's pipeline with the instance masks (mask families)
+WITH_MASKS = [
+    "data.train.pipeline.1.with_mask=True",
+    "data.train.pipeline.7.keys=[img,gt_bboxes,gt_labels,gt_masks]",
+]
+
 #: family -> (standard config, extra options, the losses it logs)
 CASES: dict[str, tuple[str, list[str], set[str]]] = {
     "groie": (
@@ -67,6 +73,32 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
         "pisa/pisa_faster_rcnn_r50_fpn_1x_coco.py",
         [],
         {"loss_rpn_cls", "loss_cls", "loss_bbox", "loss_carl"},
+    ),
+    "ms_rcnn": (
+        "ms_rcnn/ms_rcnn_r50_caffe_fpn_1x_coco.py",
+        [
+            *WITH_MASKS,
+            "model.roi_head.mask_roi_extractor.out_channels=32",
+            "model.roi_head.mask_head.in_channels=32",
+            "model.roi_head.mask_head.conv_out_channels=32",
+            "model.roi_head.mask_iou_head.in_channels=32",
+            "model.roi_head.mask_iou_head.conv_out_channels=32",
+            "model.roi_head.mask_iou_head.fc_out_channels=64",
+        ],
+        {"loss_rpn_cls", "loss_cls", "loss_bbox", "loss_mask", "loss_mask_iou"},
+    ),
+    "point_rend": (
+        "point_rend/point_rend_r50_caffe_fpn_mstrain_1x_coco.py",
+        [
+            *WITH_MASKS,
+            "model.roi_head.mask_roi_extractor.out_channels=32",
+            "model.roi_head.mask_head.in_channels=32",
+            "model.roi_head.mask_head.conv_out_channels=32",
+            "model.roi_head.mask_head.fc_out_channels=64",
+            "model.roi_head.point_head.in_channels=32",
+            "model.roi_head.point_head.fc_channels=32",
+        ],
+        {"loss_rpn_cls", "loss_cls", "loss_bbox", "loss_mask", "loss_point"},
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Geometric transforms: ``Resize``, ``RandomFlip`` and ``Pad``.
+"""Geometric transforms: ``Resize``, ``RandomFlip``, ``Pad`` and ``SegRescale``.
 
 Each one moves every entry named in ``img_fields``, ``bbox_fields``, ``mask_fields`` and
 ``seg_fields`` together, so boxes, masks and maps stay aligned with the image. Randomness comes
@@ -23,7 +23,7 @@ from detforge.utils.image import (
     rescale_size,
 )
 
-__all__ = ["Pad", "RandomFlip", "Resize"]
+__all__ = ["Pad", "RandomFlip", "Resize", "SegRescale"]
 
 _Scale = tuple[int, int]
 _DIRECTIONS = ("horizontal", "vertical", "diagonal")
@@ -489,3 +489,40 @@ class Pad:
             f"{type(self).__name__}(size={self.size}, size_divisor={self.size_divisor}, "
             f"pad_to_square={self.pad_to_square}, pad_val={self.pad_val})"
         )
+
+
+@TRANSFORMS.register_module()
+class SegRescale:
+    """Rescale the semantic maps in ``seg_fields`` by ``scale_factor`` (nearest neighbour;
+    each side ``int(side * scale_factor + 0.5)``), e.g. HTC's ``1/8`` after ``Pad`` to get the
+    stride-8 ``gt_semantic_seg``.
+
+    Args:
+        scale_factor: The factor (1 leaves the maps as they are).
+        backend: ``'cv2'`` or ``'pillow'``.
+
+    Example:
+        >>> results = {'gt_semantic_seg': np.zeros((224, 320), np.uint8),
+        ...            'seg_fields': ['gt_semantic_seg']}
+        >>> SegRescale(scale_factor=1 / 8)(results)['gt_semantic_seg'].shape
+        (28, 40)
+    """
+
+    def __init__(self, scale_factor: float = 1, backend: str = "cv2") -> None:
+        if backend not in ("cv2", "pillow"):
+            raise ValueError(f"SegRescale: backend must be 'cv2' or 'pillow', got {backend!r}")
+        if not scale_factor > 0:
+            raise ValueError(f"SegRescale: scale_factor must be positive, got {scale_factor!r}")
+        self.scale_factor = scale_factor
+        self.backend = backend
+
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        if self.scale_factor != 1:
+            for key in results.get("seg_fields", []):
+                results[key] = _resize_to(
+                    results[key], self.scale_factor, True, "nearest", self.backend
+                )
+        return results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale_factor={self.scale_factor})"

@@ -13,7 +13,9 @@ from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.grid_rcnn import GridRCNN
+from detforge.models.detectors.htc import HybridTaskCascade, SCNet
 from detforge.models.detectors.mask_rcnn import MaskRCNN
+from detforge.models.detectors.mask_scoring_rcnn import MaskScoringRCNN, PointRend
 from detforge.models.detectors.nasfcos import NASFCOS
 from detforge.models.detectors.paa import PAA
 from detforge.models.detectors.reppoints_detector import RepPointsDetector
@@ -49,9 +51,13 @@ __all__ = [
     "DeformableDETR",
     "FasterRCNN",
     "GridRCNN",
+    "HybridTaskCascade",
     "MaskRCNN",
+    "MaskScoringRCNN",
+    "PointRend",
     "RepPointsDetector",
     "RetinaNet",
+    "SCNet",
     "SingleStageDetector",
     "SparseRCNN",
     "TwoStageDetector",

@@ -56,6 +56,7 @@ class SparseRCNN(TwoStageDetector):
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
         gt_masks: Any = None,
         proposals: Sequence[torch.Tensor] | None = None,
+        gt_semantic_seg: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """``stage{i}_loss_cls``, ``stage{i}_pos_acc``, ``stage{i}_loss_bbox``,
         ``stage{i}_loss_iou`` (and ``stage{i}_loss_mask``) for every stage."""

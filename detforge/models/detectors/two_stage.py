@@ -87,8 +87,13 @@ class TwoStageDetector(BaseDetector):
         gt_bboxes_ignore: Sequence[torch.Tensor] | None = None,
         gt_masks: Any = None,
         proposals: Sequence[torch.Tensor] | None = None,
+        gt_semantic_seg: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        """``loss_rpn_cls``, ``loss_rpn_bbox`` (per level), ``loss_cls``, ``acc``, ``loss_bbox``."""
+        """``loss_rpn_cls``, ``loss_rpn_bbox`` (per level), ``loss_cls``, ``acc``, ``loss_bbox``.
+
+        ``gt_semantic_seg`` (``Tensor[B, 1, h, w]``) goes to a RoI head with a semantic branch
+        (HTC, SCNet: ``roi_head.with_semantic``); other heads ignore it, as in v2.
+        """
         x = self.extract_feat(img)
         losses: dict[str, Any] = {}
         if self.with_rpn:
@@ -103,9 +108,19 @@ class TwoStageDetector(BaseDetector):
             raise ValueError("a detector without rpn_head needs proposals")
         else:
             proposal_list = list(proposals)
+        extra = {}
+        if getattr(self.roi_head, "with_semantic", False):
+            extra["gt_semantic_seg"] = gt_semantic_seg
         losses.update(
             self.roi_head.forward_train(
-                x, img_metas, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore, gt_masks
+                x,
+                img_metas,
+                proposal_list,
+                gt_bboxes,
+                gt_labels,
+                gt_bboxes_ignore,
+                gt_masks,
+                **extra,
             )
         )
         return losses

@@ -33,6 +33,8 @@ __all__ = [
     "assign_and_sample",
     "detections_per_image",
     "hard_mining",
+    "positive_flags",
+    "roi_results",
     "scale_factor_tensor",
 ]
 
@@ -114,6 +116,23 @@ def assign_and_sample(
     return results
 
 
+def positive_flags(sampling_results: Sequence[Any], device: torch.device) -> torch.Tensor:
+    """``Tensor[N]`` bool over a batch's sampled RoIs (``bbox2roi([res.bboxes ...])`` order):
+    true for the positives, which come first within each image.
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> res = R(pos_bboxes=torch.zeros(1, 4), neg_bboxes=torch.zeros(2, 4))
+        >>> positive_flags([res, res], torch.device('cpu')).tolist()
+        [True, False, False, True, False, False]
+    """
+    flags = []
+    for res in sampling_results:
+        flags.append(torch.ones(res.pos_bboxes.shape[0], dtype=torch.bool))
+        flags.append(torch.zeros(res.neg_bboxes.shape[0], dtype=torch.bool))
+    return torch.cat(flags).to(device)
+
+
 def detections_per_image(
     bbox_head: Any,
     rois_per_img: Sequence[torch.Tensor],
@@ -142,6 +161,23 @@ def detections_per_image(
         det_bboxes.append(bboxes)
         det_labels.append(labels)
     return det_bboxes, det_labels
+
+
+def roi_results(
+    det_bboxes: Sequence[torch.Tensor],
+    det_labels: Sequence[torch.Tensor],
+    num_classes: int,
+    segm_results: Sequence[Any] | None = None,
+) -> list[Any]:
+    """v2 results of a batch: per image the per-class ``ndarray [n, 5]`` list, or
+    ``(bbox_results, segm_results[i])`` when ``segm_results`` is given."""
+    bbox_results = [
+        bbox2result(boxes, labels, num_classes)
+        for boxes, labels in zip(det_bboxes, det_labels, strict=True)
+    ]
+    if segm_results is None:
+        return bbox_results
+    return list(zip(bbox_results, segm_results, strict=True))
 
 
 class BaseRoIHead(nn.Module, ABC):
@@ -285,11 +321,7 @@ class BaseRoIHead(nn.Module, ABC):
         det_bboxes, det_labels = self.simple_test_bboxes(
             x, img_metas, proposal_list, self.test_cfg, rescale=rescale
         )
-        bbox_results = [
-            bbox2result(boxes, labels, self.num_classes)
-            for boxes, labels in zip(det_bboxes, det_labels, strict=True)
-        ]
-        if not self.with_mask:
-            return bbox_results
-        segm_results = self.simple_test_mask(x, img_metas, det_bboxes, det_labels, rescale)
-        return list(zip(bbox_results, segm_results, strict=True))
+        segm_results = None
+        if self.with_mask:
+            segm_results = self.simple_test_mask(x, img_metas, det_bboxes, det_labels, rescale)
+        return roi_results(det_bboxes, det_labels, self.num_classes, segm_results)

@@ -9,11 +9,16 @@ the next stage's proposals; ground-truth boxes added as proposals are dropped on
 Testing: the RoIs run through every stage, each refining them with its predicted class; the
 classification logits of all stages are averaged and the last stage's deltas give the boxes.
 Masks (Cascade Mask R-CNN) are averaged over the mask heads of all stages.
+
+Subclasses (HTC, SCNet) fuse image-level context into the RoI features: ``_image_context(x)``
+computes it once per image batch (``None`` here) and every forward takes it as ``ctx``;
+``_stage_mask_logits`` gives the mask logits that are averaged, ``_paste_head`` the head that
+pastes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,6 +32,7 @@ from detforge.models.roi_heads.base_roi_head import (
     assign_and_sample,
     detections_per_image,
     hard_mining,
+    roi_results,
     scale_factor_tensor,
 )
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
@@ -168,7 +174,7 @@ class CascadeRoIHead(BaseRoIHead):
     def init_weights(self) -> None:
         apply_init_cfg(self, self.init_cfg)
         stage_lists = [self.bbox_roi_extractor, self.bbox_head]
-        if self.mask_head is not None:
+        if isinstance(self.mask_head, nn.ModuleList):  # (SCNet's one mask head is a child)
             stage_lists.append(self.mask_head)
             if not self.share_roi_extractor:
                 stage_lists.append(self.mask_roi_extractor)
@@ -182,8 +188,17 @@ class CascadeRoIHead(BaseRoIHead):
         return int(self.bbox_head[-1].num_classes)
 
     # ------------------------------------------------------------------ forward
+    def _image_context(self, x: Sequence[torch.Tensor]) -> Any:
+        """Image-level features fused into the RoI features (none for Cascade R-CNN)."""
+        return None
+
+    @property
+    def _paste_head(self) -> Any:
+        """The mask head whose ``get_seg_masks`` pastes the averaged masks."""
+        return self.mask_head[-1]
+
     def _bbox_forward(
-        self, stage: int, x: Sequence[torch.Tensor], rois: torch.Tensor
+        self, stage: int, x: Sequence[torch.Tensor], rois: torch.Tensor, ctx: Any = None
     ) -> dict[str, Any]:
         extractor = self.bbox_roi_extractor[stage]
         bbox_feats = extractor(x[: extractor.num_inputs], rois)
@@ -197,16 +212,22 @@ class CascadeRoIHead(BaseRoIHead):
         mask_feats = extractor(x[: extractor.num_inputs], rois)
         return dict(mask_pred=self.mask_head[stage](mask_feats))
 
+    def _stage_mask_logits(
+        self, x: Sequence[torch.Tensor], rois: torch.Tensor, ctx: Any = None
+    ) -> list[torch.Tensor]:
+        """The mask logits of ``rois`` from every stage whose masks are averaged at test time."""
+        return [self._mask_forward(i, x, rois)["mask_pred"] for i in range(self.num_stages)]
+
     def forward_dummy(self, x: Sequence[torch.Tensor], proposals: torch.Tensor) -> tuple[Any, ...]:
         """Every stage's outputs on the same RoIs (for FLOPs counting)."""
+        ctx = self._image_context(x)
         rois = bbox2roi([proposals])
         outs: tuple[Any, ...] = ()
         for i in range(self.num_stages):
-            results = self._bbox_forward(i, x, rois)
+            results = self._bbox_forward(i, x, rois, ctx)
             outs += (results["cls_score"], results["bbox_pred"])
         if self.with_mask:
-            for i in range(self.num_stages):
-                outs += (self._mask_forward(i, x, rois[:100])["mask_pred"],)
+            outs += tuple(self._stage_mask_logits(x, rois[:100], ctx))
         return outs
 
     # ----------------------------------------------------------------- training
@@ -218,9 +239,10 @@ class CascadeRoIHead(BaseRoIHead):
         gt_bboxes: Sequence[torch.Tensor],
         gt_labels: Sequence[torch.Tensor],
         rcnn_train_cfg: Cfg,
+        ctx: Any = None,
     ) -> dict[str, Any]:
         rois = bbox2roi([res.bboxes for res in sampling_results])
-        results = self._bbox_forward(stage, x, rois)
+        results = self._bbox_forward(stage, x, rois, ctx)
         head = self.bbox_head[stage]
         targets = head.get_targets(sampling_results, gt_bboxes, gt_labels, rcnn_train_cfg)
         losses = head.loss(results["cls_score"], results["bbox_pred"], rois, *targets)
@@ -282,23 +304,38 @@ class CascadeRoIHead(BaseRoIHead):
                 losses[f"s{i}.{name}"] = value * weight if "loss" in name else value
             if i == self.num_stages - 1:
                 break
-            head = self.bbox_head[i]
-            with torch.no_grad():
-                cls_score = _activated(head, bbox_results["cls_score"])
-                if cls_score.numel() == 0:  # no RoI in the whole batch
-                    break
-                roi_labels = bbox_results["bbox_targets"][0]
-                roi_labels = torch.where(
-                    roi_labels == head.num_classes, cls_score[:, :-1].argmax(1), roi_labels
-                )
-                proposals = head.refine_bboxes(
-                    bbox_results["rois"],
-                    roi_labels,
-                    bbox_results["bbox_pred"],
-                    [res.pos_is_gt for res in sampling_results],
-                    img_metas,
-                )
+            refined = self._next_proposals(i, bbox_results, sampling_results, img_metas)
+            if refined is None:  # no RoI in the whole batch
+                break
+            proposals = refined
         return losses
+
+    def _next_proposals(
+        self,
+        stage: int,
+        bbox_results: Mapping[str, Any],
+        sampling_results: Sequence[Any],
+        img_metas: Sequence[ImgMeta],
+    ) -> list[torch.Tensor] | None:
+        """The sampled RoIs of ``stage`` regressed by its box head (no gradient): positives by
+        their target class, negatives by their predicted class; ``None`` without RoIs."""
+        head = self.bbox_head[stage]
+        with torch.no_grad():
+            cls_score = _activated(head, bbox_results["cls_score"])
+            if cls_score.numel() == 0:
+                return None
+            roi_labels = bbox_results["bbox_targets"][0]
+            roi_labels = torch.where(
+                roi_labels == head.num_classes, cls_score[:, :-1].argmax(1), roi_labels
+            )
+            refined: list[torch.Tensor] = head.refine_bboxes(
+                bbox_results["rois"],
+                roi_labels,
+                bbox_results["bbox_pred"],
+                [res.pos_is_gt for res in sampling_results],
+                img_metas,
+            )
+        return refined
 
     # ------------------------------------------------------------------ testing
     def _refine_test(
@@ -307,11 +344,12 @@ class CascadeRoIHead(BaseRoIHead):
         rois: torch.Tensor,
         counts: Sequence[int],
         img_metas: Sequence[ImgMeta],
+        ctx: Any = None,
     ) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor], tuple[torch.Tensor | None, ...]]:
         """Run all stages: last stage's RoIs and deltas, stage-averaged logits (per image)."""
         ms_scores = []
         for i in range(self.num_stages):
-            results = self._bbox_forward(i, x, rois)
+            results = self._bbox_forward(i, x, rois, ctx)
             rois_per_img = rois.split(list(counts), 0)
             scores = results["cls_score"].split(list(counts), 0)
             preds = (
@@ -336,6 +374,27 @@ class CascadeRoIHead(BaseRoIHead):
         ]
         return rois_per_img, mean_scores, preds
 
+    def simple_test(
+        self,
+        x: Sequence[torch.Tensor],
+        proposal_list: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+        proposals: Any = None,
+        rescale: bool = False,
+    ) -> list[Any]:
+        """v2 results (see :meth:`BaseRoIHead.simple_test`); the image context is computed
+        once for the boxes and the masks."""
+        ctx = self._image_context(x)
+        det_bboxes, det_labels = self.simple_test_bboxes(
+            x, img_metas, proposal_list, self.test_cfg, rescale=rescale, ctx=ctx
+        )
+        segm_results = None
+        if self.with_mask:
+            segm_results = self.simple_test_mask(
+                x, img_metas, det_bboxes, det_labels, rescale, ctx=ctx
+            )
+        return roi_results(det_bboxes, det_labels, self.num_classes, segm_results)
+
     def simple_test_bboxes(
         self,
         x: Sequence[torch.Tensor],
@@ -343,14 +402,18 @@ class CascadeRoIHead(BaseRoIHead):
         proposals: Sequence[torch.Tensor],
         rcnn_test_cfg: Cfg | None,
         rescale: bool = False,
+        ctx: Any = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per image ``det_bboxes [n, 5]`` and ``det_labels [n]`` after all stages."""
+        """Per image ``det_bboxes [n, 5]`` and ``det_labels [n]`` after all stages (``ctx``:
+        the image context, computed here if not given)."""
         rois = bbox2roi(list(proposals))
         empty = rois.new_zeros(0, 5), rois.new_zeros((0,), dtype=torch.long)
         if rois.shape[0] == 0:
             return [empty[0]] * len(proposals), [empty[1]] * len(proposals)
+        if ctx is None:
+            ctx = self._image_context(x)
         counts = [len(p) for p in proposals]
-        rois_per_img, scores, preds = self._refine_test(x, rois, counts, img_metas)
+        rois_per_img, scores, preds = self._refine_test(x, rois, counts, img_metas, ctx)
         return detections_per_image(
             self.bbox_head[-1], rois_per_img, scores, preds, img_metas, rcnn_test_cfg, rescale
         )
@@ -362,10 +425,11 @@ class CascadeRoIHead(BaseRoIHead):
         det_bboxes: Sequence[torch.Tensor],
         det_labels: Sequence[torch.Tensor],
         rescale: bool = False,
+        ctx: Any = None,
     ) -> list[list[list[np.ndarray]]]:
         """Per image, per class, the bool masks: probabilities averaged over the stages' mask
         heads, pasted by the last one (at ``ori_shape`` with ``rescale``)."""
-        num_classes = self.mask_head[-1].num_classes
+        num_classes = self._paste_head.num_classes
         if all(b.shape[0] == 0 for b in det_bboxes):
             return [[[] for _ in range(num_classes)] for _ in det_bboxes]
         factors = [
@@ -377,10 +441,12 @@ class CascadeRoIHead(BaseRoIHead):
         ]
         mask_rois = bbox2roi(bboxes)
         counts = [len(b) for b in bboxes]
-        stage_probs = []
-        for i in range(self.num_stages):
-            mask_pred = self._mask_forward(i, x, mask_rois)["mask_pred"]
-            stage_probs.append([m.sigmoid().cpu().numpy() for m in mask_pred.split(counts, 0)])
+        if ctx is None:
+            ctx = self._image_context(x)
+        stage_probs = [
+            [m.sigmoid().cpu().numpy() for m in mask_pred.split(counts, 0)]
+            for mask_pred in self._stage_mask_logits(x, mask_rois, ctx)
+        ]
         segm_results: list[list[list[np.ndarray]]] = []
         for j, meta in enumerate(img_metas):
             if det_bboxes[j].shape[0] == 0:
@@ -388,7 +454,7 @@ class CascadeRoIHead(BaseRoIHead):
                 continue
             merged = np.mean([probs[j] for probs in stage_probs], axis=0)
             segm_results.append(
-                self.mask_head[-1].get_seg_masks(
+                self._paste_head.get_seg_masks(
                     merged,
                     bboxes[j],
                     det_labels[j],
@@ -413,8 +479,9 @@ class CascadeRoIHead(BaseRoIHead):
         if self.test_cfg is None:
             raise RuntimeError("CascadeRoIHead.aug_test needs test_cfg")
         cfg = self.test_cfg
+        contexts = [self._image_context(x) for x in features]
         aug_bboxes, aug_scores = [], []
-        for x, metas in zip(features, img_metas, strict=True):
+        for x, metas, ctx in zip(features, img_metas, contexts, strict=True):
             meta = metas[0]
             proposals = bbox_mapping(
                 proposal_list[0][:, :4],
@@ -428,7 +495,7 @@ class CascadeRoIHead(BaseRoIHead):
                 aug_bboxes.append(rois.new_zeros(0, 4))
                 aug_scores.append(rois.new_zeros(0, self.bbox_head[-1].num_classes + 1))
                 continue
-            rois_per_img, scores, preds = self._refine_test(x, rois, [rois.shape[0]], metas)
+            rois_per_img, scores, preds = self._refine_test(x, rois, [rois.shape[0]], metas, ctx)
             bboxes, probs = self.bbox_head[-1].get_bboxes(
                 rois_per_img[0],
                 scores[0],
@@ -455,7 +522,8 @@ class CascadeRoIHead(BaseRoIHead):
         bbox_result = bbox2result(out_bboxes, det_labels, self.bbox_head[-1].num_classes)
         if not self.with_mask:
             return [bbox_result]
-        return [(bbox_result, self._aug_test_mask(features, img_metas, det_bboxes, det_labels))]
+        segm_result = self._aug_test_mask(features, img_metas, det_bboxes, det_labels, contexts)
+        return [(bbox_result, segm_result)]
 
     def _aug_test_mask(
         self,
@@ -463,11 +531,12 @@ class CascadeRoIHead(BaseRoIHead):
         img_metas: Sequence[Sequence[ImgMeta]],
         det_bboxes: torch.Tensor,
         det_labels: torch.Tensor,
+        contexts: Sequence[Any],
     ) -> list[list[np.ndarray]]:
         if det_bboxes.shape[0] == 0:
-            return [[] for _ in range(self.mask_head[-1].num_classes)]
+            return [[] for _ in range(self._paste_head.num_classes)]
         aug_masks, aug_metas = [], []
-        for x, metas in zip(features, img_metas, strict=True):
+        for x, metas, ctx in zip(features, img_metas, contexts, strict=True):
             meta = metas[0]
             boxes = bbox_mapping(
                 det_bboxes[:, :4],
@@ -476,13 +545,11 @@ class CascadeRoIHead(BaseRoIHead):
                 meta.get("flip", False),
                 meta.get("flip_direction") or "horizontal",
             )
-            mask_rois = bbox2roi([boxes])
-            for i in range(self.num_stages):
-                mask_pred = self._mask_forward(i, x, mask_rois)["mask_pred"]
+            for mask_pred in self._stage_mask_logits(x, bbox2roi([boxes]), ctx):
                 aug_masks.append(mask_pred.sigmoid().cpu().numpy())
                 aug_metas.append(metas)
         merged = merge_aug_masks(aug_masks, aug_metas)
-        result: list[list[np.ndarray]] = self.mask_head[-1].get_seg_masks(
+        result: list[list[np.ndarray]] = self._paste_head.get_seg_masks(
             merged,
             det_bboxes,
             det_labels,

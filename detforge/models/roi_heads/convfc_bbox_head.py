@@ -162,6 +162,10 @@ class ConvFCBBoxHead(BBoxHead):
         return x
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self._forward_cls_reg(self._forward_shared(x))
+
+    def _forward_shared(self, x: torch.Tensor) -> torch.Tensor:
+        """The features after the shared convs and fcs (flattened when there are fcs)."""
         for conv in self.shared_convs:
             x = conv(x)
         if self.num_shared_fcs > 0:
@@ -170,6 +174,9 @@ class ConvFCBBoxHead(BBoxHead):
             x = x.flatten(1)
             for fc in self.shared_fcs:
                 x = self.relu(fc(x))
+        return x
+
+    def _forward_cls_reg(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         x_cls = self._run_branch(x, self.cls_convs, self.cls_fcs)
         x_reg = self._run_branch(x, self.reg_convs, self.reg_fcs)
         cls_score = self.fc_cls(x_cls) if self.with_cls else None

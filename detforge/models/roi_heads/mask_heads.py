@@ -29,6 +29,7 @@ __all__ = [
     "BYTES_PER_FLOAT",
     "GPU_MEM_LIMIT",
     "FCNMaskHead",
+    "as_instance_masks",
     "mask_target",
     "merge_aug_masks",
     "paste_masks",
@@ -43,7 +44,12 @@ GPU_MEM_LIMIT = 1024**3
 _UPSAMPLE_METHODS = (None, "deconv", "nearest", "bilinear", "carafe")
 
 
-def _as_masks(gt_masks: Any, where: str) -> BitmapMasks | PolygonMasks:
+def as_instance_masks(gt_masks: Any, where: str) -> BitmapMasks | PolygonMasks:
+    """``gt_masks`` as ``BitmapMasks``/``PolygonMasks`` (an ``[N, H, W]`` array is wrapped).
+
+    Raises:
+        TypeError: anything else; the message starts with ``where``.
+    """
     if isinstance(gt_masks, BitmapMasks | PolygonMasks):
         return gt_masks
     if isinstance(gt_masks, np.ndarray | torch.Tensor) and gt_masks.ndim == 3:
@@ -62,7 +68,7 @@ def _mask_target_single(
     mask_size = _pair(cfg["mask_size"])
     if pos_proposals.size(0) == 0:
         return pos_proposals.new_zeros((0, *mask_size))
-    masks = _as_masks(gt_masks, "mask_target")
+    masks = as_instance_masks(gt_masks, "mask_target")
     boxes = pos_proposals.detach().cpu().numpy().copy()
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, masks.width)
     boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, masks.height)
@@ -394,6 +400,10 @@ class FCNMaskHead(nn.Module):
         """Mask logits ``Tensor[K, num_classes or 1, 2h, 2w]`` of RoI features ``[K, C, h, w]``."""
         for conv in self.convs:
             x = conv(x)
+        return self._predict(x)
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Mask logits of the conv features ``x``: upsampling, then ``conv_logits``."""
         if self.upsample is not None:
             x = self.upsample(x)
             if self.upsample_method == "deconv":
@@ -437,7 +447,8 @@ class FCNMaskHead(nn.Module):
 
         Args:
             mask_pred: ``Tensor[N, C, h, w]`` logits, or an ``ndarray`` of probabilities
-                (already averaged over test-time augmentations).
+                (already averaged over test-time augmentations); ``C`` may also be 1 with
+                each detection's own class already selected (PointRend's refined masks).
             det_bboxes: ``Tensor[N, 4 or 5]`` boxes in the network-input frame.
             det_labels: ``Tensor[N]``.
             rcnn_test_cfg: Needs ``mask_thr_binary`` (negative: uint8 ``prob * 255`` masks).
@@ -450,12 +461,7 @@ class FCNMaskHead(nn.Module):
             ``segms[c]``: list of ``ndarray[H, W]`` bool masks of the detections of class ``c``
             in detection order.
         """
-        if isinstance(mask_pred, torch.Tensor):
-            probs = mask_pred.sigmoid()
-        else:
-            probs = det_bboxes.new_tensor(mask_pred)
-        cls_segms: list[list[np.ndarray]] = [[] for _ in range(self.num_classes)]
-        num = len(probs)
+        num = len(mask_pred)
         if num != det_bboxes.size(0) or num != det_labels.numel():
             raise ValueError(
                 f"get_seg_masks: {num} masks for {det_bboxes.size(0)} boxes and "
@@ -471,10 +477,16 @@ class FCNMaskHead(nn.Module):
         else:
             img_h = int(np.round(ori_shape[0] * scale[1].item()))
             img_w = int(np.round(ori_shape[1] * scale[0].item()))
+        cls_segms: list[list[np.ndarray]] = [[] for _ in range(self.num_classes)]
         if num == 0:
             return cls_segms
-        if not self.class_agnostic:
+        probs = (
+            mask_pred if isinstance(mask_pred, torch.Tensor) else det_bboxes.new_tensor(mask_pred)
+        )
+        if not self.class_agnostic and probs.shape[1] > 1:
             probs = probs[torch.arange(num, device=probs.device), det_labels][:, None]
+        if isinstance(mask_pred, torch.Tensor):
+            probs = probs.sigmoid()  # after picking the class: one channel instead of all
         threshold = float(rcnn_test_cfg["mask_thr_binary"])
         canvas = paste_masks(probs, bboxes, img_h, img_w, threshold)
         labels = det_labels.tolist()

@@ -1,5 +1,6 @@
 """RoI extractors (v2): ``SingleRoIExtractor`` pools each RoI from the FPN level that matches its
-scale, ``GenericRoIExtractor`` (GRoIE) from every level."""
+scale, ``GenericRoIExtractor`` (GRoIE; PointRend's mask extractor with one level) from every
+level."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import torch
 from torch import nn
 
 from detforge.models.layers import apply_init_cfg, build_plugin_layer
-from detforge.ops import DeformRoIPoolPack, ModulatedDeformRoIPoolPack, RoIAlign, RoIPool
+from detforge.ops import (
+    DeformRoIPoolPack,
+    ModulatedDeformRoIPoolPack,
+    RoIAlign,
+    RoIPool,
+    SimpleRoIAlign,
+)
 from detforge.registry import MODELS
 
 __all__ = ["GenericRoIExtractor", "SingleRoIExtractor"]
@@ -20,6 +27,7 @@ _ROI_LAYERS: dict[str, type[nn.Module]] = {
     "RoIPool": RoIPool,
     "DeformRoIPoolPack": DeformRoIPoolPack,
     "ModulatedDeformRoIPoolPack": ModulatedDeformRoIPoolPack,
+    "SimpleRoIAlign": SimpleRoIAlign,
 }
 
 

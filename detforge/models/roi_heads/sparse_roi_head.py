@@ -295,6 +295,7 @@ class SparseRoIHead(CascadeRoIHead):
         proposals: Sequence[torch.Tensor],
         rcnn_test_cfg: Cfg | None,
         rescale: bool = False,
+        ctx: Any = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Not available: the stages need the proposal features (use :meth:`simple_test`)."""
         raise NotImplementedError(

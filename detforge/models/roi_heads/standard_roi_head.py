@@ -15,6 +15,7 @@ from detforge.models.roi_heads.base_roi_head import (
     assign_and_sample,
     detections_per_image,
     hard_mining,
+    positive_flags,
     scale_factor_tensor,
 )
 from detforge.models.roi_heads.mask_heads import merge_aug_masks
@@ -131,11 +132,7 @@ class StandardRoIHead(BaseRoIHead):
             pos_rois = bbox2roi([res.pos_bboxes for res in sampling_results])
             mask_results = self._mask_forward(x, pos_rois)
         else:
-            flags = []
-            for res in sampling_results:
-                flags.append(torch.ones(res.pos_bboxes.shape[0], dtype=torch.bool))
-                flags.append(torch.zeros(res.neg_bboxes.shape[0], dtype=torch.bool))
-            pos_inds = torch.cat(flags).to(bbox_feats.device)
+            pos_inds = positive_flags(sampling_results, bbox_feats.device)
             mask_results = self._mask_forward(x, pos_inds=pos_inds, bbox_feats=bbox_feats)
         assert self.train_cfg is not None
         mask_targets = self.mask_head.get_targets(sampling_results, gt_masks, self.train_cfg)
@@ -256,9 +253,26 @@ class StandardRoIHead(BaseRoIHead):
         input frame (times ``scale_factor``) for the RoIs, and the masks are pasted at
         ``ori_shape``; otherwise at the resized image size.
         """
-        num_classes = self.mask_head.num_classes
         if all(b.shape[0] == 0 for b in det_bboxes):
-            return [[[] for _ in range(num_classes)] for _ in det_bboxes]
+            return [[[] for _ in range(self.mask_head.num_classes)] for _ in det_bboxes]
+        bboxes, scale_factors = self._mask_test_boxes(img_metas, det_bboxes, rescale)
+        mask_pred = self._test_mask_logits(x, bbox2roi(bboxes), torch.cat(list(det_labels)))
+        mask_preds = mask_pred.split([len(b) for b in det_bboxes], 0)
+        return self._paste_masks(mask_preds, bboxes, det_labels, img_metas, scale_factors, rescale)
+
+    def _test_mask_logits(
+        self, x: Sequence[torch.Tensor], rois: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """Mask logits of test RoIs ``[K, 5]`` detected as ``labels`` (PointRend refines
+        them)."""
+        return self._mask_forward(x, rois)["mask_pred"]
+
+    @staticmethod
+    def _mask_test_boxes(
+        img_metas: Sequence[ImgMeta], det_bboxes: Sequence[torch.Tensor], rescale: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image the detections' boxes in the network-input frame (times ``scale_factor``
+        with ``rescale``) and the ``scale_factor`` as a tensor."""
         scale_factors = [
             scale_factor_tensor(meta["scale_factor"], boxes)
             for meta, boxes in zip(img_metas, det_bboxes, strict=True)
@@ -267,11 +281,23 @@ class StandardRoIHead(BaseRoIHead):
             b[:, :4] * f if rescale else b[:, :4]
             for b, f in zip(det_bboxes, scale_factors, strict=True)
         ]
-        mask_pred = self._mask_forward(x, bbox2roi(bboxes))["mask_pred"]
-        mask_preds = mask_pred.split([len(b) for b in det_bboxes], 0)
+        return bboxes, scale_factors
+
+    def _paste_masks(
+        self,
+        mask_preds: Sequence[torch.Tensor],
+        bboxes: Sequence[torch.Tensor],
+        det_labels: Sequence[torch.Tensor],
+        img_metas: Sequence[ImgMeta],
+        scale_factors: Sequence[torch.Tensor],
+        rescale: bool,
+    ) -> list[list[list[np.ndarray]]]:
+        """Per image ``mask_head.get_seg_masks`` of the mask logits (empty lists for an image
+        without detections)."""
+        num_classes = self.mask_head.num_classes
         segm_results: list[list[list[np.ndarray]]] = []
         for i, meta in enumerate(img_metas):
-            if det_bboxes[i].shape[0] == 0:
+            if bboxes[i].shape[0] == 0:
                 segm_results.append([[] for _ in range(num_classes)])
                 continue
             segm_results.append(
@@ -332,7 +358,7 @@ class StandardRoIHead(BaseRoIHead):
                 meta.get("flip", False),
                 meta.get("flip_direction") or "horizontal",
             )
-            mask_pred = self._mask_forward(x, bbox2roi([boxes]))["mask_pred"]
+            mask_pred = self._test_mask_logits(x, bbox2roi([boxes]), det_labels.to(device))
             aug_masks.append(mask_pred.sigmoid().cpu().numpy())
         merged = merge_aug_masks(aug_masks, img_metas)
         result: list[list[np.ndarray]] = self.mask_head.get_seg_masks(
