@@ -3,6 +3,7 @@
 from detforge.models.task_modules.prior_generators.anchor_generator import AnchorGenerator
 from detforge.models.task_modules.prior_generators.legacy_anchor_generator import (
     LegacyAnchorGenerator,
+    LegacySSDAnchorGenerator,
 )
 from detforge.models.task_modules.prior_generators.point_generator import (
     MlvlPointGenerator,
@@ -14,6 +15,7 @@ from detforge.models.task_modules.prior_generators.yolo_anchor_generator import 
 __all__ = [
     "AnchorGenerator",
     "LegacyAnchorGenerator",
+    "LegacySSDAnchorGenerator",
     "MlvlPointGenerator",
     "PointGenerator",
     "SSDAnchorGenerator",

@@ -1,4 +1,5 @@
-"""``LegacyAnchorGenerator``: MMDetection v1.x anchors (v2's ``configs/legacy_1.x``)."""
+"""``LegacyAnchorGenerator`` and ``LegacySSDAnchorGenerator``: MMDetection v1.x anchors (v2's
+``configs/legacy_1.x``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Sequence
 import torch
 
 from detforge.models.task_modules.prior_generators.anchor_generator import AnchorGenerator
+from detforge.models.task_modules.prior_generators.ssd_anchor_generator import SSDAnchorGenerator
 from detforge.registry import TASK_UTILS
 
-__all__ = ["LegacyAnchorGenerator"]
+__all__ = ["LegacyAnchorGenerator", "LegacySSDAnchorGenerator"]
 
 
 @TASK_UTILS.register_module()
@@ -49,3 +51,43 @@ class LegacyAnchorGenerator(AnchorGenerator):
         return torch.stack(
             [x_center - half_w, y_center - half_h, x_center + half_w, y_center + half_h], dim=-1
         ).round()
+
+
+@TASK_UTILS.register_module()
+class LegacySSDAnchorGenerator(SSDAnchorGenerator, LegacyAnchorGenerator):
+    """:class:`SSDAnchorGenerator`'s sizes and order with v1.x's base anchors: centred at
+    ``(stride - 1) / 2`` with pixel-inclusive, rounded corners (see
+    :class:`LegacyAnchorGenerator`); v2's ``configs/legacy_1.x/ssd300_coco_v1.py``.
+
+    Args:
+        strides: Per level ``s`` or ``(s_w, s_h)``.
+        ratios: Per level the aspect ratios ``r`` (each gives ``1 / r`` and ``r``).
+        basesize_ratio_range: Size range as fractions of ``input_size``.
+        input_size: 300 or 512.
+        scale_major: Base anchor order before SSD's reordering (SSD configs say False).
+
+    Example:
+        >>> gen = LegacySSDAnchorGenerator(
+        ...     [8, 16, 32], [[2], [2], [2]], (0.15, 0.9), scale_major=False)
+        >>> gen.base_anchors[0][:2]
+        tensor([[ -6.,  -6.,  14.,  14.],
+                [-11., -11.,  18.,  18.]])
+    """
+
+    def __init__(
+        self,
+        strides: Sequence[int | Sequence[int]],
+        ratios: Sequence[Sequence[float]],
+        basesize_ratio_range: Sequence[float],
+        input_size: int = 300,
+        scale_major: bool = True,
+    ) -> None:
+        super().__init__(
+            strides=strides,
+            ratios=ratios,
+            basesize_ratio_range=basesize_ratio_range,
+            input_size=input_size,
+            scale_major=scale_major,
+        )
+        self.centers = [((s[0] - 1) / 2.0, (s[1] - 1) / 2.0) for s in self.strides]
+        self.base_anchors = self.gen_base_anchors()

@@ -39,3 +39,24 @@ def test_v1_rpn_base_anchors() -> None:
     plain = AnchorGenerator(scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4], center_offset=0.5)
     assert not torch.equal(plain.base_anchors[0], gen.base_anchors[0])
     assert torch.equal(gen.base_anchors[1], gen.base_anchors[1].round())
+
+
+def test_legacy_ssd_anchors_are_v1s_by_hand() -> None:
+    # ssd300_coco_v1: level 0 has min size 21 (0.07 * 300) and max 45, centre (8 - 1) / 2
+    from detforge.models.task_modules.prior_generators import LegacySSDAnchorGenerator
+
+    gen = LegacySSDAnchorGenerator(
+        strides=[8, 16, 32, 64, 100, 300],
+        ratios=[[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+        basesize_ratio_range=(0.15, 0.9),
+        input_size=300,
+        scale_major=False,
+    )
+    # 21 square: 3.5 -+ 10 -> (-6.5, 13.5) rounded half to even; sqrt(21 * 45) = 30.74 square;
+    # ratio 1/2: w = 21 * sqrt(2) = 29.70, h = 14.85 around 3.5, rounded
+    expected = [[-6, -6, 14, 14], [-11, -11, 18, 18], [-11, -3, 18, 10], [-3, -11, 10, 18]]
+    assert gen.base_anchors[0].tolist() == expected
+    assert [len(a) for a in gen.base_anchors] == [4, 6, 6, 6, 4, 4]
+    # one grid step moves every anchor by the stride, as v2's grid
+    priors = gen.grid_priors([(38, 38)] + [(1, 1)] * 5)[0]
+    assert priors[4].tolist() == [2.0, -6.0, 22.0, 14.0]
