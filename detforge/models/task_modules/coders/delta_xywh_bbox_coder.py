@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from detforge.registry import TASK_UTILS
+from detforge.structures.bbox import clip_to_max_shapes
 
 __all__ = ["DeltaXYWHBBoxCoder", "bbox2delta", "delta2bbox"]
 
@@ -194,17 +195,7 @@ def _batched_delta2bbox(
         deltas.size()
     )
     if clip_border and max_shape is not None:
-        shape_t = max_shape if isinstance(max_shape, torch.Tensor) else x1.new_tensor(max_shape)
-        shape_t = shape_t[..., :2].type_as(x1)
-        if shape_t.ndim == 2 and shape_t.size(0) != bboxes.size(0):
-            raise ValueError(
-                f"DeltaXYWHBBoxCoder.decode: {shape_t.size(0)} max_shapes for a batch of "
-                f"{bboxes.size(0)} images"
-            )
-        min_xy = x1.new_tensor(0)
-        max_xy = torch.cat([shape_t] * (deltas.size(-1) // 2), dim=-1).flip(-1).unsqueeze(-2)
-        bboxes = torch.where(bboxes < min_xy, min_xy, bboxes)
-        bboxes = torch.where(bboxes > max_xy, max_xy, bboxes)
+        bboxes = clip_to_max_shapes(bboxes, max_shape, where="DeltaXYWHBBoxCoder.decode")
     return bboxes
 
 
