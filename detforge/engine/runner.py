@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
@@ -32,7 +33,7 @@ from detforge.engine.hooks.priority import Priority
 from detforge.engine.hooks.training import register_training_hooks
 from detforge.engine.iter_loader import IterLoader
 from detforge.engine.protocols import OptimizerArg
-from detforge.errors import ConfigError
+from detforge.errors import ConfigError, ConfigTypeError
 from detforge.registry import HOOKS, build_module
 from detforge.utils.checkpoint import load_checkpoint as _load_checkpoint
 
@@ -240,6 +241,11 @@ class _BaseRunner:
         self.outputs = outputs
 
     def _check_workflow(self, data_loaders: Sequence[Any], workflow: Sequence[Any]) -> None:
+        if not isinstance(data_loaders, list | tuple):
+            raise ConfigTypeError(
+                f"{type(self).__name__}.run: data_loaders must be a list with one loader per "
+                f"workflow phase, got {type(data_loaders).__name__}"
+            )
         if len(data_loaders) != len(workflow):
             raise ConfigError(
                 f"workflow {list(workflow)} has {len(workflow)} phases but "
@@ -301,8 +307,24 @@ class EpochBasedRunner(_BaseRunner):
             self.call_hook("after_val_iter")
         self.call_hook("after_val_epoch")
 
-    def run(self, data_loaders: Sequence[Any], workflow: Sequence[tuple[str, int]]) -> None:
-        """Run the workflow phases until ``max_epochs`` epochs are trained."""
+    def run(
+        self,
+        data_loaders: Sequence[Any],
+        workflow: Sequence[tuple[str, int]],
+        max_epochs: int | None = None,
+    ) -> None:
+        """Run the workflow phases until ``max_epochs`` epochs are trained.
+
+        ``max_epochs`` here is v2's deprecated spelling of the constructor's (a
+        ``DeprecationWarning``, then it wins).
+        """
+        if max_epochs is not None:
+            warnings.warn(
+                "setting max_epochs in run is deprecated, please set max_epochs in runner_config",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self._max_epochs = max_epochs
         if self._max_epochs is None:
             raise ConfigError("EpochBasedRunner needs max_epochs")
         self._check_workflow(data_loaders, workflow)
@@ -381,8 +403,24 @@ class IterBasedRunner(_BaseRunner):
         self.call_hook("after_val_iter")
         self._inner_iter += 1
 
-    def run(self, data_loaders: Sequence[Any], workflow: Sequence[tuple[str, int]]) -> None:
-        """Run the workflow phases (``n`` iterations each) until ``max_iters``."""
+    def run(
+        self,
+        data_loaders: Sequence[Any],
+        workflow: Sequence[tuple[str, int]],
+        max_iters: int | None = None,
+    ) -> None:
+        """Run the workflow phases (``n`` iterations each) until ``max_iters``.
+
+        ``max_iters`` here is v2's deprecated spelling of the constructor's (a
+        ``DeprecationWarning``, then it wins).
+        """
+        if max_iters is not None:
+            warnings.warn(
+                "setting max_iters in run is deprecated, please set max_iters in runner_config",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self._max_iters = max_iters
         if self._max_iters is None:
             raise ConfigError("IterBasedRunner needs max_iters")
         self._check_workflow(data_loaders, workflow)
