@@ -13,6 +13,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
+
 __all__ = [
     "bbox2distance",
     "bbox2result",
@@ -53,7 +55,9 @@ def _check_last_dim(boxes: np.ndarray | torch.Tensor, name: str, multiple: bool 
     ok = size % 4 == 0 if multiple else size == 4
     if not ok:
         want = "a multiple of 4" if multiple else "4"
-        raise ValueError(f"{name}: last dimension must be {want}, got shape {tuple(boxes.shape)}")
+        raise InvalidArgumentError(
+            f"{name}: last dimension must be {want}, got shape {tuple(boxes.shape)}"
+        )
 
 
 def bbox_overlaps(
@@ -83,7 +87,9 @@ def bbox_overlaps(
         [0.5, -0.05, -0.8214]
     """
     if mode not in _OVERLAP_MODES:
-        raise ValueError(f"bbox_overlaps: mode must be one of {_OVERLAP_MODES}, got {mode!r}")
+        raise InvalidArgumentError(
+            f"bbox_overlaps: mode must be one of {_OVERLAP_MODES}, got {mode!r}"
+        )
     if isinstance(bboxes1, np.ndarray):
         out = bbox_overlaps(
             torch.from_numpy(np.asarray(bboxes1)),
@@ -94,7 +100,7 @@ def bbox_overlaps(
         )
         return out.numpy()
     if bboxes1.ndim < 2 or bboxes2.ndim < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox_overlaps: boxes must be [..., N, 4], got shapes {tuple(bboxes1.shape)} "
             f"and {tuple(bboxes2.shape)}"
         )
@@ -104,12 +110,14 @@ def bbox_overlaps(
     if cols:
         _check_last_dim(bboxes2, "bbox_overlaps bboxes2")
     if bboxes1.shape[:-2] != bboxes2.shape[:-2]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox_overlaps: batch dimensions differ: {tuple(bboxes1.shape[:-2])} vs "
             f"{tuple(bboxes2.shape[:-2])}"
         )
     if is_aligned and rows != cols:
-        raise ValueError(f"bbox_overlaps: is_aligned needs equal counts, got {rows} and {cols}")
+        raise InvalidArgumentError(
+            f"bbox_overlaps: is_aligned needs equal counts, got {rows} and {cols}"
+        )
     batch: tuple[int, ...] = tuple(int(d) for d in bboxes1.shape[:-2])
     if rows * cols == 0:
         shape = (*batch, rows) if is_aligned else (*batch, rows, cols)
@@ -204,7 +212,7 @@ def bbox_flip(bboxes: BoxT, img_shape: Sequence[int], direction: str = "horizont
     """
     _check_last_dim(bboxes, "bbox_flip bboxes", multiple=True)
     if direction not in _FLIP_DIRECTIONS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox_flip: direction must be one of {_FLIP_DIRECTIONS}, got {direction!r}"
         )
     h, w = img_shape[0], img_shape[1]
@@ -384,7 +392,7 @@ def clip_to_max_shapes(
     shapes = max_shape if isinstance(max_shape, torch.Tensor) else bboxes.new_tensor(max_shape)
     shapes = shapes[..., :2].type_as(bboxes)
     if shapes.ndim == 2 and (bboxes.ndim != 3 or shapes.size(0) != bboxes.size(0)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: {shapes.size(0)} max_shapes need batched boxes [B={shapes.size(0)}, N, 4], "
             f"got boxes of shape {tuple(bboxes.shape)}"
         )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import TASK_UTILS
 from detforge.structures.bbox import clip_to_max_shapes
 
@@ -41,7 +42,7 @@ def bbox2delta(
         tensor([[0.5000, 0.5000, 0.0000, 0.6931]])
     """
     if proposals.size() != gt.size():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox2delta: proposals {tuple(proposals.shape)} and gt {tuple(gt.shape)} differ"
         )
     proposals = proposals.float()
@@ -146,7 +147,7 @@ def _single_max_shape(max_shape: MaxShape | None) -> Sequence[int] | torch.Tenso
         else len(max_shape) > 0 and isinstance(max_shape[0], Sequence | torch.Tensor)
     )
     if nested:
-        raise ValueError(
+        raise InvalidArgumentError(
             "DeltaXYWHBBoxCoder.decode: per-image max_shape needs batched [B, N, 4] input, "
             f"got max_shape={max_shape!r} for [N, 4] boxes"
         )
@@ -235,7 +236,7 @@ class DeltaXYWHBBoxCoder:
     def encode(self, bboxes: torch.Tensor, gt_bboxes: torch.Tensor) -> torch.Tensor:
         """Deltas ``Tensor[N, 4]`` that transform ``bboxes`` ``[N, 4]`` into ``gt_bboxes``."""
         if bboxes.size(0) != gt_bboxes.size(0) or bboxes.size(-1) != 4 or gt_bboxes.size(-1) != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeltaXYWHBBoxCoder.encode: bboxes {tuple(bboxes.shape)} and gt_bboxes "
                 f"{tuple(gt_bboxes.shape)} must both be [N, 4]"
             )
@@ -263,7 +264,7 @@ class DeltaXYWHBBoxCoder:
         if pred_bboxes.size(0) != bboxes.size(0) or (
             pred_bboxes.ndim == 3 and pred_bboxes.size(1) != bboxes.size(1)
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeltaXYWHBBoxCoder.decode: bboxes {tuple(bboxes.shape)} do not match "
                 f"pred_bboxes {tuple(pred_bboxes.shape)}"
             )

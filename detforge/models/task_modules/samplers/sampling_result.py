@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.task_modules.assigners.assign_result import AssignResult, ensure_rng
 
 __all__ = ["SamplingResult"]
@@ -59,7 +60,9 @@ class SamplingResult:
         self.pos_assigned_gt_inds = assign_result.gt_inds[pos_inds] - 1
         if gt_bboxes.numel() == 0:
             if self.pos_assigned_gt_inds.numel() != 0:
-                raise ValueError("SamplingResult: positives were sampled but there is no gt box")
+                raise InvalidArgumentError(
+                    "SamplingResult: positives were sampled but there is no gt box"
+                )
             self.pos_gt_bboxes = torch.empty_like(gt_bboxes).view(-1, 4)
         else:
             if gt_bboxes.ndim < 2:
