@@ -93,7 +93,7 @@ def _override_total_epochs(raw: Config, options: Mapping[str, Any], source: str)
     """An override of v2.6's ``total_epochs`` wins over the file's ``runner.max_epochs`` (v2.6
     users set the schedule that way), with one warning line; in a file both must agree."""
     runner = raw.get("runner")
-    if "total_epochs" not in options or not isinstance(runner, Mapping):
+    if "total_epochs" not in options or not isinstance(runner, dict):
         return
     total = raw.pop("total_epochs")
     if runner.get("max_epochs") not in (None, total):
