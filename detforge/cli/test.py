@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from detforge.apis.config_check import check_metrics, dataset_class
 from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument
 from detforge.config import DictAction, load_config
@@ -197,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     eval_kwargs = _eval_options(args)
     cfg = load_config(args.config, cfg_options=dict(args.cfg_options or {})).cfg
+    if args.eval:  # before any inference: v2 found an unsupported metric only after it
+        check_metrics(args.eval, dataset_class(cfg.data.test), "--eval")
     device = args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     distributed = args.launcher != "none"
     if distributed:

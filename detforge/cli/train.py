@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detforge import __version__
+from detforge.apis.config_check import check_config
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import Config, load_config
 
@@ -103,6 +104,7 @@ def _configure(args: argparse.Namespace) -> Config:
     import torch
 
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
+    check_config(cfg, validate=not args.no_validate)
     if args.auto_scale_lr:
         if "auto_scale_lr" in cfg and "base_batch_size" in cfg.auto_scale_lr:
             cfg.auto_scale_lr.enable = True

@@ -91,6 +91,8 @@ class CustomDataset(Dataset[dict[str, Any] | UnreadableImage]):
     """
 
     CLASSES: Sequence[str] | None = None
+    #: the metrics :meth:`evaluate` computes (checked before testing starts)
+    ALLOWED_METRICS: tuple[str, ...] = CUSTOM_ALLOWED_METRICS
     PALETTE: list[tuple[int, int, int]] | None = None
 
     def __init__(
