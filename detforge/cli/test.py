@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from detforge.apis.config_check import check_metrics, dataset_class
 from detforge.cli.allow_partial import add_allow_partial_argument
 from detforge.cli.print_config import add_cfg_options_argument
 from detforge.config import DictAction, load_config
@@ -193,6 +192,7 @@ def _predict(
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from detforge.apis.config_check import check_metrics, dataset_class
     from detforge.utils.dist import get_dist_info, init_dist, leave_process_group
 
     _check_args(args)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from detforge import __version__
-from detforge.apis.config_check import check_config
 from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
 from detforge.config import Config, load_config
 
@@ -102,6 +101,8 @@ def _work_dir(args: argparse.Namespace, cfg: Config) -> str:
 
 def _configure(args: argparse.Namespace) -> Config:
     import torch
+
+    from detforge.apis.config_check import check_config
 
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
     check_config(cfg, validate=not args.no_validate)
