@@ -240,6 +240,17 @@ class _BaseRunner:
             self.log_buffer.update(outputs["log_vars"], outputs["num_samples"])
         self.outputs = outputs
 
+    def _set_limit_in_run(self, name: str, value: int | None) -> None:
+        """v2's deprecated ``run(..., max_epochs)``/``run(..., max_iters)``: warn, then use it."""
+        if value is None:
+            return
+        warnings.warn(
+            f"setting {name} in run is deprecated, please set {name} in runner_config",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        setattr(self, f"_{name}", value)
+
     def _check_workflow(self, data_loaders: Sequence[Any], workflow: Sequence[Any]) -> None:
         if not isinstance(data_loaders, list | tuple):
             raise ConfigTypeError(
@@ -318,13 +329,7 @@ class EpochBasedRunner(_BaseRunner):
         ``max_epochs`` here is v2's deprecated spelling of the constructor's (a
         ``DeprecationWarning``, then it wins).
         """
-        if max_epochs is not None:
-            warnings.warn(
-                "setting max_epochs in run is deprecated, please set max_epochs in runner_config",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            self._max_epochs = max_epochs
+        self._set_limit_in_run("max_epochs", max_epochs)
         if self._max_epochs is None:
             raise ConfigError("EpochBasedRunner needs max_epochs")
         self._check_workflow(data_loaders, workflow)
@@ -414,13 +419,7 @@ class IterBasedRunner(_BaseRunner):
         ``max_iters`` here is v2's deprecated spelling of the constructor's (a
         ``DeprecationWarning``, then it wins).
         """
-        if max_iters is not None:
-            warnings.warn(
-                "setting max_iters in run is deprecated, please set max_iters in runner_config",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            self._max_iters = max_iters
+        self._set_limit_in_run("max_iters", max_iters)
         if self._max_iters is None:
             raise ConfigError("IterBasedRunner needs max_iters")
         self._check_workflow(data_loaders, workflow)
