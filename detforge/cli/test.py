@@ -96,6 +96,12 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.eval and args.format_only:
         raise SystemExit("detforge test: --eval and --format-only cannot be both specified")
+    if args.launcher != "none" and (args.show or args.show_dir):
+        raise SystemExit(
+            "detforge test: --show/--show-dir draw results in one process only (v2's "
+            "dist_test.sh dropped them silently); run without --launcher to draw, or pass --out "
+            "and draw the pickle with detforge analyze-results"
+        )
     if args.out is not None and not args.out.endswith((".pkl", ".pickle")):
         raise SystemExit(f"detforge test: --out must be a .pkl or .pickle file, got {args.out}")
 
