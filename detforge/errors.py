@@ -19,6 +19,8 @@ __all__ = [
     "ConfigTypeError",
     "ConfigValueError",
     "DetforgeError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "InvalidLossError",
     "MissingDependencyError",
     "UnexpectedKeyError",
@@ -91,6 +93,22 @@ class UnknownTypeError(ConfigKeyError):
 
 class UnexpectedKeyError(ConfigTypeError):
     """A config dict passes a keyword the component's constructor does not accept."""
+
+
+class InvalidArgumentError(DetforgeError, ValueError, AssertionError):
+    """An argument or input a function cannot use, where MMDetection v2 ``assert``-ed.
+
+    Also an ``AssertionError``, so ``pytest.raises(AssertionError)`` and ``except
+    AssertionError`` written against v2 keep working, while the message names the culprit.
+
+    Example:
+        >>> isinstance(InvalidArgumentError("bbox_overlaps: mode must be ..."), AssertionError)
+        True
+    """
+
+
+class InvalidArgumentTypeError(DetforgeError, TypeError, AssertionError):
+    """An argument of the wrong kind where MMDetection v2 ``assert``-ed its type."""
 
 
 class InvalidLossError(DetforgeError, FloatingPointError):

@@ -45,7 +45,9 @@ def test_every_error_class_is_a_detforge_error() -> None:
         ("detforge.errors", "UnexpectedKeyError", (TypeError,)),
         ("detforge.errors", "InvalidLossError", (FloatingPointError,)),
         ("detforge.config.safe_eval", "UnsafeExpressionError", (ValueError,)),
-        ("detforge.datasets.issues", "DatasetError", (ValueError,)),
+        ("detforge.datasets.issues", "DatasetError", (ValueError, AssertionError)),
+        ("detforge.errors", "InvalidArgumentError", (ValueError, AssertionError)),
+        ("detforge.errors", "InvalidArgumentTypeError", (TypeError, AssertionError)),
         ("detforge.datasets.transforms._utils", "TransformArgumentError",
          (ValueError, AssertionError)),
         ("detforge.datasets.transforms.formatting", "MissingResultKeyError", (KeyError,)),
@@ -60,3 +62,39 @@ def test_errors_stay_the_builtins_v2_raised(module: str, name: str, builtins: tu
     cls = getattr(importlib.import_module(module), name)
     assert issubclass(cls, DetforgeError) and issubclass(cls, builtins)
     assert str(cls("names the culprit: a.jpg")) == "names the culprit: a.jpg"
+
+
+def _v2_asserted_cases() -> list[tuple[str, object]]:
+    """Calls that v2's unit tests expect to fail with ``AssertionError`` (datasets, pipelines,
+    box utils, losses, prior generators), each with what our message names."""
+    import torch
+
+    from detforge.datasets import XMLDataset
+    from detforge.datasets.transforms.geometric import Resize
+    from detforge.models.losses import CrossEntropyLoss
+    from detforge.models.task_modules.coders import DeltaXYWHBBoxCoder
+    from detforge.models.task_modules.prior_generators import MlvlPointGenerator
+    from detforge.structures.bbox import bbox_overlaps
+
+    boxes = torch.rand(2, 3, 4)
+    return [
+        ("XMLDataset needs classes", lambda: XMLDataset(ann_file="x.txt", pipeline=[])),
+        ("Resize", lambda: Resize(img_scale=[(1, 2)], multiscale_mode="bad")),
+        ("bbox_overlaps: mode", lambda: bbox_overlaps(boxes[0], boxes[0], mode="dice")),
+        ("bbox_overlaps: is_aligned", lambda: bbox_overlaps(
+            boxes[0], boxes[0, :2], is_aligned=True)),
+        ("3 max_shapes", lambda: DeltaXYWHBBoxCoder().decode(
+            boxes, torch.zeros(2, 3, 4), max_shape=[(32, 32)] * 3)),
+        ("reduction", lambda: CrossEntropyLoss()(
+            torch.rand(2, 3), torch.tensor([0, 1]), reduction_override=True)),
+        ("feature map sizes for 2 levels", lambda: MlvlPointGenerator(
+            strides=[4, 10]).grid_priors([(2, 2)])),
+    ]  # fmt: skip
+
+
+def test_what_v2_asserted_is_an_assertion_error_with_a_readable_message() -> None:
+    """v2 users' ``pytest.raises(AssertionError)`` / ``except AssertionError`` keep working."""
+    for names, call in _v2_asserted_cases():
+        with pytest.raises(AssertionError, match=names) as info:
+            call()  # type: ignore[operator]
+        assert isinstance(info.value, DetforgeError), (names, type(info.value))

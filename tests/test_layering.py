@@ -1,7 +1,7 @@
 """Layers import downward only (DESIGN.md): a module may import its own layer or a lower one.
 
     utils/ops/errors < config/registry/structures/evaluation < datasets/visualization < engine
-    < models < apis/export < analysis/serving < cli
+    < models < apis/export/core < analysis/serving < cli
 
 Every ``import`` in the package counts, including those inside functions: a function-level
 import that reaches upward is the same dependency, only hidden.
@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("datasets", "visualization"),
     ("engine",),
     ("models",),
-    ("apis", "export"),
+    ("apis", "export", "core"),
     ("analysis", "serving"),
     ("cli",),
 )

@@ -27,6 +27,7 @@ __all__ = [
     "async_inference_detector",
     "inference_detector",
     "init_detector",
+    "replace_ImageToTensor",
     "replace_image_to_tensor",
     "resolve_device",
     "show_result_pyplot",
@@ -87,7 +88,8 @@ def _config_classes(cfg: Config) -> tuple[str, ...] | None:
         return None
     classes = test.get("classes")
     if classes is not None:
-        return CustomDataset.get_classes(classes)
+        names = CustomDataset.get_classes(classes)
+        return tuple(names) if names is not None else None
     kind = test.get("type")
     dataset_cls = DATASETS.get(kind) if isinstance(kind, str) else kind
     names = getattr(dataset_cls, "CLASSES", None)
@@ -171,10 +173,14 @@ def init_detector(
 
 
 def replace_image_to_tensor(pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """v2's ``replace_ImageToTensor``: ``ImageToTensor`` → ``DefaultFormatBundle`` (batching).
+    """v2's ``replace_ImageToTensor``: ``ImageToTensor`` → ``DefaultFormatBundle`` (batching),
+    with v2's ``UserWarning`` for each one replaced.
 
     Example:
-        >>> replace_image_to_tensor([dict(type='ImageToTensor', keys=['img'])])
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     replace_image_to_tensor([dict(type='ImageToTensor', keys=['img'])])
         [{'type': 'DefaultFormatBundle'}]
     """
     out: list[dict[str, Any]] = []
@@ -183,6 +189,13 @@ def replace_image_to_tensor(pipeline: Sequence[Mapping[str, Any]]) -> list[dict[
         if step.get("type") == "MultiScaleFlipAug":
             step["transforms"] = replace_image_to_tensor(list(step["transforms"]))
         elif step.get("type") == "ImageToTensor":
+            warnings.warn(
+                '"ImageToTensor" pipeline is replaced by "DefaultFormatBundle" for batch '
+                "inference. It is recommended to manually replace it in the test data pipeline "
+                "in your config file.",
+                UserWarning,
+                stacklevel=2,
+            )
             step = dict(type="DefaultFormatBundle")
         out.append(step)
     return out
@@ -347,3 +360,7 @@ def show_result_pyplot(
     else:
         plt.show()
     return drawn
+
+
+#: v2's name (``mmdet.datasets.replace_ImageToTensor``)
+replace_ImageToTensor = replace_image_to_tensor

@@ -78,12 +78,18 @@ class _DetDDP(nn.parallel.DistributedDataParallel):
 def wrap_distributed(model: nn.Module, device: str, find_unused_parameters: bool = False) -> Any:
     """Wrap ``model`` for DDP training (``wrapped.module`` is the detector)."""
     device_ids = [torch.cuda.current_device()] if device == "cuda" else None
-    return _DetDDP(
-        model,
-        device_ids=device_ids,
-        broadcast_buffers=False,
-        find_unused_parameters=find_unused_parameters,
-    )
+    with warnings.catch_warnings():
+        # torch deprecates broadcast_buffers but says to keep broadcast_buffers=False (rank-local
+        # BatchNorm buffers, as v2) until init_sync_buffers exists; one warning per rank is noise
+        warnings.filterwarnings(
+            "ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning
+        )
+        return _DetDDP(
+            model,
+            device_ids=device_ids,
+            broadcast_buffers=False,
+            find_unused_parameters=find_unused_parameters,
+        )
 
 
 def _train_loader_args(cfg: Any, distributed: bool, runner_type: str) -> dict[str, Any]:

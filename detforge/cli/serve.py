@@ -71,6 +71,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="enable GET /main?image=NAME for files under this folder (off when absent)",
     )
     parser.add_argument(
+        "--compat-v2",
+        action="store_true",
+        help="answer GET /main as the v2 demo app: absolute paths inside --image-root are "
+        "accepted and 'data' holds [x1, y1, x2, y2, label, score] rows",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels_in_flight=int(args.max_megapixels_in_flight * 1e6),
         max_wait_ms=args.max_wait_ms,
         config_name=Path(args.config).name,
+        compat_v2=args.compat_v2,
     )
     classes = len(getattr(model, "CLASSES", ()))
     print(

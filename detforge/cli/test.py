@@ -2,7 +2,10 @@
 
 At least one of ``--out``, ``--eval``, ``--format-only``, ``--show`` or ``--show-dir`` is
 required; ``--eval`` and ``--format-only`` exclude each other. ``--out`` pickles the list of
-per-image v2 results; ``--work-dir`` also writes ``eval_<timestamp>.json``.
+per-image v2 results; ``--work-dir`` also writes ``eval_<timestamp>.json``. As in v2's
+``tools/test.py``, ``--options k=v`` is the deprecated spelling of ``--eval-options`` (not of
+``--cfg-options``), and ``--format-only`` without ``jsonfile_prefix`` writes to a temporary
+folder whose path is printed.
 
 An image that cannot be read is skipped with a warning naming it and kept with no detections
 (so the results stay one per image of the annotation file), and one line counts them at the
@@ -12,14 +15,17 @@ end; ``--strict`` (or ``strict=True`` in ``data.test``) stops at the first one i
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import pickle
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from detforge.cli.allow_partial import add_allow_partial_argument
-from detforge.cli.print_config import add_cfg_options_argument, resolve_cfg_options
+from detforge.cli.print_config import add_cfg_options_argument
 from detforge.config import DictAction, load_config
 from detforge.utils.fileio import atomic_write
 
@@ -90,8 +96,47 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.eval and args.format_only:
         raise SystemExit("detforge test: --eval and --format-only cannot be both specified")
+    if args.launcher != "none" and (args.show or args.show_dir):
+        raise SystemExit(
+            "detforge test: --show/--show-dir draw results in one process only (v2's "
+            "dist_test.sh dropped them silently); run without --launcher to draw, or pass --out "
+            "and draw the pickle with detforge analyze-results"
+        )
     if args.out is not None and not args.out.endswith((".pkl", ".pickle")):
         raise SystemExit(f"detforge test: --out must be a .pkl or .pickle file, got {args.out}")
+
+
+def _eval_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--eval-options``, or v2 ``tools/test.py``'s deprecated spelling ``--options`` (which
+    there means evaluation options, not config overrides as in ``train``)."""
+    if args.options and args.eval_options:
+        raise SystemExit(
+            "detforge test: --options and --eval-options cannot be both specified; --options "
+            "is deprecated in favor of --eval-options"
+        )
+    if args.options:
+        print(
+            "detforge test: --options is deprecated in favor of --eval-options (kwargs for "
+            "dataset.evaluate/format_results, as in v2's tools/test.py)",
+            file=sys.stderr,
+        )
+        return dict(args.options)
+    return dict(args.eval_options or {})
+
+
+def _format_only(dataset: Any, outputs: list[Any], kwargs: dict[str, Any]) -> None:
+    """``dataset.format_results``; without ``jsonfile_prefix`` the files go to a new temporary
+    folder (v2 writes to one too), and where they went is printed."""
+    params = inspect.signature(dataset.format_results).parameters
+    if "jsonfile_prefix" in params and kwargs.get("jsonfile_prefix") is None:
+        folder = tempfile.mkdtemp(prefix="detforge_results_")
+        kwargs = dict(kwargs, jsonfile_prefix=str(Path(folder) / "results"))
+        print(f"--format-only without jsonfile_prefix: writing to the temporary folder {folder}")
+    formatted = dataset.format_results(outputs, **kwargs)
+    files = formatted[0] if isinstance(formatted, tuple) else formatted
+    if isinstance(files, dict):
+        for kind, path in files.items():
+            print(f"formatted {kind} results: {path}")
 
 
 def _set_strict(dataset_cfg: Any) -> None:
@@ -153,10 +198,14 @@ def _predict(
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from detforge.apis.config_check import check_metrics, dataset_class
     from detforge.utils.dist import get_dist_info, init_dist, leave_process_group
 
     _check_args(args)
-    cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
+    eval_kwargs = _eval_options(args)
+    cfg = load_config(args.config, cfg_options=dict(args.cfg_options or {})).cfg
+    if args.eval:  # before any inference: v2 found an unsupported metric only after it
+        check_metrics(args.eval, dataset_class(cfg.data.test), "--eval")
     device = args.device or cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     distributed = args.launcher != "none"
     if distributed:
@@ -173,11 +222,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         atomic_write(args.out, pickle.dumps(outputs))
         print(f"writing results to {args.out}")
-    kwargs = dict(args.eval_options or {})
     if args.format_only:
-        dataset.format_results(outputs, **kwargs)
+        _format_only(dataset, outputs, eval_kwargs)
     if args.eval:
-        metric = dataset.evaluate(outputs, metric=args.eval, **kwargs)
+        metric = dataset.evaluate(outputs, metric=args.eval, **eval_kwargs)
         print(metric)
         if args.work_dir is not None:
             timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())

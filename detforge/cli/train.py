@@ -102,7 +102,10 @@ def _work_dir(args: argparse.Namespace, cfg: Config) -> str:
 def _configure(args: argparse.Namespace) -> Config:
     import torch
 
+    from detforge.apis.config_check import check_config
+
     cfg = load_config(args.config, cfg_options=resolve_cfg_options(args)).cfg
+    check_config(cfg, validate=not args.no_validate)
     if args.auto_scale_lr:
         if "auto_scale_lr" in cfg and "base_batch_size" in cfg.auto_scale_lr:
             cfg.auto_scale_lr.enable = True
@@ -138,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         _, world_size = get_dist_info()
         cfg.gpu_ids = list(range(world_size))
     rank, _ = get_dist_info()
+    level = _LOG.level
+    if rank != 0:  # as v2's get_root_logger: only rank 0 prints environment, config and logs
+        _LOG.setLevel(logging.ERROR)
 
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
             meta=meta,
         )
     finally:
+        _LOG.setLevel(level)
         if handler is not None:
             _LOG.removeHandler(handler)
             handler.close()

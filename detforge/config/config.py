@@ -22,6 +22,7 @@ import json
 import os
 import os.path as osp
 import re
+import sys
 import tempfile
 import uuid
 import warnings
@@ -124,10 +125,14 @@ def import_modules_from_strings(
     """Import the modules a config lists in ``custom_imports`` so that they can register.
 
     A module named in :data:`PROVIDED_IMPORTS` is not imported: detforge provides its models
-    (``None`` stands in its place in the result).
+    (``None`` stands in its place in the result). The current directory is searched too (after
+    everything else on ``sys.path``), as with v2's ``python tools/train.py`` run from the
+    project root (``dist_train.sh`` puts it on ``PYTHONPATH``), so a plug-in next to the
+    config's project imports with the ``detforge`` command as well.
 
     Raises:
-        ImportError: a module cannot be imported (unless ``allow_failed_imports``).
+        ImportError: a module cannot be imported (unless ``allow_failed_imports``); the
+            message lists the ``sys.path`` entries that were searched.
 
     Example:
         >>> import_modules_from_strings(['mmcls.models'])
@@ -139,6 +144,9 @@ def import_modules_from_strings(
             f"custom_imports.imports must be a str or a list of str, got {names!r}"
         )
     modules: list[ModuleType | None] = []
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
     for name in names:
         if name in PROVIDED_IMPORTS:
             modules.append(None)
@@ -147,7 +155,11 @@ def import_modules_from_strings(
             modules.append(importlib.import_module(name))
         except ImportError as exc:
             if not allow_failed_imports:
-                raise ImportError(f"custom_imports: cannot import '{name}': {exc}") from exc
+                searched = "\n  ".join(p or "(current directory)" for p in sys.path)
+                raise ImportError(
+                    f"custom_imports: cannot import '{name}': {exc}\nsearched sys.path:\n  "
+                    f"{searched}"
+                ) from exc
             warnings.warn(f"custom_imports: {name} failed to import and is skipped", stacklevel=2)
             modules.append(None)
     return modules

@@ -8,6 +8,7 @@ MMCV/MMDetection would build; :attr:`LoadedConfig.cfg` is normalised to the 2.28
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from detforge.errors import ConfigTypeError
 __all__ = ["CFG_OPTIONS_ENV", "LoadedConfig", "cfg_options_from_env", "load_config"]
 
 CFG_OPTIONS_ENV = "CFG_OPTIONS"
+
+logger = logging.getLogger("detforge")
 
 
 @dataclass
@@ -78,7 +81,28 @@ def load_config(
     env_options = cfg_options_from_env(environ)
     if env_options:
         raw.merge_from_dict(env_options, source=CFG_OPTIONS_ENV)
+        _override_total_epochs(raw, env_options, CFG_OPTIONS_ENV)
     if cfg_options:
         raw.merge_from_dict(dict(cfg_options), source="--cfg-options")
+        _override_total_epochs(raw, cfg_options, "--cfg-options")
     cfg, rewrites = normalize_config(raw)
     return LoadedConfig(raw=raw, cfg=cfg, rewrites=rewrites)
+
+
+def _override_total_epochs(raw: Config, options: Mapping[str, Any], source: str) -> None:
+    """An override of v2.6's ``total_epochs`` wins over the file's ``runner.max_epochs`` (v2.6
+    users set the schedule that way), with one warning line; in a file both must agree."""
+    runner = raw.get("runner")
+    if "total_epochs" not in options or not isinstance(runner, dict):
+        return
+    total = raw.pop("total_epochs")
+    if runner.get("max_epochs") not in (None, total):
+        logger.warning(
+            "config: %s total_epochs=%s overrides runner.max_epochs=%s (the old spelling; "
+            "write runner.max_epochs=%s)",
+            source,
+            total,
+            runner["max_epochs"],
+            total,
+        )
+    runner["max_epochs"] = total

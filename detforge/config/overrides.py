@@ -23,13 +23,20 @@ Refused, each with a :class:`~detforge.errors.ConfigError` that names the option
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from detforge.config.config_dict import ConfigDict
 from detforge.errors import ConfigError, ConfigKeyError, ConfigTypeError
 
-__all__ = ["FORBIDDEN_OVERRIDE_KEYS", "merge_overrides"]
+__all__ = ["FORBIDDEN_OVERRIDE_KEYS", "discarded_overrides", "merge_overrides"]
+
+logger = logging.getLogger("detforge")
+
+#: The dotted options that a later whole-dict option discarded, in the last merge from each
+#: source in this process (``'CFG_OPTIONS: model.roi_head.bbox_head.num_classes (by model)'``).
+_DISCARDED: list[str] = []
 
 FORBIDDEN_OVERRIDE_KEYS = ("_base_", "custom_imports")
 _DELETE_KEY = "_delete_"
@@ -109,6 +116,38 @@ def _nest(options: Mapping[str, Any], source: str) -> dict[str, Any]:
             node = node[part]
         node[last] = value
     return nested
+
+
+def discarded_overrides() -> list[str]:
+    """The options discarded by a later whole-dict option in this process's merges, each as
+    ``'<source>: <dotted key> (by <key>)'`` (what a class-count error mentions)."""
+    return list(_DISCARDED)
+
+
+def _warn_discarded(options: Mapping[str, Any], source: str) -> None:
+    """One warning line naming every dotted option that a later option replaced whole (MMCV
+    keeps the later one: ``{'model.a': 1, 'model': dict(b=2)}`` loses ``model.a``)."""
+    _DISCARDED[:] = [d for d in _DISCARDED if not d.startswith(f"{source}: ")]
+    keys = list(options)
+    lost: dict[str, list[str]] = {}
+    for i, key in enumerate(keys):
+        for later in keys[i + 1 :]:
+            if key.startswith(later + "."):
+                lost.setdefault(later, []).append(key)
+                break
+    for later, dotted in lost.items():
+        _DISCARDED.extend(f"{source}: {k} (by {later})" for k in dotted)
+        value = options[later]
+        inner = list(value) if isinstance(value, Mapping) else []
+        advice = ", ".join(f"{later}.{k}=..." for k in inner) or f"{later} before them"
+        logger.warning(
+            "%s: %r, given after %s, replaces them as MMCV does (they are discarded); to keep "
+            "them write %s",
+            source,
+            later,
+            ", ".join(dotted),
+            advice,
+        )
 
 
 def _replaces(value: Any) -> bool:
@@ -204,6 +243,7 @@ def merge_overrides(
     """
     for key, value in options.items():
         _check_option(key, value, source)
+    _warn_discarded(options, source)
     nested = _nest(copy.deepcopy(dict(options)), source)
     try:
         merged = _merge(nested, ConfigDict(cfg_dict), "", allow_list_keys)

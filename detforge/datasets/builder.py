@@ -27,10 +27,11 @@ from detforge.datasets.wrappers import (
     MultiImageMixDataset,
     RepeatDataset,
 )
-from detforge.registry import DATASETS, build_module
+from detforge.registry import DATASETS, PIPELINES, build_module
 from detforge.utils.dist import get_dist_info
 
-__all__ = ["build_dataloader", "build_dataset", "worker_init_fn"]
+# DATASETS and PIPELINES are here for v2 plug-ins (``from mmdet.datasets.builder import ...``).
+__all__ = ["DATASETS", "PIPELINES", "build_dataloader", "build_dataset", "worker_init_fn"]
 
 
 def _concat_dataset(cfg: Mapping[str, Any], default_args: Mapping[str, Any] | None) -> Any:

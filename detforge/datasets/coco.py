@@ -48,6 +48,7 @@ class CocoDataset(CustomDataset):
     """
 
     CLASSES: tuple[str, ...] | None = COCO_CLASSES
+    ALLOWED_METRICS: tuple[str, ...] = COCO_ALLOWED_METRICS
 
     def load_annotations(self, ann_file: str) -> list[dict[str, Any]]:
         self.coco = load_coco(ann_file, self.issues)

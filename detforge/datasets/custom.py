@@ -90,7 +90,9 @@ class CustomDataset(Dataset[dict[str, Any] | UnreadableImage]):
             pipeline returns ``None`` before the dataset gives up.
     """
 
-    CLASSES: tuple[str, ...] | None = None
+    CLASSES: Sequence[str] | None = None
+    #: the metrics :meth:`evaluate` computes (checked before testing starts)
+    ALLOWED_METRICS: tuple[str, ...] = CUSTOM_ALLOWED_METRICS
     PALETTE: list[tuple[int, int, int]] | None = None
 
     def __init__(
@@ -254,14 +256,20 @@ class CustomDataset(Dataset[dict[str, Any] | UnreadableImage]):
                 self.flag[i] = 1
 
     @classmethod
-    def get_classes(cls, classes: str | Sequence[str] | None = None) -> tuple[str, ...] | None:
-        """Resolve ``classes``: ``None`` → ``CLASSES``, a path → one name per line, a list."""
+    def get_classes(cls, classes: str | Sequence[str] | None = None) -> Sequence[str] | None:
+        """Resolve ``classes``: ``None`` → ``CLASSES``, a path → a list of one name per line,
+        a tuple or list → itself (the type is kept, as v2).
+
+        Example:
+            >>> CustomDataset.get_classes(["cat", "dog"])
+            ['cat', 'dog']
+        """
         if classes is None:
             return cls.CLASSES
         if isinstance(classes, str):
-            return tuple(list_from_file(classes))
+            return list(list_from_file(classes))
         if isinstance(classes, tuple | list):
-            return tuple(classes)
+            return classes
         raise ValueError(f"Unsupported type {type(classes)} of classes.")
 
     # -------------------------------------------------------------------- samples

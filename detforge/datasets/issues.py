@@ -41,8 +41,9 @@ _SHOWN = 5
 UNREADABLE_IMAGES = "unreadable images"
 
 
-class DatasetError(DetforgeError, ValueError):
-    """Bad data found in strict mode (or data that cannot be used at all)."""
+class DatasetError(DetforgeError, ValueError, AssertionError):
+    """Bad data found in strict mode (or data that cannot be used at all); also an
+    ``AssertionError``, as v2's datasets asserted."""
 
 
 @dataclass(frozen=True)

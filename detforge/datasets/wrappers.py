@@ -114,6 +114,11 @@ class RepeatDataset(Dataset[Any]):
     def get_cat_ids(self, idx: int) -> list[int]:
         return list(self.dataset.get_cat_ids(idx % self._ori_len))
 
+    def get_ann_info(self, idx: int) -> dict[str, Any]:
+        """The annotation of the wrapped dataset's image behind ``idx`` (v2)."""
+        info: dict[str, Any] = self.dataset.get_ann_info(idx % self._ori_len)
+        return info
+
     def __len__(self) -> int:
         return self.times * self._ori_len
 
@@ -169,6 +174,11 @@ class ClassBalancedDataset(Dataset[Any]):
 
     def get_cat_ids(self, idx: int) -> list[int]:
         return list(self.dataset.get_cat_ids(self.repeat_indices[idx]))
+
+    def get_ann_info(self, idx: int) -> dict[str, Any]:
+        """The annotation of the wrapped dataset's image behind ``idx`` (v2)."""
+        info: dict[str, Any] = self.dataset.get_ann_info(self.repeat_indices[idx])
+        return info
 
     def __len__(self) -> int:
         return len(self.repeat_indices)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
@@ -32,7 +33,7 @@ from detforge.engine.hooks.priority import Priority
 from detforge.engine.hooks.training import register_training_hooks
 from detforge.engine.iter_loader import IterLoader
 from detforge.engine.protocols import OptimizerArg
-from detforge.errors import ConfigError
+from detforge.errors import ConfigError, ConfigTypeError
 from detforge.registry import HOOKS, build_module
 from detforge.utils.checkpoint import load_checkpoint as _load_checkpoint
 
@@ -239,7 +240,23 @@ class _BaseRunner:
             self.log_buffer.update(outputs["log_vars"], outputs["num_samples"])
         self.outputs = outputs
 
+    def _set_limit_in_run(self, name: str, value: int | None) -> None:
+        """v2's deprecated ``run(..., max_epochs)``/``run(..., max_iters)``: warn, then use it."""
+        if value is None:
+            return
+        warnings.warn(
+            f"setting {name} in run is deprecated, please set {name} in runner_config",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        setattr(self, f"_{name}", value)
+
     def _check_workflow(self, data_loaders: Sequence[Any], workflow: Sequence[Any]) -> None:
+        if not isinstance(data_loaders, list | tuple):
+            raise ConfigTypeError(
+                f"{type(self).__name__}.run: data_loaders must be a list with one loader per "
+                f"workflow phase, got {type(data_loaders).__name__}"
+            )
         if len(data_loaders) != len(workflow):
             raise ConfigError(
                 f"workflow {list(workflow)} has {len(workflow)} phases but "
@@ -301,8 +318,18 @@ class EpochBasedRunner(_BaseRunner):
             self.call_hook("after_val_iter")
         self.call_hook("after_val_epoch")
 
-    def run(self, data_loaders: Sequence[Any], workflow: Sequence[tuple[str, int]]) -> None:
-        """Run the workflow phases until ``max_epochs`` epochs are trained."""
+    def run(
+        self,
+        data_loaders: Sequence[Any],
+        workflow: Sequence[tuple[str, int]],
+        max_epochs: int | None = None,
+    ) -> None:
+        """Run the workflow phases until ``max_epochs`` epochs are trained.
+
+        ``max_epochs`` here is v2's deprecated spelling of the constructor's (a
+        ``DeprecationWarning``, then it wins).
+        """
+        self._set_limit_in_run("max_epochs", max_epochs)
         if self._max_epochs is None:
             raise ConfigError("EpochBasedRunner needs max_epochs")
         self._check_workflow(data_loaders, workflow)
@@ -381,8 +408,18 @@ class IterBasedRunner(_BaseRunner):
         self.call_hook("after_val_iter")
         self._inner_iter += 1
 
-    def run(self, data_loaders: Sequence[Any], workflow: Sequence[tuple[str, int]]) -> None:
-        """Run the workflow phases (``n`` iterations each) until ``max_iters``."""
+    def run(
+        self,
+        data_loaders: Sequence[Any],
+        workflow: Sequence[tuple[str, int]],
+        max_iters: int | None = None,
+    ) -> None:
+        """Run the workflow phases (``n`` iterations each) until ``max_iters``.
+
+        ``max_iters`` here is v2's deprecated spelling of the constructor's (a
+        ``DeprecationWarning``, then it wins).
+        """
+        self._set_limit_in_run("max_iters", max_iters)
         if self._max_iters is None:
             raise ConfigError("IterBasedRunner needs max_iters")
         self._check_workflow(data_loaders, workflow)

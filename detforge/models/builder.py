@@ -27,14 +27,34 @@ from detforge.errors import (
 )
 from detforge.models.layers.init_check import check_init_cfg
 from detforge.ops.nms import check_nms_cfg
-from detforge.registry import MODELS, build_module
+from detforge.registry import (
+    BACKBONES,
+    DETECTORS,
+    HEADS,
+    LOSSES,
+    MODELS,
+    NECKS,
+    ROI_EXTRACTORS,
+    SHARED_HEADS,
+    build_module,
+)
 
 __all__ = [
+    "BACKBONES",
+    "DETECTORS",
+    "HEADS",
+    "LOSSES",
+    "MODELS",
+    "NECKS",
+    "ROI_EXTRACTORS",
+    "SHARED_HEADS",
     "build_backbone",
     "build_detector",
     "build_head",
     "build_loss",
     "build_neck",
+    "build_roi_extractor",
+    "build_shared_head",
     "check_model_cfg",
 ]
 
@@ -152,4 +172,12 @@ def build_head(cfg: Mapping[str, Any]) -> Any:
 
 
 def build_loss(cfg: Mapping[str, Any]) -> Any:
+    return build_module(cfg, MODELS)
+
+
+def build_roi_extractor(cfg: Mapping[str, Any]) -> Any:
+    return build_module(cfg, MODELS)
+
+
+def build_shared_head(cfg: Mapping[str, Any]) -> Any:
     return build_module(cfg, MODELS)

@@ -115,6 +115,18 @@ def _png(img: np.ndarray, result: Any, classes: Sequence[str], score_thr: float)
     return buf.tobytes()
 
 
+def _relative_to_root(root: Path, image: str | None) -> str:
+    """``--compat-v2``: an absolute ``image`` inside ``root`` as a path relative to it (the
+    containment check then runs on it as on any name); anything else unchanged."""
+    if not image or not os.path.isabs(image):
+        return image or ""
+    absolute = Path(os.path.abspath(image))
+    for base in (root, Path(os.path.abspath(root))):
+        if absolute.is_relative_to(base):
+            return str(absolute.relative_to(base))
+    return image
+
+
 def create_app(
     model: Any,
     *,
@@ -129,6 +141,7 @@ def create_app(
     max_pixels_in_flight: int = DEFAULT_MAX_PIXELS_IN_FLIGHT,
     pixel_wait_s: float = 5.0,
     max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO,
+    compat_v2: bool = False,
 ) -> FastAPI:
     """Build the service app around a detector from ``init_detector``.
 
@@ -152,6 +165,10 @@ def create_app(
         pixel_wait_s: How long a request waits for pixels to become free; then 503 with
             ``Retry-After``.
         max_aspect_ratio: Images with one side over this many times the other get 422.
+        compat_v2: Answer ``GET /main`` as the v2 demo app the old clients call: an absolute
+            ``image`` path is accepted when it lies inside ``image_root`` (still 403 outside),
+            and ``data`` holds v2 rows ``[x1, y1, x2, y2, label, score]`` (the detections
+            stay under ``detections``).
 
     Example:
         >>> import uvicorn
@@ -346,7 +363,9 @@ def create_app(
             form = await request.form(max_files=0, max_fields=16)
             value = form.get("image")
             image = value if isinstance(value, str) else None
-        path = resolve_under_root(root, image or "")
+        path = resolve_under_root(
+            root, _relative_to_root(root, image) if compat_v2 else image or ""
+        )
         try:
             size = path.stat().st_size
             if size > max_upload_mb * 2**20:
@@ -358,7 +377,10 @@ def create_app(
         payload = await detect(data, thr, fmt, started)
         if isinstance(payload, bytes):
             return answer(payload)
-        return JSONResponse(dict(status=0, image=image, data=payload["detections"], **payload))
+        rows: list[Any] = payload["detections"]
+        if compat_v2:  # the v2 demo app's rows
+            rows = [[*d["bbox"], d["label"], d["score"]] for d in rows]
+        return JSONResponse(dict(status=0, image=image, data=rows, **payload))
 
     app.add_api_route(
         "/main", main, methods=["POST"], operation_id="main_post", include_in_schema=False

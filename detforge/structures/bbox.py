@@ -13,6 +13,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
+
 __all__ = [
     "bbox2distance",
     "bbox2result",
@@ -27,6 +29,7 @@ __all__ = [
     "bbox_xywh_to_xyxy",
     "bbox_xyxy_to_cxcywh",
     "bbox_xyxy_to_xywh",
+    "clip_to_max_shapes",
     "distance2bbox",
     "roi2bbox",
 ]
@@ -52,7 +55,9 @@ def _check_last_dim(boxes: np.ndarray | torch.Tensor, name: str, multiple: bool 
     ok = size % 4 == 0 if multiple else size == 4
     if not ok:
         want = "a multiple of 4" if multiple else "4"
-        raise ValueError(f"{name}: last dimension must be {want}, got shape {tuple(boxes.shape)}")
+        raise InvalidArgumentError(
+            f"{name}: last dimension must be {want}, got shape {tuple(boxes.shape)}"
+        )
 
 
 def bbox_overlaps(
@@ -82,7 +87,9 @@ def bbox_overlaps(
         [0.5, -0.05, -0.8214]
     """
     if mode not in _OVERLAP_MODES:
-        raise ValueError(f"bbox_overlaps: mode must be one of {_OVERLAP_MODES}, got {mode!r}")
+        raise InvalidArgumentError(
+            f"bbox_overlaps: mode must be one of {_OVERLAP_MODES}, got {mode!r}"
+        )
     if isinstance(bboxes1, np.ndarray):
         out = bbox_overlaps(
             torch.from_numpy(np.asarray(bboxes1)),
@@ -93,7 +100,7 @@ def bbox_overlaps(
         )
         return out.numpy()
     if bboxes1.ndim < 2 or bboxes2.ndim < 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox_overlaps: boxes must be [..., N, 4], got shapes {tuple(bboxes1.shape)} "
             f"and {tuple(bboxes2.shape)}"
         )
@@ -103,12 +110,14 @@ def bbox_overlaps(
     if cols:
         _check_last_dim(bboxes2, "bbox_overlaps bboxes2")
     if bboxes1.shape[:-2] != bboxes2.shape[:-2]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox_overlaps: batch dimensions differ: {tuple(bboxes1.shape[:-2])} vs "
             f"{tuple(bboxes2.shape[:-2])}"
         )
     if is_aligned and rows != cols:
-        raise ValueError(f"bbox_overlaps: is_aligned needs equal counts, got {rows} and {cols}")
+        raise InvalidArgumentError(
+            f"bbox_overlaps: is_aligned needs equal counts, got {rows} and {cols}"
+        )
     batch: tuple[int, ...] = tuple(int(d) for d in bboxes1.shape[:-2])
     if rows * cols == 0:
         shape = (*batch, rows) if is_aligned else (*batch, rows, cols)
@@ -203,7 +212,7 @@ def bbox_flip(bboxes: BoxT, img_shape: Sequence[int], direction: str = "horizont
     """
     _check_last_dim(bboxes, "bbox_flip bboxes", multiple=True)
     if direction not in _FLIP_DIRECTIONS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox_flip: direction must be one of {_FLIP_DIRECTIONS}, got {direction!r}"
         )
     h, w = img_shape[0], img_shape[1]
@@ -363,12 +372,48 @@ def bbox2result(
     return [bboxes[labels == i, :] for i in range(num_classes)]
 
 
+def clip_to_max_shapes(
+    bboxes: torch.Tensor,
+    max_shape: Sequence[int] | Sequence[Sequence[int]] | torch.Tensor,
+    where: str = "clip_to_max_shapes",
+) -> torch.Tensor:
+    """Clip boxes ``[..., 4k]`` to ``[0, w]``/``[0, h]``: one ``(h, w[, c])`` for all, or for
+    batched boxes ``[B, N, 4k]`` one shape per image (``[B, 2+]``), as v2's batched decoders.
+
+    Raises:
+        ValueError: per-image shapes for unbatched boxes, or their count is not the batch size;
+            ``where`` (the caller's name) starts the message.
+
+    Example:
+        >>> boxes = torch.tensor([[[-1., 2., 30., 30.]], [[-1., 2., 30., 30.]]])
+        >>> clip_to_max_shapes(boxes, [(10, 20), (20, 10)]).tolist()
+        [[[0.0, 2.0, 20.0, 10.0]], [[0.0, 2.0, 10.0, 20.0]]]
+    """
+    shapes = max_shape if isinstance(max_shape, torch.Tensor) else bboxes.new_tensor(max_shape)
+    shapes = shapes[..., :2].type_as(bboxes)
+    if shapes.ndim == 2 and (bboxes.ndim != 3 or shapes.size(0) != bboxes.size(0)):
+        raise InvalidArgumentError(
+            f"{where}: {shapes.size(0)} max_shapes need batched boxes [B={shapes.size(0)}, N, 4], "
+            f"got boxes of shape {tuple(bboxes.shape)}"
+        )
+    max_xy = torch.cat([shapes] * (bboxes.size(-1) // 2), dim=-1).flip(-1).unsqueeze(-2)
+    min_xy = bboxes.new_tensor(0)
+    bboxes = torch.where(bboxes < min_xy, min_xy, bboxes)
+    return torch.where(bboxes > max_xy, max_xy, bboxes)
+
+
 def distance2bbox(
     points: torch.Tensor,
     distance: torch.Tensor,
-    max_shape: Sequence[int] | None = None,
+    max_shape: Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Boxes from points and their distances ``(left, top, right, bottom)`` to the sides.
+
+    Args:
+        points: ``Tensor[N, 2]`` or ``Tensor[B, N, 2]``.
+        distance: ``Tensor[N, 4]`` or ``Tensor[B, N, 4]``.
+        max_shape: ``(h, w[, c])`` to clip to; for batched input one shape for all images or
+            one per image (v2).
 
     Example:
         >>> distance2bbox(torch.tensor([[5., 5.]]), torch.tensor([[1., 2., 3., 4.]])).tolist()
@@ -379,10 +424,9 @@ def distance2bbox(
     x2 = points[..., 0] + distance[..., 2]
     y2 = points[..., 1] + distance[..., 3]
     boxes = torch.stack([x1, y1, x2, y2], dim=-1)
-    if max_shape is not None:
-        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, max_shape[1])
-        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, max_shape[0])
-    return boxes
+    if max_shape is None:
+        return boxes
+    return clip_to_max_shapes(boxes, max_shape, where="distance2bbox")
 
 
 def bbox2distance(

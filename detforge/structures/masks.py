@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+import numpy as np
 import torch
 
 from detforge.structures.masks_bitmap import BaseInstanceMasks, BitmapMasks, rle_decode, rle_encode
@@ -23,6 +24,7 @@ __all__ = [
     "PolygonMasks",
     "encode_mask_results",
     "mask2bbox",
+    "mask2ndarray",
     "polygon_to_bitmap",
     "rle_decode",
     "rle_encode",
@@ -34,6 +36,25 @@ InstanceMasks: TypeAlias = BitmapMasks | PolygonMasks
 
 def _encode_one(mask: Any) -> dict[str, Any]:
     return mask if isinstance(mask, dict) else rle_encode(mask)  # a dict is already RLE
+
+
+def mask2ndarray(mask: BitmapMasks | PolygonMasks | torch.Tensor | np.ndarray) -> np.ndarray:
+    """Masks of any kind as ``ndarray [n, h, w]`` (v2's ``mmdet.core.mask2ndarray``).
+
+    Raises:
+        TypeError: ``mask`` is none of the kinds above.
+
+    Example:
+        >>> mask2ndarray(BitmapMasks(np.ones((2, 3, 4), np.uint8), 3, 4)).shape
+        (2, 3, 4)
+    """
+    if isinstance(mask, BitmapMasks | PolygonMasks):
+        return mask.to_ndarray()
+    if isinstance(mask, torch.Tensor):
+        return mask.detach().cpu().numpy()
+    if isinstance(mask, np.ndarray):
+        return mask
+    raise TypeError(f"mask2ndarray: unsupported mask type {type(mask).__name__}")
 
 
 def split_mask_scores(segm_results: Any) -> tuple[Sequence[Sequence[Any]], Any]:

@@ -249,3 +249,14 @@ def test_show_result_pyplot_writes_file(gfl: Any, shared_data: Path, tmp_path: P
     assert written.shape == (427, 640, 3)
     np.testing.assert_array_equal(written, drawn)
     assert (written != cv2.imread(path)).any(axis=2).sum() > 500
+
+
+def test_replace_image_to_tensor_warns_as_v2() -> None:
+    """v2's ``replace_ImageToTensor`` (both spellings) warns with a ``UserWarning``."""
+    from detforge.apis.inference import replace_image_to_tensor, replace_ImageToTensor
+
+    pipeline = [dict(type="MultiScaleFlipAug", transforms=[dict(type="ImageToTensor")])]
+    with pytest.warns(UserWarning, match='"ImageToTensor" pipeline is replaced'):
+        out = replace_ImageToTensor(pipeline)
+    assert out == [dict(type="MultiScaleFlipAug", transforms=[dict(type="DefaultFormatBundle")])]
+    assert replace_ImageToTensor is replace_image_to_tensor

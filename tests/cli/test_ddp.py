@@ -81,6 +81,9 @@ def test_dist_train_then_dist_test_on_cpu(ddp_config: Path, tmp_path: Path) -> N
         tmp_path,
     )  # fmt: skip
     assert "using 'gloo' on CPU" in out
+    # as v2: only rank 0 prints the environment, the config and the log lines
+    assert out.count("Environment info:") == 1 and out.count("Set random seed") == 1
+    assert "`broadcast_buffers` is deprecated" not in out  # torch's FutureWarning, per rank
     params = [torch.load(work / f"rank{r}_params.pth", weights_only=True) for r in (0, 1)]
     saved = torch.load(work / "epoch_2.pth", weights_only=True)
     assert saved["meta"]["world_size"] == 2 and len(saved["meta"]["rng_ranks"]) == 2
@@ -111,6 +114,9 @@ def test_dist_train_then_dist_test_on_cpu(ddp_config: Path, tmp_path: Path) -> N
         tmp_path,
     )  # fmt: skip
     assert not tmpdir.exists()
+    with pytest.raises(SystemExit, match="--show/--show-dir draw results in one process only"):
+        main(["test", str(ddp_config), str(work / "epoch_2.pth"), "--show-dir", str(tmp_path),
+              "--launcher", "pytorch"])  # fmt: skip
     single_out = tmp_path / "single.pkl"
     code = main(["test", str(ddp_config), str(work / "epoch_2.pth"), "--out", str(single_out),
                  *options])  # fmt: skip

@@ -233,5 +233,12 @@ def test_demo_scripts(
     assert int(cv2.VideoCapture(str(tmp_path / "o.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     with pytest.raises(SystemExit, match="at least one operation"):
         _run_demo("video_demo.py", [str(video), *tiny], monkeypatch)
+    # v2's video_gpuaccel_demo.py: same flags (+ --nvdecode); on a machine without a GPU the
+    # default --device cuda:0 falls back to the CPU with a note
+    with pytest.raises(SystemExit) as exit_info:
+        argv = [str(video), *tiny, "--nvdecode", "--out", str(tmp_path / "g.mp4")]
+        _run_demo("video_gpuaccel_demo.py", argv, monkeypatch)
+    assert exit_info.value.code == 0
+    assert int(cv2.VideoCapture(str(tmp_path / "g.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     with pytest.raises(SystemExit, match="no camera could be opened with --camera-id 97"):
         _run_demo("webcam_demo.py", [*tiny, "--device", "cpu", "--camera-id", "97"], monkeypatch)

@@ -1,5 +1,6 @@
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ def tiny_setup(tmp_path, monkeypatch):
     return tmp_path, config
 
 
-def test_train_then_test(tiny_setup, capsys):
+def test_train_then_test(tiny_setup, capsys, caplog):
     root, config = tiny_setup
     work_dir = root / "work"
     code = main(["train", str(config), "--work-dir", str(work_dir), "--seed", "0",
@@ -53,6 +54,24 @@ def test_train_then_test(tiny_setup, capsys):
     )
     assert all(len(per_image) == 2 for per_image in results)  # one array per class
     assert all(arr.shape[1:] == (5,) for per_image in results for arr in per_image)
+
+    # v2's tools/test.py: --options means --eval-options; --format-only needs no prefix
+    checkpoint = str(work_dir / "epoch_1.pth")
+    capsys.readouterr()
+    assert main(["test", str(config), checkpoint, "--format-only", "--device", "cpu",
+                 "--options", f"jsonfile_prefix={root / 'res'}"]) == 0  # fmt: skip
+    assert (root / "res.bbox.json").is_file()
+    assert "--options is deprecated in favor of --eval-options" in capsys.readouterr().err
+    assert main(["test", str(config), checkpoint, "--format-only", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "temporary folder" in printed
+    temp_json = printed.split("formatted bbox results: ")[1].split()[0]
+    assert isinstance(json.loads(Path(temp_json).read_text()), list)
+    caplog.clear()
+    assert main(["test", str(config), checkpoint, "--eval", "bbox", "--device", "cpu",
+                 "--cfg-options", "model.test_cfg.score_thr=0.0",
+                 "--options", "classwise=True"]) == 0  # fmt: skip
+    assert "| category" in caplog.text  # the per-class table
 
 
 def test_test_requires_an_output_flag(tiny_setup):

@@ -289,6 +289,23 @@ def test_mmcls_models_import_is_provided_by_detforge(tmp_path: Path) -> None:
     assert "mmcls" not in sys.modules
 
 
+def test_custom_imports_find_the_current_directory_and_say_what_was_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v2's ``python tools/train.py`` from the project root imports plug-ins found there."""
+    (tmp_path / "cwd_plugin_mod.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_plugin_mod", raising=False)
+    (tmp_path / "cfg.py").write_text("custom_imports = dict(imports=['cwd_plugin_mod'])\n")
+    Config.fromfile(tmp_path / "cfg.py")
+    assert sys.modules.pop("cwd_plugin_mod").LOADED is True
+    (tmp_path / "cfg.py").write_text("custom_imports = dict(imports=['no_such_plugin_xyz'])\n")
+    with pytest.raises(ImportError, match=r"searched sys\.path:") as info:
+        Config.fromfile(tmp_path / "cfg.py")
+    assert f"\n  {tmp_path}" in str(info.value)
+
+
 def test_fromstring_matches_fromfile() -> None:
     from_text = Config.fromstring(read("globals.py"), ".py").to_dict()
     from_file = Config.fromfile(fixture("globals.py")).to_dict()

@@ -95,3 +95,19 @@ def test_data_root_override_applies_before_options() -> None:
     assert cfg.data.val.ann_file == "/mnt/coco/annotations/instances_val2017.json"
     # the user's own ann_file does not contain the old root, so it stays
     assert cfg.data.train.ann_file == "data/my_dataset/annotations/train.json"
+
+
+def test_total_epochs_override_wins_over_the_files_runner_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """v2.6 users set ``CFG_OPTIONS='{"total_epochs": 24}'`` on a 12-epoch runner config."""
+    with caplog.at_level("WARNING", logger="detforge"):
+        cfg = load_config(USER_CONFIG, environ={"CFG_OPTIONS": '{"total_epochs": 24}'}).cfg
+    assert cfg.runner.max_epochs == 24 and "total_epochs" not in cfg
+    lines = [r.getMessage() for r in caplog.records if "total_epochs" in r.getMessage()]
+    assert lines == [
+        "config: CFG_OPTIONS total_epochs=24 overrides runner.max_epochs=12 (the old spelling; "
+        "write runner.max_epochs=24)"
+    ]
+    cfg = load_config(USER_CONFIG, cfg_options={"total_epochs": 6}, environ={}).cfg
+    assert cfg.runner.max_epochs == 6

@@ -131,3 +131,36 @@ def test_what_mmcv_allows_still_works() -> None:
     assert cfg.data.train.pipeline[2].img_scale == (1000, 600)
     assert cfg.model.neck.in_channels == [128, 512, 1024, 2048]
     assert cfg.optimizer.lr == 0.2 and cfg.optimizer.momentum == 0.9
+
+
+def test_a_later_whole_dict_option_discarding_dotted_ones_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The seeds' CFG_OPTIONS: ``"model": dict(...)`` after ``"model.*"`` keys. MMCV's result
+    is kept (the dotted keys are lost), with one warning line naming them and the fix."""
+    from detforge.config.overrides import discarded_overrides, merge_overrides
+
+    base = {"model": {"type": "R", "head": {"num_classes": 80}, "pretrained": None}}
+    options = {
+        "model.head.num_classes": 2,
+        "optimizer.lr": 0.01,
+        "model.anchor_scales": [4],
+        "model": dict(pretrained="torchvision://resnet50", backbone=dict(depth=50)),
+    }
+    with caplog.at_level("WARNING", logger="detforge"):
+        merged = merge_overrides(base, options, source="CFG_OPTIONS")
+    assert merged["model"]["head"]["num_classes"] == 80  # MMCV's result
+    assert "anchor_scales" not in merged["model"] and merged["optimizer"]["lr"] == 0.01
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == (
+        "CFG_OPTIONS: 'model', given after model.head.num_classes, model.anchor_scales, replaces "
+        "them as MMCV does (they are discarded); to keep them write model.pretrained=..., "
+        "model.backbone=..."
+    )
+    assert discarded_overrides() == [
+        "CFG_OPTIONS: model.head.num_classes (by model)",
+        "CFG_OPTIONS: model.anchor_scales (by model)",
+    ]
+    caplog.clear()
+    merge_overrides(base, {"model": {}, "model.head.num_classes": 2}, source="CFG_OPTIONS")
+    assert not caplog.records and discarded_overrides() == []

@@ -85,7 +85,9 @@ def test_classes_from_tuple_list_or_file(pkl: Path, tmp_path: Path, classes) -> 
         (tmp_path / "classes.txt").write_text("a\nb\n\n")
         classes = str(tmp_path / "classes.txt")
     ds = CustomDataset(ann_file=str(pkl), pipeline=[], classes=classes)
-    assert ds.CLASSES == ("a", "b")
+    # v2 keeps the type given: a tuple stays a tuple, a list (or a file's lines) is a list
+    expected = ("a", "b") if isinstance(classes, tuple) else ["a", "b"]
+    assert expected == ds.CLASSES
     with pytest.raises(ValueError, match="Unsupported type"):
         CustomDataset.get_classes(3)  # type: ignore[arg-type]
 
@@ -125,6 +127,10 @@ def test_repeat_and_class_balanced(pkl: Path) -> None:
     cbd = ClassBalancedDataset(ds, oversample_thr=1.0)
     assert cbd.repeat_indices == [0, 0, 1]
     assert cbd.flag.tolist() == [1, 1, 0]
+    # v2's wrappers answer get_ann_info (and get_cat_ids) for the image behind an index
+    assert rep.get_ann_info(3)["labels"].tolist() == [1] == rep.get_cat_ids(3)
+    assert cbd.get_ann_info(1)["labels"].tolist() == [0, 1] == cbd.get_cat_ids(1)
+    assert cbd.get_ann_info(2)["labels"].tolist() == [1]
 
 
 def test_pipeline_returning_none_gives_up_naming_images(pkl: Path) -> None:

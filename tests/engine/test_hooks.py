@@ -99,3 +99,33 @@ def test_log_buffer_weighted_average() -> None:
         buf.update({"x": v}, n)
     buf.average(2)
     assert buf.output["x"] == pytest.approx(10 / 3)
+
+
+@pytest.mark.parametrize(
+    ("start", "resumed_at", "max_epochs", "evaluations"),
+    [(0, 0, 2, 3), (1, 2, 3, 2), (1, 0, 2, 2), (2, 0, 3, 2), (None, 0, 2, 2)],
+)
+def test_eval_hook_start_evaluates_before_the_first_epoch_as_v2(
+    tmp_path: Any, start: int | None, resumed_at: int, max_epochs: int, evaluations: int
+) -> None:
+    """v2 (mmcv): ``start`` <= the epoch training begins at also evaluates before it."""
+    loader = EvalLoader([1])
+    loader.dataset = FakeDataset([0.1] * 5)
+    r = make_runner(tmp_path, max_epochs=max_epochs)
+    r.register_hook(EvalHook(loader, start=start, test_fn=lambda m, dl: list(dl)), "LOW")
+    r._epoch = resumed_at  # as after resuming from epoch_<resumed_at>.pth
+    r.run([make_loader(2)], [("train", 1)])
+    assert loader.dataset.calls == evaluations
+
+
+def test_eval_hook_rejects_a_list_of_loaders_and_run_takes_max_epochs(tmp_path: Any) -> None:
+    """v2: EvalHook([loader]) is a TypeError; ``runner.run(loaders, workflow, max_epochs)``."""
+    with pytest.raises(TypeError, match="EvalHook: dataloader must be a torch DataLoader"):
+        EvalHook([torch.utils.data.DataLoader([1, 2])])
+    r = make_runner(tmp_path)
+    with pytest.warns(DeprecationWarning, match="max_epochs in run is deprecated"):
+        r.run([make_loader(2)], [("train", 1)], 2)
+    assert r.epoch == 2 and r.iter == 4
+    with pytest.raises(TypeError, match="data_loaders must be a list"):
+        loader = torch.utils.data.DataLoader(make_loader(2), batch_size=None)
+        make_runner(tmp_path, max_epochs=1).run(loader, [("train", 1)])  # type: ignore[arg-type]

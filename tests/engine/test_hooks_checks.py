@@ -74,6 +74,21 @@ def test_class_mismatch_stops_iter_runner_before_the_first_step(tmp_path: Any) -
     assert model.steps == 0
 
 
+def test_class_mismatch_mentions_overrides_a_later_dict_discarded(tmp_path: Any) -> None:
+    from detforge.config.overrides import merge_overrides
+
+    options = {"model.bbox_head.num_classes": 2, "model": dict(pretrained="x")}
+    merge_overrides({"model": {}}, options, source="CFG_OPTIONS")
+    runner = _runner(tmp_path, HeadModel(num_classes=3), max_epochs=1)
+    runner.register_hook(NumClassCheckHook())
+    try:
+        with pytest.raises(ConfigError, match=r"discarded by a later whole-dict override: "
+                           r"CFG_OPTIONS: model\.bbox_head\.num_classes \(by model\)"):  # fmt: skip
+            runner.run([_loader(("a", "b"))], [("train", 1)])
+    finally:
+        merge_overrides({}, {}, source="CFG_OPTIONS")  # forget them for later tests
+
+
 def test_class_names_given_as_a_string_get_a_hint(tmp_path: Any) -> None:
     runner = _runner(tmp_path, HeadModel(num_classes=1), max_epochs=1)
     runner.register_hook(NumClassCheckHook())

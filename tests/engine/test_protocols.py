@@ -83,6 +83,6 @@ def test_optimizer_hook_names_a_dict_of_optimizers() -> None:
 
 def test_save_best_without_work_dir_is_a_config_error() -> None:
     runner = EpochBasedRunner(torch.nn.Linear(1, 1), logger=logging.getLogger("t"), max_epochs=1)
-    hook = EvalHook([], save_best="bbox_mAP")
+    hook = EvalHook(SimpleNamespace(dataset=None), save_best="bbox_mAP")
     with pytest.raises(ConfigError, match=r"save_best='bbox_mAP'.*no work_dir.*best_bbox_mAP"):
         hook._save_best(runner, 0.5)

@@ -239,3 +239,28 @@ def test_refusals_leave_the_server_answering(server):
     response = httpx.post(f"{url}/predict", content=server["images"][1].read_bytes())
     assert response.status_code == 200 and len(response.json()["detections"]) == 10
     assert httpx.get(f"{url}/metadata").json()["stats"]["refused"] >= 8
+
+
+def test_compat_v2_main_takes_absolute_paths_inside_the_root_and_answers_v2_rows(
+    tiny_detector, image_root
+):
+    """Seed 000's client: ``/main?image=<absolute path>``, rows ``[x1, y1, x2, y2, label,
+    score]``; an absolute path outside the root (or escaping by a link) is still 403."""
+    from detforge.serving.app import create_app
+
+    from .conftest import running
+
+    app = create_app(tiny_detector["model"], score_thr=0.0, image_root=image_root,
+                     compat_v2=True)  # fmt: skip
+    first = tiny_detector["images"][0]
+    expected = _expected(tiny_detector["model"], cv2.imread(str(first)))
+    with running(app) as url:
+        name = str(image_root / "sub" / first.name)
+        body = httpx.get(f"{url}/main", params={"image": name}).json()
+        assert body["status"] == 0 and body["image"] == name
+        rows = np.array(body["data"]).reshape(-1, 6)
+        np.testing.assert_allclose(rows[:, [0, 1, 2, 3, 5, 4]], expected, atol=1e-4)
+        assert len(body["detections"]) == len(rows)
+        for outside in ("/etc/passwd", str(image_root / "escape.png")):
+            response = httpx.get(f"{url}/main", params={"image": outside})
+            assert response.status_code == 403, response.text

@@ -219,3 +219,15 @@ def test_distance_round_trip() -> None:
     assert clipped.min() >= 0
     capped = B.bbox2distance(points, B.distance2bbox(points, dist * 10), max_dis=8.0)
     assert capped.max() <= 7.9 + 1e-6
+
+
+def test_distance2bbox_batched_with_one_max_shape_per_image() -> None:
+    """v2: batched points/distances take one (h, w[, c]) per image (a TypeError before)."""
+    points = torch.tensor([[[5.0, 5.0]], [[5.0, 5.0]]])
+    dist = torch.tensor([[[10.0, 1.0, 30.0, 30.0]], [[1.0, 10.0, 30.0, 30.0]]])
+    out = B.distance2bbox(points, dist, max_shape=[(10, 20, 3), (20, 10, 3)])
+    assert out.tolist() == [[[0.0, 4.0, 20.0, 10.0]], [[4.0, 0.0, 10.0, 20.0]]]
+    same = B.distance2bbox(points, dist, max_shape=torch.tensor([[10, 20], [10, 20]]))
+    assert same.tolist() == B.distance2bbox(points, dist, max_shape=(10, 20)).tolist()
+    with pytest.raises(ValueError, match="distance2bbox: 3 max_shapes"):
+        B.distance2bbox(points, dist, max_shape=[(10, 20)] * 3)

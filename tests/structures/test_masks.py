@@ -14,6 +14,7 @@ from detforge.structures.masks import (
     PolygonMasks,
     encode_mask_results,
     mask2bbox,
+    mask2ndarray,
     polygon_to_bitmap,
     rle_decode,
     rle_encode,
@@ -371,3 +372,14 @@ def test_rle_encode_decode_round_trip() -> None:
         rle_encode(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="2-D"):
         encode_mask_results([[np.zeros(5)]])
+
+
+def test_mask2ndarray_as_v2(bitmaps: BitmapMasks, polys: PolygonMasks) -> None:
+    """v2's ``mmdet.core.mask2ndarray``: any mask kind as ``ndarray [n, h, w]``."""
+    dense = bitmaps.to_ndarray()
+    assert np.array_equal(mask2ndarray(bitmaps), dense)
+    assert np.array_equal(mask2ndarray(torch.from_numpy(dense)), dense)
+    assert mask2ndarray(dense) is dense
+    assert mask2ndarray(polys).shape == (len(polys), H, W)
+    with pytest.raises(TypeError, match="unsupported mask type list"):
+        mask2ndarray([dense])  # type: ignore[arg-type]

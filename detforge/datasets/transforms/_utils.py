@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from detforge.errors import DetforgeError
+from detforge.errors import InvalidArgumentError
 
 __all__ = [
     "BBOX2LABEL",
@@ -40,7 +40,7 @@ BBOX2MASK = {"gt_bboxes": "gt_masks", "gt_bboxes_ignore": "gt_masks_ignore"}
 _MAX_LEVEL = 10
 
 
-class TransformArgumentError(DetforgeError, ValueError, AssertionError):
+class TransformArgumentError(InvalidArgumentError):
     """A transform got an argument it cannot use (also an ``AssertionError``, as v2 asserted)."""
 
 

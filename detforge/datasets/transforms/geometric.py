@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from detforge.datasets.transforms._utils import check_arg
 from detforge.registry import TRANSFORMS
 from detforge.utils.image import (
     imflip,
@@ -123,16 +124,19 @@ keep_ratio=True, bbox_clip_border=True)
             self.img_scale = None
         else:
             self.img_scale = img_scale if isinstance(img_scale, list) else [img_scale]
-            assert all(isinstance(s, tuple) for s in self.img_scale), (
-                f"Resize: img_scale must be a tuple or a list of tuples, got {img_scale!r}"
+            check_arg(
+                all(isinstance(s, tuple) for s in self.img_scale),
+                f"Resize: img_scale must be a tuple or a list of tuples, got {img_scale!r}",
             )
         if ratio_range is not None:
-            assert self.img_scale is not None and len(self.img_scale) == 1, (
-                "Resize: ratio_range needs exactly one img_scale"
+            check_arg(
+                self.img_scale is not None and len(self.img_scale) == 1,
+                "Resize: ratio_range needs exactly one img_scale",
             )
         else:
-            assert multiscale_mode in ("value", "range"), (
-                f"Resize: multiscale_mode must be 'value' or 'range', got {multiscale_mode!r}"
+            check_arg(
+                multiscale_mode in ("value", "range"),
+                f"Resize: multiscale_mode must be 'value' or 'range', got {multiscale_mode!r}",
             )
         if backend not in ("cv2", "pillow"):
             raise ValueError(f"Resize: backend must be 'cv2' or 'pillow', got {backend!r}")
@@ -147,15 +151,19 @@ keep_ratio=True, bbox_clip_border=True)
     @staticmethod
     def random_select(img_scales: list[_Scale]) -> tuple[_Scale, int]:
         """Pick one of ``img_scales`` uniformly; returns ``(scale, index)``."""
-        assert all(isinstance(s, tuple) for s in img_scales)
+        check_arg(
+            all(isinstance(s, tuple) for s in img_scales),
+            f"Resize: img_scale must be a list of tuples, got {img_scales!r}",
+        )
         scale_idx = int(np.random.randint(len(img_scales)))
         return img_scales[scale_idx], scale_idx
 
     @staticmethod
     def random_sample(img_scales: list[_Scale]) -> tuple[_Scale, None]:
         """Draw ``(long, short)`` edges uniformly between those of two scales."""
-        assert all(isinstance(s, tuple) for s in img_scales) and len(img_scales) == 2, (
-            f"Resize: multiscale_mode='range' needs exactly two scales, got {img_scales!r}"
+        check_arg(
+            all(isinstance(s, tuple) for s in img_scales) and len(img_scales) == 2,
+            f"Resize: multiscale_mode='range' needs exactly two scales, got {img_scales!r}",
         )
         longs = [max(s) for s in img_scales]
         shorts = [min(s) for s in img_scales]
@@ -168,9 +176,12 @@ keep_ratio=True, bbox_clip_border=True)
         img_scale: _Scale, ratio_range: tuple[float, float]
     ) -> tuple[_Scale, None]:
         """Multiply ``img_scale`` by a ratio drawn uniformly from ``ratio_range``."""
-        assert isinstance(img_scale, tuple) and len(img_scale) == 2
+        check_arg(
+            isinstance(img_scale, tuple) and len(img_scale) == 2,
+            f"Resize: ratio_range needs one (w, h) img_scale, got {img_scale!r}",
+        )
         min_ratio, max_ratio = ratio_range
-        assert min_ratio <= max_ratio, f"Resize: bad ratio_range {ratio_range!r}"
+        check_arg(min_ratio <= max_ratio, f"Resize: bad ratio_range {ratio_range!r}")
         ratio = np.random.random_sample() * (max_ratio - min_ratio) + min_ratio
         return (int(img_scale[0] * ratio), int(img_scale[1] * ratio)), None
 
@@ -238,16 +249,17 @@ keep_ratio=True, bbox_clip_border=True)
         if "scale" not in results:
             if "scale_factor" in results:
                 factor = results["scale_factor"]
-                assert isinstance(factor, float), (
+                check_arg(
+                    isinstance(factor, float),
                     "Resize: a preset results['scale_factor'] must be a float, got "
-                    f"{factor!r} (was the image resized twice? see override=True)"
+                    f"{factor!r} (was the image resized twice? see override=True)",
                 )
                 h, w = results["img"].shape[:2]
                 results["scale"] = (int(w * factor), int(h * factor))
             else:
                 self._random_scale(results)
         elif not self.override:
-            assert "scale_factor" not in results, "scale and scale_factor cannot be both set."
+            check_arg("scale_factor" not in results, "scale and scale_factor cannot be both set.")
         else:
             results.pop("scale")
             results.pop("scale_factor", None)
@@ -268,7 +280,7 @@ keep_ratio=True, bbox_clip_border=True)
 
 def _flip_boxes(bboxes: np.ndarray, img_shape: Sequence[int], direction: str) -> np.ndarray:
     """Mirror ``ndarray[..., 4k]`` boxes in an image of ``img_shape`` (``x' = w - x``)."""
-    assert bboxes.shape[-1] % 4 == 0, f"boxes need a multiple of 4 columns, got {bboxes.shape}"
+    check_arg(bboxes.shape[-1] % 4 == 0, f"boxes need a multiple of 4 columns, got {bboxes.shape}")
     h, w = img_shape[0], img_shape[1]
     flipped = bboxes.copy()
     if direction in ("horizontal", "diagonal"):
@@ -315,30 +327,38 @@ class RandomFlip:
         direction: str | list[str] = "horizontal",
     ) -> None:
         if isinstance(flip_ratio, list):
-            assert all(isinstance(r, float) for r in flip_ratio), (
-                f"RandomFlip: flip_ratio list must hold floats, got {flip_ratio!r}"
+            check_arg(
+                all(isinstance(r, float) for r in flip_ratio),
+                f"RandomFlip: flip_ratio list must hold floats, got {flip_ratio!r}",
             )
-            assert 0 <= sum(flip_ratio) <= 1, (
-                f"RandomFlip: flip_ratio must sum to [0, 1], got {flip_ratio!r}"
+            check_arg(
+                0 <= sum(flip_ratio) <= 1,
+                f"RandomFlip: flip_ratio must sum to [0, 1], got {flip_ratio!r}",
             )
         elif isinstance(flip_ratio, float | int) and not isinstance(flip_ratio, bool):
-            assert 0 <= flip_ratio <= 1, (
-                f"RandomFlip: flip_ratio must be in [0, 1], got {flip_ratio}"
+            check_arg(
+                0 <= flip_ratio <= 1, f"RandomFlip: flip_ratio must be in [0, 1], got {flip_ratio}"
             )
         elif flip_ratio is not None:
             raise ValueError("flip_ratios must be None, float, or list of float")
         self.flip_ratio = flip_ratio
         if isinstance(direction, str):
-            assert direction in _DIRECTIONS, f"RandomFlip: unknown direction {direction!r}"
+            check_arg(direction in _DIRECTIONS, f"RandomFlip: unknown direction {direction!r}")
         elif isinstance(direction, list):
-            assert all(isinstance(d, str) for d in direction)
-            assert set(direction) <= set(_DIRECTIONS), f"RandomFlip: bad directions {direction!r}"
+            check_arg(
+                all(isinstance(d, str) for d in direction),
+                f"RandomFlip: directions must be strings, got {direction!r}",
+            )
+            check_arg(
+                set(direction) <= set(_DIRECTIONS), f"RandomFlip: bad directions {direction!r}"
+            )
         else:
             raise ValueError("direction must be either str or list of str")
         self.direction = direction
         if isinstance(flip_ratio, list):
-            assert isinstance(direction, list) and len(flip_ratio) == len(direction), (
-                "RandomFlip: a list flip_ratio needs a direction list of the same length"
+            check_arg(
+                isinstance(direction, list) and len(flip_ratio) == len(direction),
+                "RandomFlip: a list flip_ratio needs a direction list of the same length",
             )
 
     def bbox_flip(self, bboxes: np.ndarray, img_shape: Sequence[int], direction: str) -> np.ndarray:
@@ -430,21 +450,24 @@ class Pad:
                 stacklevel=2,
             )
             pad_val = dict(img=pad_val, masks=pad_val, seg=255)
-        assert isinstance(pad_val, Mapping), f"Pad: pad_val must be a dict, got {pad_val!r}"
+        check_arg(isinstance(pad_val, Mapping), f"Pad: pad_val must be a dict, got {pad_val!r}")
         self.size = size
         self.size_divisor = size_divisor
         self.pad_val = dict(pad_val)
         self.pad_to_square = pad_to_square
         if pad_to_square:
-            assert size is None and size_divisor is None, (
-                "The size and size_divisor must be None when pad2square is True"
+            check_arg(
+                size is None and size_divisor is None,
+                "The size and size_divisor must be None when pad2square is True",
             )
         else:
-            assert size is not None or size_divisor is not None, (
-                "only one of size and size_divisor should be valid"
+            check_arg(
+                size is not None or size_divisor is not None,
+                "only one of size and size_divisor should be valid",
             )
-            assert size is None or size_divisor is None, (
-                "only one of size and size_divisor should be valid"
+            check_arg(
+                size is None or size_divisor is None,
+                "only one of size and size_divisor should be valid",
             )
 
     def _pad_img(self, results: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from detforge.datasets.transforms._declared_size import (
     rescale_loaded_gt,
     size_mismatch,
 )
+from detforge.datasets.transforms._utils import check_arg
 from detforge.registry import TRANSFORMS
 from detforge.structures.masks import rle_decode
 from detforge.utils.image import imread
@@ -483,10 +484,11 @@ class LoadProposals:
         if "proposals" not in results:
             raise KeyError("LoadProposals: results has no 'proposals' (set proposal_file)")
         proposals = np.asarray(results["proposals"])
-        if proposals.ndim != 2 or proposals.shape[1] not in (4, 5):
-            raise AssertionError(
-                f"proposals should have shapes (n, 4) or (n, 5), but found {proposals.shape}"
-            )
+        check_arg(
+            proposals.ndim == 2 and proposals.shape[1] in (4, 5),
+            f"LoadProposals: proposals should have shapes (n, 4) or (n, 5), but found "
+            f"{proposals.shape}",
+        )
         proposals = proposals[:, :4]
         if self.num_max_proposals is not None:
             proposals = proposals[: self.num_max_proposals]
@@ -529,7 +531,7 @@ class FilterAnnotations:
         by_mask: bool = False,
         keep_empty: bool = True,
     ) -> None:
-        assert by_box or by_mask, "FilterAnnotations: set by_box or by_mask"
+        check_arg(by_box or by_mask, "FilterAnnotations: set by_box or by_mask")
         self.min_gt_bbox_wh = min_gt_bbox_wh
         self.min_gt_mask_area = min_gt_mask_area
         self.by_box = by_box

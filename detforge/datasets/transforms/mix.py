@@ -489,6 +489,17 @@ class RandomAffine:
         )
 
 
+def _masks_or_boxes(results: Results, bboxes: np.ndarray) -> BitmapMasks:
+    """The sample's ``gt_masks``, or (v2's box-only CopyPaste) one mask filling each box."""
+    if results.get("gt_masks") is not None:
+        return results["gt_masks"]
+    h, w = results["img"].shape[:2]
+    masks = np.zeros((len(bboxes), h, w), dtype=np.uint8)
+    for mask, (x1, y1, x2, y2) in zip(masks, bboxes, strict=True):
+        mask[int(y1) : int(y2), int(x1) : int(x2)] = 1
+    return BitmapMasks(masks, h, w)
+
+
 @TRANSFORMS.register_module()
 class CopyPaste:
     """Paste objects of a second sample onto this one (Simple Copy-Paste), bitmap masks only.
@@ -498,6 +509,11 @@ class CopyPaste:
     covered pixels and its boxes are recomputed from them. One of its objects survives when
     every side of its box moved by at most ``bbox_occluded_thr`` pixels or more than
     ``mask_occluded_thr`` of its mask pixels are still visible.
+
+    Without ``gt_masks`` in either sample (v2.28's box-only mode) each box stands for a mask
+    filling it (corners truncated to whole pixels, as v2), and the output has no ``gt_masks``.
+    v2 stays in box-only mode for every later call once it met one sample without masks; here
+    each call decides from its own samples.
 
     Args:
         max_num_pasted: Upper bound on the number of pasted objects.
@@ -526,17 +542,21 @@ class CopyPaste:
         (src,) = _mix_results(results, 1, "CopyPaste")
         src_bboxes = np.array(src["gt_bboxes"], dtype=np.float32).reshape(-1, 4)
         src_labels = np.asarray(src["gt_labels"])
-        src_masks = src["gt_masks"]
+        by_box = results.get("gt_masks") is None or src.get("gt_masks") is None
+        src_masks = _masks_or_boxes(src, src_bboxes)
         if self.selected:
             limit = min(src_bboxes.shape[0] + 1, self.max_num_pasted)
             num = np.random.randint(0, limit)
             inds = np.random.choice(src_bboxes.shape[0], size=num, replace=False)
             src_bboxes, src_labels, src_masks = src_bboxes[inds], src_labels[inds], src_masks[inds]
         if len(src_bboxes) == 0:
+            if by_box:
+                results.pop("gt_masks", None)
             return results
 
         dst_img = results["img"]
-        dst_masks = np.array(results["gt_masks"].masks)
+        dst_bboxes = np.array(results["gt_bboxes"], dtype=np.float32).reshape(-1, 4)
+        dst_masks = np.array(_masks_or_boxes(results, dst_bboxes).masks)
         check_arg(
             dst_masks.shape[-2:] == src_masks.masks.shape[-2:] == dst_img.shape[:2],
             f"CopyPaste: image and mask sizes differ: {dst_img.shape[:2]}, "
@@ -547,7 +567,6 @@ class CopyPaste:
         h, w = dst_img.shape[:2]
         updated = BitmapMasks(dst_masks, h, w)
         updated_bboxes = np.asarray(updated.get_bboxes(), dtype=np.float32).reshape(-1, 4)
-        dst_bboxes = np.array(results["gt_bboxes"], dtype=np.float32).reshape(-1, 4)
         box_kept = np.all(np.abs(updated_bboxes - dst_bboxes) <= self.bbox_occluded_thr, axis=-1)
         mask_kept = dst_masks.sum(axis=(1, 2)) > self.mask_occluded_thr
         valid = box_kept | mask_kept
@@ -557,6 +576,9 @@ class CopyPaste:
         results["img"] = img
         results["gt_bboxes"] = np.concatenate([updated_bboxes[valid], src_bboxes])
         results["gt_labels"] = np.concatenate([np.asarray(results["gt_labels"])[valid], src_labels])
+        if by_box:
+            results.pop("gt_masks", None)
+            return results
         masks = np.concatenate([dst_masks[valid], np.asarray(src_masks.masks)])
         results["gt_masks"] = BitmapMasks(masks, h, w)
         return results

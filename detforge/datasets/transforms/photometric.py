@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detforge.datasets.transforms._utils import check_arg
 from detforge.registry import TRANSFORMS
 from detforge.utils.image import bgr2hsv, hsv2bgr, imnormalize
 
@@ -20,7 +21,7 @@ __all__ = ["Normalize", "PhotoMetricDistortion", "YOLOXHSVRandomAug"]
 
 def _single_img(results: dict[str, Any], owner: str) -> np.ndarray:
     fields = results.get("img_fields", ["img"])
-    assert fields == ["img"], f"{owner}: Only single img_fields is allowed, got {fields}"
+    check_arg(fields == ["img"], f"{owner}: Only single img_fields is allowed, got {fields}")
     return results["img"]
 
 

@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from detforge.datasets.transforms._utils import check_arg
 from detforge.datasets.transforms.compose import Compose
 from detforge.registry import TRANSFORMS
 
@@ -53,15 +54,17 @@ class MultiScaleFlipAug:
         flip_direction: str | list[str] = "horizontal",
     ) -> None:
         self.transforms = Compose(transforms)
-        assert (img_scale is None) ^ (scale_factor is None), (
-            "Must have but only one variable can be set"
+        check_arg(
+            (img_scale is None) ^ (scale_factor is None),
+            "Must have but only one variable can be set",
         )
         self.img_scale: list[Any]
         if img_scale is not None:
             self.img_scale = img_scale if isinstance(img_scale, list) else [img_scale]
             self.scale_key = "scale"
-            assert all(isinstance(s, tuple) for s in self.img_scale), (
-                f"MultiScaleFlipAug: img_scale must be tuples, got {img_scale!r}"
+            check_arg(
+                all(isinstance(s, tuple) for s in self.img_scale),
+                f"MultiScaleFlipAug: img_scale must be tuples, got {img_scale!r}",
             )
         else:
             assert scale_factor is not None
@@ -71,8 +74,9 @@ class MultiScaleFlipAug:
         self.flip_direction = (
             flip_direction if isinstance(flip_direction, list) else [flip_direction]
         )
-        assert all(isinstance(d, str) for d in self.flip_direction), (
-            f"MultiScaleFlipAug: flip_direction must be strings, got {flip_direction!r}"
+        check_arg(
+            all(isinstance(d, str) for d in self.flip_direction),
+            f"MultiScaleFlipAug: flip_direction must be strings, got {flip_direction!r}",
         )
         if not self.flip and self.flip_direction != ["horizontal"]:
             warnings.warn("flip_direction has no effect when flip is set to False", stacklevel=2)

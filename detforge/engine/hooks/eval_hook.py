@@ -10,11 +10,12 @@ from typing import Any
 
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
 
 from detforge.engine.hooks.base import Hook
 from detforge.engine.protocols import Runner
 from detforge.engine.testing import multi_gpu_test, single_gpu_test
-from detforge.errors import ConfigError
+from detforge.errors import ConfigError, ConfigTypeError
 from detforge.registry import HOOKS
 from detforge.utils.dist import get_dist_info
 
@@ -31,6 +32,10 @@ class EvalHook(Hook):
     Args:
         dataloader: The val loader.
         start: First epoch (iteration) to evaluate at; None: follow ``interval`` from the start.
+            As in v2 (mmcv), when ``start`` is at most the epoch (iteration) training begins
+            at, the model is also evaluated once before the first one (``start=0`` over two
+            epochs evaluates three times; a run resumed at epoch 2 with ``start=1`` evaluates
+            before epoch 3 too).
         interval: Period in epochs (iterations when not ``by_epoch``).
         by_epoch: Evaluate after epochs rather than iterations.
         save_best: Metric key whose best value keeps ``best_<key>_epoch_N.pth``; ``'auto'``
@@ -68,6 +73,11 @@ class EvalHook(Hook):
         eval_kwargs: dict[str, Any] | None = None,
         **extra_eval_kwargs: Any,
     ) -> None:
+        if not isinstance(dataloader, DataLoader) and not hasattr(dataloader, "dataset"):
+            raise ConfigTypeError(
+                f"EvalHook: dataloader must be a torch DataLoader (or have a .dataset to "
+                f"evaluate with), got {type(dataloader).__name__}"
+            )
         if interval <= 0:
             raise ValueError(f"EvalHook: interval must be positive, got {interval}")
         if start is not None and start < 0:
@@ -91,6 +101,7 @@ class EvalHook(Hook):
         self.best_ckpt_path: str | None = None
         self.val_loss = val_loss
         self._loss_loader: Any = None
+        self._initial = True  # v2's initial_flag: the check before the first epoch/iteration
 
     def _init_rule(self, key: str) -> None:
         if self.rule is None:
@@ -109,6 +120,20 @@ class EvalHook(Hook):
         self.best_ckpt_path = msgs.get("best_ckpt")
 
     def before_train_epoch(self, runner: Runner) -> None:
+        self._decide_interval(runner)
+        if self.by_epoch and self._initial:
+            self._initial = False
+            if self.start is not None and runner.epoch >= self.start:
+                self.after_train_epoch(runner)
+
+    def before_train_iter(self, runner: Runner) -> None:
+        self._decide_interval(runner)
+        if not self.by_epoch and self._initial:
+            self._initial = False
+            if self.start is not None and runner.iter >= self.start:
+                self.after_train_iter(runner)
+
+    def _decide_interval(self, runner: Runner) -> None:
         progress = runner.epoch if self.by_epoch else runner.iter
         for milestone, interval in self.dynamic_intervals:
             if progress + 1 >= milestone:

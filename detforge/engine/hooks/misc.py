@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from detforge.config.overrides import discarded_overrides
 from detforge.engine.hooks.base import Hook
 from detforge.engine.protocols import Runner
 from detforge.errors import ConfigError, InvalidLossError
@@ -31,6 +32,16 @@ _NO_CLASS_CHECK = ("RPNHead", "VGG", "FusedSemanticHead", "GARPNHead")
 def _bare(model: torch.nn.Module) -> torch.nn.Module:
     inner = getattr(model, "module", None)  # DataParallel/DDP's detector
     return inner if isinstance(inner, torch.nn.Module) else model
+
+
+def _discarded_note() -> str:
+    """The overrides a later whole-dict override discarded, if any (often the cause)."""
+    lost = discarded_overrides()
+    if not lost:
+        return ""
+    return (
+        f" (note: these overrides were discarded by a later whole-dict override: {'; '.join(lost)})"
+    )
 
 
 @HOOKS.register_module()
@@ -66,7 +77,7 @@ class NumClassCheckHook(Hook):
                     f"class count mismatch: {path}.num_classes={num} ({type(module).__name__}) "
                     f"but the {runner.mode or 'train'} dataset {type(dataset).__name__} has "
                     f"{len(classes)} CLASSES {tuple(classes)}; set {path}.num_classes="
-                    f"{len(classes)} or the dataset's classes"
+                    f"{len(classes)} or the dataset's classes{_discarded_note()}"
                 )
 
     def before_train_epoch(self, runner: Runner) -> None:

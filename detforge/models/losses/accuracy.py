@@ -7,6 +7,8 @@ from typing import overload
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError, InvalidArgumentTypeError
+
 __all__ = ["Accuracy", "accuracy"]
 
 
@@ -43,7 +45,9 @@ def accuracy(
         [tensor([66.6667]), tensor([100.])]
     """
     if not isinstance(topk, int | tuple):
-        raise TypeError(f"accuracy: topk must be an int or a tuple of ints, got {topk!r}")
+        raise InvalidArgumentTypeError(
+            f"accuracy: topk must be an int or a tuple of ints, got {topk!r}"
+        )
     return_single = isinstance(topk, int)
     ks: tuple[int, ...] = (topk,) if isinstance(topk, int) else topk
     maxk = max(ks)
@@ -51,12 +55,12 @@ def accuracy(
         empty = [pred.new_tensor(0.0) for _ in ks]
         return empty[0] if return_single else empty
     if pred.ndim != 2 or target.ndim != 1 or pred.size(0) != target.size(0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"accuracy: expected pred [N, C] and target [N], got {tuple(pred.shape)} and "
             f"{tuple(target.shape)}"
         )
     if maxk > pred.size(1):
-        raise ValueError(f"accuracy: maxk {maxk} exceeds pred dimension {pred.size(1)}")
+        raise InvalidArgumentError(f"accuracy: maxk {maxk} exceeds pred dimension {pred.size(1)}")
     pred_value, pred_label = pred.topk(maxk, dim=1)
     pred_label = pred_label.t()  # [maxk, N]
     correct = pred_label.eq(target.view(1, -1).expand_as(pred_label))

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses.utils import check_reduction, select_reduction, weighted_loss
 from detforge.registry import MODELS
 
@@ -33,11 +34,11 @@ def balanced_l1_loss(
         tensor([0.4006, 2.5786])
     """
     if beta <= 0:
-        raise ValueError(f"balanced_l1_loss: beta must be positive, got {beta}")
+        raise InvalidArgumentError(f"balanced_l1_loss: beta must be positive, got {beta}")
     if target.numel() == 0:
         return pred.sum() * 0
     if pred.size() != target.size():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"balanced_l1_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ"
         )
     diff = torch.abs(pred - target)

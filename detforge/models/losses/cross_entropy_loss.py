@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses.utils import check_reduction, select_reduction, weight_reduce_loss
 from detforge.registry import MODELS
 
@@ -149,9 +150,9 @@ def mask_cross_entropy(
         ``Tensor[1]``, the mean over all mask pixels.
     """
     if ignore_index is not None:
-        raise ValueError("mask_cross_entropy: ignore_index is not supported")
+        raise InvalidArgumentError("mask_cross_entropy: ignore_index is not supported")
     if reduction != "mean" or avg_factor is not None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "mask_cross_entropy: only reduction='mean' without avg_factor is supported, got "
             f"reduction={reduction!r}, avg_factor={avg_factor!r}"
         )
@@ -193,7 +194,9 @@ class CrossEntropyLoss(nn.Module):
     ) -> None:
         super().__init__()
         if use_sigmoid and use_mask:
-            raise ValueError("CrossEntropyLoss: use_sigmoid and use_mask cannot both be True")
+            raise InvalidArgumentError(
+                "CrossEntropyLoss: use_sigmoid and use_mask cannot both be True"
+            )
         self.use_sigmoid = use_sigmoid
         self.use_mask = use_mask
         self.reduction = check_reduction(reduction, "CrossEntropyLoss")

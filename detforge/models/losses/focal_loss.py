@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses.utils import check_reduction, select_reduction, weight_reduce_loss
 from detforge.registry import MODELS
 
@@ -34,13 +35,13 @@ def _match_weight(weight: torch.Tensor | None, loss: torch.Tensor) -> torch.Tens
         weight = weight.view(-1, 1)
     else:
         if weight.numel() != loss.numel():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"focal loss: weight of shape {tuple(weight.shape)} does not fit the loss of "
                 f"shape {tuple(loss.shape)}"
             )
         weight = weight.view(loss.size(0), -1)
     if weight.ndim != loss.ndim:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"focal loss: weight of shape {tuple(weight.shape)} does not fit the loss of "
             f"shape {tuple(loss.shape)}"
         )

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError, InvalidArgumentTypeError
 from detforge.models.losses.utils import check_reduction, select_reduction, weight_reduce_loss
 from detforge.registry import MODELS
 
@@ -35,7 +36,7 @@ QflTarget = tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor]
 
 def _split_target(target: QflTarget, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(target, tuple | list) or len(target) != 2:
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"{owner}: target must be a pair (labels Tensor[N], scores Tensor[N]), "
             f"got {type(target).__name__}"
         )
@@ -48,7 +49,7 @@ def _qfl_elements(
     """Per-prior QFL ``[N]`` for ``(labels, scores)`` targets; ``labels == C`` is background."""
     label, score = _split_target(target, owner)
     if pred.dim() != 2 or label.shape != pred.shape[:1] or score.shape != pred.shape[:1]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: pred must be [N, C] with labels and scores [N]; got "
             f"{tuple(pred.shape)}, {tuple(label.shape)}, {tuple(score.shape)}"
         )
@@ -135,7 +136,7 @@ def quality_focal_loss_tensor_target(
         tensor(0.8664)
     """
     if pred.shape != target.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"quality_focal_loss_tensor_target: pred {tuple(pred.shape)} and target "
             f"{tuple(target.shape)} must have the same shape"
         )
@@ -171,7 +172,7 @@ def distribution_focal_loss(
         tensor(1.0986)
     """
     if pred.dim() != 2 or label.shape != pred.shape[:1]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"distribution_focal_loss: pred must be [N, n] and label [N]; got "
             f"{tuple(pred.shape)} and {tuple(label.shape)}"
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses.utils import check_reduction, select_reduction, weighted_loss
 from detforge.registry import MODELS
 from detforge.structures.bbox import bbox_overlaps
@@ -56,7 +57,7 @@ def iou_loss(
         tensor(0.5000)
     """
     if mode not in _IOU_MODES:
-        raise ValueError(f"iou_loss: mode must be one of {_IOU_MODES}, got {mode!r}")
+        raise InvalidArgumentError(f"iou_loss: mode must be one of {_IOU_MODES}, got {mode!r}")
     if linear:
         mode = "linear"
     if pred.numel() == 0:
@@ -177,7 +178,7 @@ def _per_box_weight(
     if weight is None or weight.dim() <= 1:
         return weight
     if weight.shape != pred.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: weight of shape {tuple(weight.shape)} must be [N] or match pred "
             f"{tuple(pred.shape)}"
         )
@@ -212,7 +213,7 @@ class IoULoss(nn.Module):
     ) -> None:
         super().__init__()
         if mode not in _IOU_MODES:
-            raise ValueError(f"IoULoss: mode must be one of {_IOU_MODES}, got {mode!r}")
+            raise InvalidArgumentError(f"IoULoss: mode must be one of {_IOU_MODES}, got {mode!r}")
         if linear:
             warnings.warn(
                 "IoULoss: linear=True is deprecated, use mode='linear'",

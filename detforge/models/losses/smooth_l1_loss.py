@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses.utils import check_reduction, select_reduction, weighted_loss
 from detforge.registry import MODELS
 
@@ -15,7 +16,7 @@ AvgFactor = float | torch.Tensor | None
 
 def _check_same_shape(pred: torch.Tensor, target: torch.Tensor, name: str) -> None:
     if pred.size() != target.size():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape"
         )
 
@@ -29,7 +30,7 @@ def smooth_l1_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 1.0) 
         tensor([0.1250, 2.5000])
     """
     if beta <= 0:
-        raise ValueError(f"smooth_l1_loss: beta must be positive, got {beta}")
+        raise InvalidArgumentError(f"smooth_l1_loss: beta must be positive, got {beta}")
     if target.numel() == 0:
         return pred.sum() * 0
     _check_same_shape(pred, target, "smooth_l1_loss")

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
+
 __all__ = [
     "REDUCTIONS",
     "check_reduction",
@@ -32,7 +34,9 @@ LossFunc = Callable[..., torch.Tensor]
 def check_reduction(reduction: str, owner: str) -> str:
     """``reduction`` if it is one of ``'none'``, ``'mean'``, ``'sum'``; else a ValueError."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{owner}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise InvalidArgumentError(
+            f"{owner}: reduction must be one of {REDUCTIONS}, got {reduction!r}"
+        )
     return reduction
 
 
@@ -88,7 +92,9 @@ def weight_reduce_loss(
         return loss.sum() / (avg_factor + eps)
     if reduction == "none":
         return loss
-    raise ValueError(f"weight_reduce_loss: avg_factor can not be used with reduction={reduction!r}")
+    raise InvalidArgumentError(
+        f"weight_reduce_loss: avg_factor can not be used with reduction={reduction!r}"
+    )
 
 
 def weighted_loss(loss_func: LossFunc) -> LossFunc:

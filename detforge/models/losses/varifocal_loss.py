@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses.utils import check_reduction, select_reduction, weight_reduce_loss
 from detforge.registry import MODELS
 
@@ -48,7 +49,7 @@ def varifocal_loss(
         tensor(0.4765)
     """
     if pred.shape != target.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"varifocal_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must "
             "have the same shape"
         )
@@ -93,7 +94,7 @@ class VarifocalLoss(nn.Module):
         if use_sigmoid is not True:
             raise NotImplementedError("VarifocalLoss: only use_sigmoid=True is supported")
         if alpha < 0:
-            raise ValueError(f"VarifocalLoss: alpha must be >= 0, got {alpha}")
+            raise InvalidArgumentError(f"VarifocalLoss: alpha must be >= 0, got {alpha}")
         self.use_sigmoid = use_sigmoid
         self.alpha = alpha
         self.gamma = gamma

@@ -32,6 +32,7 @@ __all__ = [
     "BaseRoIHead",
     "assign_and_sample",
     "detections_per_image",
+    "empty_detections",
     "hard_mining",
     "positive_flags",
     "roi_results",
@@ -133,6 +134,26 @@ def positive_flags(sampling_results: Sequence[Any], device: torch.device) -> tor
     return torch.cat(flags).to(device)
 
 
+def empty_detections(
+    bbox_head: Any, like: torch.Tensor, rcnn_test_cfg: Cfg | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The detections of an image without proposals, shaped as v2 returns them.
+
+    With a test config: ``det_bboxes [0, 5]`` and ``det_labels [0]``; without one (v2 then
+    returns raw boxes and class scores): ``[0, 4]`` boxes and ``[0, num_classes + 1]`` scores.
+
+    Example:
+        >>> head = type("Head", (), {"num_classes": 3})()
+        >>> [t.shape for t in empty_detections(head, torch.zeros(1), None)]
+        [torch.Size([0, 4]), torch.Size([0, 4])]
+    """
+    if rcnn_test_cfg is None:
+        fc_cls = getattr(bbox_head, "fc_cls", None)
+        channels = fc_cls.out_features if fc_cls is not None else bbox_head.num_classes + 1
+        return like.new_zeros(0, 4), like.new_zeros((0, channels))
+    return like.new_zeros(0, 5), like.new_zeros((0,), dtype=torch.long)
+
+
 def detections_per_image(
     bbox_head: Any,
     rois_per_img: Sequence[torch.Tensor],
@@ -146,8 +167,9 @@ def detections_per_image(
     det_bboxes, det_labels = [], []
     for i, meta in enumerate(img_metas):
         if rois_per_img[i].shape[0] == 0:
-            det_bboxes.append(rois_per_img[i].new_zeros(0, 5))
-            det_labels.append(rois_per_img[i].new_zeros((0,), dtype=torch.long))
+            bboxes, labels = empty_detections(bbox_head, rois_per_img[i], rcnn_test_cfg)
+            det_bboxes.append(bboxes)
+            det_labels.append(labels)
             continue
         bboxes, labels = bbox_head.get_bboxes(
             rois_per_img[i],

@@ -14,6 +14,7 @@ from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     assign_and_sample,
     detections_per_image,
+    empty_detections,
     hard_mining,
     positive_flags,
     scale_factor_tensor,
@@ -224,7 +225,7 @@ class StandardRoIHead(BaseRoIHead):
         """Per image ``det_bboxes [n, 5]`` and ``det_labels [n]``."""
         rois = bbox2roi(list(proposals))
         if rois.shape[0] == 0:
-            empty = rois.new_zeros(0, 5), rois.new_zeros((0,), dtype=torch.long)
+            empty = empty_detections(self.bbox_head, rois, rcnn_test_cfg)
             return [empty[0]] * len(proposals), [empty[1]] * len(proposals)
         results = self._bbox_forward(x, rois)
         counts = tuple(len(p) for p in proposals)

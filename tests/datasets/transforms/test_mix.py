@@ -360,6 +360,26 @@ def test_copy_paste_occludes_updates_and_appends() -> None:
     assert out["gt_labels"].tolist() == [2]
 
 
+@pytest.mark.parametrize("without", [("dst", "src"), ("src",), ("dst",)])
+def test_copy_paste_box_only_mode_as_v2(without: tuple[str, ...]) -> None:
+    """v2.28: a sample without gt_masks uses a mask filling each box; no gt_masks come out."""
+    dst = _masked_sample((0, 0, 20, 20), label=1, value=10)
+    src = _masked_sample((10, 0, 30, 20), label=2, value=200)
+    for name in without:
+        del {"dst": dst, "src": src}[name]["gt_masks"]
+    dst["mix_results"] = [src]
+    out = CopyPaste(selected=False, bbox_occluded_thr=5, mask_occluded_thr=50)(dst)
+    assert "gt_masks" not in out
+    assert (out["img"][0:20, 10:30] == 200).all() and (out["img"][0:20, 0:10] == 10).all()
+    assert out["gt_labels"].tolist() == [1, 2]
+    assert out["gt_bboxes"].tolist() == [[0, 0, 10, 20], [10, 0, 30, 20]]
+    np.random.seed(0)  # selected: nothing or something pasted, still no masks
+    dst = _masked_sample((0, 0, 20, 20), label=1, value=10)
+    del dst["gt_masks"]
+    dst["mix_results"] = [_masked_sample((10, 0, 30, 20), label=2, value=200)]
+    assert "gt_masks" not in CopyPaste()(dst)
+
+
 def test_copy_paste_selection_get_indexes_and_repr() -> None:
     for seed in range(5):
         np.random.seed(seed)

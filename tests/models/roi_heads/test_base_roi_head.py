@@ -77,3 +77,22 @@ def test_assign_and_sample_gives_the_sampler_the_image_features() -> None:
     )
     assert out == ["sampled", "sampled"]
     assert seen[1] == ("assigned", [torch.Size([1, 4, 8, 8]), torch.Size([1, 4, 4, 4])])
+
+
+@pytest.mark.parametrize("second", [torch.zeros(0, 4), torch.tensor([[0.0, 0.0, 8.0, 8.0]])])
+def test_simple_test_bboxes_without_proposals_has_v2_shapes(second: torch.Tensor) -> None:
+    """v2: an image without proposals (alone or in the batch) and no test config gives raw
+    boxes [0, 4] and class scores [0, num_classes + 1]; with a config [0, 5] and [0]."""
+    head = StandardRoIHead(bbox_roi_extractor=_EXTRACTOR, bbox_head=_BBOX_HEAD).eval()
+    x = [torch.rand(2, 4, 16, 16)]
+    metas = [dict(img_shape=(64, 64, 3), scale_factor=1.0)] * 2
+    proposals = [torch.zeros(0, 4), second]
+    with torch.no_grad():
+        bboxes, labels = head.simple_test_bboxes(x, metas, proposals, None)
+    assert bboxes[0].shape == (0, 4)
+    assert labels[0].shape == (0, 4)
+    cfg = dict(score_thr=0.05, nms=dict(type="nms", iou_threshold=0.5), max_per_img=10)
+    with torch.no_grad():
+        bboxes, labels = head.simple_test_bboxes(x, metas, proposals, cfg)
+    assert bboxes[0].shape == (0, 5)
+    assert labels[0].shape == (0,)

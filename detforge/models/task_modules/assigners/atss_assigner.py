@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.iou_calculators import build_iou_calculator
 from detforge.registry import TASK_UTILS
@@ -57,7 +58,7 @@ class ATSSAssigner:
         ignore_iof_thr: float = -1,
     ) -> None:
         if int(topk) <= 0:
-            raise ValueError(f"ATSSAssigner: topk must be positive, got {topk!r}")
+            raise InvalidArgumentError(f"ATSSAssigner: topk must be positive, got {topk!r}")
         self.topk = int(topk)
         self.alpha = alpha
         self.iou_calculator = build_iou_calculator(iou_calculator)
@@ -81,14 +82,14 @@ class ATSSAssigner:
                 )
             return self.iou_calculator(bboxes, gt_bboxes)
         if cls_scores is None or bbox_preds is None or gt_labels is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ATSSAssigner(alpha={self.alpha}): the cost-based assignment needs "
                 "cls_scores, bbox_preds and gt_labels"
             )
         cls_cost = torch.sigmoid(cls_scores[:, gt_labels])
         ious = self.iou_calculator(bbox_preds, gt_bboxes)
         if cls_cost.shape != ious.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ATSSAssigner: class cost {tuple(cls_cost.shape)} and IoU {tuple(ious.shape)} "
                 "shapes differ"
             )
@@ -123,7 +124,7 @@ class ATSSAssigner:
         bboxes = bboxes[:, :4]
         num_gt, num_bboxes = gt_bboxes.size(0), bboxes.size(0)
         if sum(int(n) for n in num_level_bboxes) != num_bboxes:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ATSSAssigner: num_level_bboxes {list(num_level_bboxes)} do not add up to "
                 f"{num_bboxes} priors"
             )

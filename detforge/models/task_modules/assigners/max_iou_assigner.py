@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.iou_calculators import build_iou_calculator
 from detforge.registry import TASK_UTILS
@@ -21,7 +22,7 @@ def _neg_range(neg_iou_thr: float | Sequence[float]) -> tuple[float, float]:
         return 0.0, float(neg_iou_thr)
     if isinstance(neg_iou_thr, Sequence) and len(neg_iou_thr) == 2:
         return float(neg_iou_thr[0]), float(neg_iou_thr[1])
-    raise ValueError(
+    raise InvalidArgumentError(
         f"MaxIoUAssigner: neg_iou_thr must be a number or a (low, high) pair, got {neg_iou_thr!r}"
     )
 

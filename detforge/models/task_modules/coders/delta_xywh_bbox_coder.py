@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import TASK_UTILS
+from detforge.structures.bbox import clip_to_max_shapes
 
 __all__ = ["DeltaXYWHBBoxCoder", "bbox2delta", "delta2bbox"]
 
@@ -40,7 +42,7 @@ def bbox2delta(
         tensor([[0.5000, 0.5000, 0.0000, 0.6931]])
     """
     if proposals.size() != gt.size():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"bbox2delta: proposals {tuple(proposals.shape)} and gt {tuple(gt.shape)} differ"
         )
     proposals = proposals.float()
@@ -145,7 +147,7 @@ def _single_max_shape(max_shape: MaxShape | None) -> Sequence[int] | torch.Tenso
         else len(max_shape) > 0 and isinstance(max_shape[0], Sequence | torch.Tensor)
     )
     if nested:
-        raise ValueError(
+        raise InvalidArgumentError(
             "DeltaXYWHBBoxCoder.decode: per-image max_shape needs batched [B, N, 4] input, "
             f"got max_shape={max_shape!r} for [N, 4] boxes"
         )
@@ -194,17 +196,7 @@ def _batched_delta2bbox(
         deltas.size()
     )
     if clip_border and max_shape is not None:
-        shape_t = max_shape if isinstance(max_shape, torch.Tensor) else x1.new_tensor(max_shape)
-        shape_t = shape_t[..., :2].type_as(x1)
-        if shape_t.ndim == 2 and shape_t.size(0) != bboxes.size(0):
-            raise ValueError(
-                f"DeltaXYWHBBoxCoder.decode: {shape_t.size(0)} max_shapes for a batch of "
-                f"{bboxes.size(0)} images"
-            )
-        min_xy = x1.new_tensor(0)
-        max_xy = torch.cat([shape_t] * (deltas.size(-1) // 2), dim=-1).flip(-1).unsqueeze(-2)
-        bboxes = torch.where(bboxes < min_xy, min_xy, bboxes)
-        bboxes = torch.where(bboxes > max_xy, max_xy, bboxes)
+        bboxes = clip_to_max_shapes(bboxes, max_shape, where="DeltaXYWHBBoxCoder.decode")
     return bboxes
 
 
@@ -244,7 +236,7 @@ class DeltaXYWHBBoxCoder:
     def encode(self, bboxes: torch.Tensor, gt_bboxes: torch.Tensor) -> torch.Tensor:
         """Deltas ``Tensor[N, 4]`` that transform ``bboxes`` ``[N, 4]`` into ``gt_bboxes``."""
         if bboxes.size(0) != gt_bboxes.size(0) or bboxes.size(-1) != 4 or gt_bboxes.size(-1) != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeltaXYWHBBoxCoder.encode: bboxes {tuple(bboxes.shape)} and gt_bboxes "
                 f"{tuple(gt_bboxes.shape)} must both be [N, 4]"
             )
@@ -272,7 +264,7 @@ class DeltaXYWHBBoxCoder:
         if pred_bboxes.size(0) != bboxes.size(0) or (
             pred_bboxes.ndim == 3 and pred_bboxes.size(1) != bboxes.size(1)
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DeltaXYWHBBoxCoder.decode: bboxes {tuple(bboxes.shape)} do not match "
                 f"pred_bboxes {tuple(pred_bboxes.shape)}"
             )

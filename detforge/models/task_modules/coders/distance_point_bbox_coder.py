@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import TASK_UTILS
 from detforge.structures.bbox import bbox2distance
 
@@ -29,13 +30,13 @@ def clip_distance_boxes(boxes: torch.Tensor, max_shape: MaxShape) -> torch.Tenso
     shape = torch.as_tensor(max_shape, device=boxes.device)
     if shape.dim() == 1:
         if shape.numel() < 2:
-            raise ValueError(f"max_shape must be (H, W[, C]), got {max_shape!r}")
+            raise InvalidArgumentError(f"max_shape must be (H, W[, C]), got {max_shape!r}")
         h, w = float(shape[0]), float(shape[1])
         xs = boxes[..., 0::2].clamp(min=0, max=w)
         ys = boxes[..., 1::2].clamp(min=0, max=h)
     else:
         if boxes.dim() != 3 or shape.size(0) != boxes.size(0):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"per-image max_shape {tuple(shape.shape)} needs boxes [B, N, 4] with the same "
                 f"B, got {tuple(boxes.shape)}"
             )
@@ -77,7 +78,7 @@ class DistancePointBBoxCoder:
         """Distances ``Tensor[N, 4]`` from ``points`` ``Tensor[N, 2]`` to ``gt_bboxes``
         ``Tensor[N, 4]``, each clamped to ``[0, max_dis - eps]`` when ``max_dis`` is given."""
         if points.size(0) != gt_bboxes.size(0) or points.size(-1) != 2 or gt_bboxes.size(-1) != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "DistancePointBBoxCoder.encode: need points [N, 2] and gt_bboxes [N, 4], got "
                 f"{tuple(points.shape)} and {tuple(gt_bboxes.shape)}"
             )
@@ -96,7 +97,7 @@ class DistancePointBBoxCoder:
             or points.size(-1) != 2
             or pred_bboxes.size(-1) != 4
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "DistancePointBBoxCoder.decode: need points [..., 2] and pred_bboxes [..., 4] "
                 f"with the same leading size, got {tuple(points.shape)} and "
                 f"{tuple(pred_bboxes.shape)}"

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import TASK_UTILS, build_module
 from detforge.structures.bbox import bbox_overlaps
 
@@ -44,7 +45,9 @@ class BboxOverlaps2D:
 
     def __init__(self, scale: float = 1.0, dtype: str | None = None) -> None:
         if dtype not in (None, "fp16"):
-            raise ValueError(f"BboxOverlaps2D: dtype must be None or 'fp16', got {dtype!r}")
+            raise InvalidArgumentError(
+                f"BboxOverlaps2D: dtype must be None or 'fp16', got {dtype!r}"
+            )
         self.scale = scale
         self.dtype = dtype
 
@@ -65,7 +68,7 @@ class BboxOverlaps2D:
         """
         for name, boxes in (("bboxes1", bboxes1), ("bboxes2", bboxes2)):
             if boxes.size(-1) not in (0, 4, 5):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"BboxOverlaps2D: {name} must be [..., 4] or [..., 5], "
                     f"got shape {tuple(boxes.shape)}"
                 )

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.nn.modules.utils import _pair
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import TASK_UTILS
 
 __all__ = ["AnchorGenerator"]
@@ -69,16 +70,16 @@ class AnchorGenerator:
         center_offset: float = 0.0,
     ) -> None:
         if center_offset != 0 and centers is not None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"AnchorGenerator: centers cannot be set when center_offset != 0 "
                 f"(center_offset={center_offset}, centers={centers})"
             )
         if not 0 <= center_offset <= 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"AnchorGenerator: center_offset must be in [0, 1], got {center_offset}"
             )
         if centers is not None and len(centers) != len(strides):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"AnchorGenerator: {len(centers)} centers for {len(strides)} strides "
                 f"(centers={centers}, strides={strides})"
             )
@@ -87,13 +88,13 @@ class AnchorGenerator:
             [min(stride) for stride in self.strides] if base_sizes is None else list(base_sizes)
         )
         if len(self.base_sizes) != len(self.strides):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"AnchorGenerator: {len(self.base_sizes)} base_sizes for {len(self.strides)} "
                 f"strides (base_sizes={self.base_sizes}, strides={self.strides})"
             )
         octave = octave_base_scale is not None and scales_per_octave is not None
         if octave == (scales is not None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "AnchorGenerator: set either scales or octave_base_scale with "
                 f"scales_per_octave, not both or neither (scales={scales}, "
                 f"octave_base_scale={octave_base_scale}, scales_per_octave={scales_per_octave})"
@@ -170,7 +171,7 @@ class AnchorGenerator:
 
     def _check_levels(self, featmap_sizes: Sequence[Sequence[int]], name: str) -> None:
         if len(featmap_sizes) != self.num_levels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"AnchorGenerator.{name}: got {len(featmap_sizes)} feature map sizes for "
                 f"{self.num_levels} levels (strides={self.strides})"
             )
@@ -285,7 +286,7 @@ class AnchorGenerator:
         feat_h, feat_w = featmap_size
         valid_h, valid_w = valid_size
         if valid_h > feat_h or valid_w > feat_w:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"AnchorGenerator: valid size {tuple(valid_size)} exceeds the feature map "
                 f"size {tuple(featmap_size)}"
             )

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.nn.modules.utils import _pair
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import TASK_UTILS
 
 __all__ = ["MlvlPointGenerator", "PointGenerator"]
@@ -36,7 +37,7 @@ def _valid_grid(
     feat_h, feat_w = int(featmap_size[0]), int(featmap_size[1])
     valid_h, valid_w = int(valid_size[0]), int(valid_size[1])
     if valid_h > feat_h or valid_w > feat_w:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: valid size {(valid_h, valid_w)} exceeds the feature map size "
             f"{(feat_h, feat_w)}"
         )
@@ -81,7 +82,7 @@ class MlvlPointGenerator:
 
     def _check_levels(self, featmap_sizes: Sequence[Sequence[int]], name: str) -> None:
         if len(featmap_sizes) != self.num_levels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"MlvlPointGenerator.{name}: got {len(featmap_sizes)} feature map sizes for "
                 f"{self.num_levels} levels (strides={self.strides})"
             )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.samplers.sampling_result import SamplingResult
 
@@ -100,7 +101,7 @@ class BaseSampler(metaclass=ABCMeta):
         gt_flags = bboxes.new_zeros((bboxes.shape[0],), dtype=torch.uint8)
         if self.add_gt_as_proposals and len(gt_bboxes) > 0:
             if gt_labels is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{type(self).__name__}.sample: gt_labels must be given when "
                     "add_gt_as_proposals is True"
                 )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.task_modules.assigners.assign_result import AssignResult
 from detforge.models.task_modules.samplers.base_sampler import BaseSampler
 from detforge.registry import TASK_UTILS
@@ -50,7 +51,9 @@ class RandomSampler(BaseSampler):
     ) -> torch.Tensor | np.ndarray:
         """``num`` distinct random elements of ``gallery`` (a tensor, or an ndarray for others)."""
         if len(gallery) < num:
-            raise ValueError(f"RandomSampler: cannot draw {num} from {len(gallery)} candidates")
+            raise InvalidArgumentError(
+                f"RandomSampler: cannot draw {num} from {len(gallery)} candidates"
+            )
         is_tensor = isinstance(gallery, torch.Tensor)
         if isinstance(gallery, torch.Tensor):
             gallery_t = gallery

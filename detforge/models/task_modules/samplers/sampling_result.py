@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
-from detforge.models.task_modules.assigners.assign_result import AssignResult
+from detforge.errors import InvalidArgumentError
+from detforge.models.task_modules.assigners.assign_result import AssignResult, ensure_rng
 
 __all__ = ["SamplingResult"]
 
@@ -60,7 +62,9 @@ class SamplingResult:
         self.pos_assigned_gt_inds = assign_result.gt_inds[pos_inds] - 1
         if gt_bboxes.numel() == 0:
             if self.pos_assigned_gt_inds.numel() != 0:
-                raise ValueError("SamplingResult: positives were sampled but there is no gt box")
+                raise InvalidArgumentError(
+                    "SamplingResult: positives were sampled but there is no gt box"
+                )
             self.pos_gt_bboxes = torch.empty_like(gt_bboxes).view(-1, 4)
         else:
             if gt_bboxes.ndim < 2:
@@ -70,6 +74,29 @@ class SamplingResult:
             assign_result.labels[pos_inds] if assign_result.labels is not None else None
         )
         self.neg_label_weights: torch.Tensor | None = None
+
+    @classmethod
+    def random(
+        cls, rng: int | np.random.RandomState | None = None, **kwargs: Any
+    ) -> SamplingResult:
+        """A random sampling result for tests and debugging (v2's ``SamplingResult.random``):
+        :meth:`AssignResult.random` (``kwargs`` go to it), random boxes, then a
+        ``RandomSampler(num=32, pos_fraction=0.5)`` draw seeded from ``rng``.
+
+        Example:
+            >>> res = SamplingResult.random(rng=0, num_preds=10, num_gts=3)
+            >>> len(res.pos_inds) + len(res.neg_inds) <= 10
+            True
+        """
+        from detforge.models.task_modules.samplers.random_sampler import RandomSampler
+
+        gen = ensure_rng(rng)
+        assign = AssignResult.random(rng=gen, **kwargs)
+        bboxes, gt_bboxes = (_random_boxes(n, gen) for n in (assign.num_preds, assign.num_gts))
+        sampler = RandomSampler(num=32, pos_fraction=0.5, add_gt_as_proposals=False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(gen.randint(0, 2**31 - 1)))
+            return sampler.sample(assign, bboxes, gt_bboxes)
 
     @property
     def bboxes(self) -> torch.Tensor:
@@ -101,3 +128,11 @@ class SamplingResult:
             f"<SamplingResult(num_gts={self.num_gts}, num_pos={len(self.pos_inds)}, "
             f"num_neg={len(self.neg_inds)})>"
         )
+
+
+def _random_boxes(num: int, gen: np.random.RandomState, scale: float = 100.0) -> torch.Tensor:
+    """``num`` valid random boxes ``float32 [num, 4]`` inside ``[0, scale]`` (v2's demodata)."""
+    corners = torch.from_numpy(gen.rand(num, 4) * scale).float()
+    xy1 = torch.minimum(corners[:, :2], corners[:, 2:])
+    xy2 = torch.maximum(corners[:, :2], corners[:, 2:])
+    return torch.cat([xy1, xy2], dim=1)

@@ -107,3 +107,23 @@ def test_sampling_result_to_and_repr() -> None:
     moved = res.to("cpu")
     assert moved is res and "num_gts=2" in repr(res)
     assert res.info["num_gts"] == 2
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_assign_and_sampling_results_as_v2(seed: int) -> None:
+    """v2's ``AssignResult.random`` / ``SamplingResult.random`` (test helpers users call)."""
+    assign = AssignResult.random(rng=seed)
+    assert assign.gt_inds.shape == assign.max_overlaps.shape == (assign.num_preds,)
+    assert assign.gt_inds.dtype == torch.int64
+    assert bool((assign.gt_inds >= -1).all() and (assign.gt_inds <= assign.num_gts).all())
+    assert bool((assign.max_overlaps[assign.gt_inds == 0] == 0).all())
+    if assign.labels is not None:
+        assert bool((assign.labels[assign.gt_inds <= 0] == -1).all())
+    again = AssignResult.random(rng=seed)
+    assert torch.equal(again.gt_inds, assign.gt_inds)
+    res = SamplingResult.random(rng=seed, num_preds=12, num_gts=3)
+    assert len(res.pos_inds) + len(res.neg_inds) <= 12
+    assert res.pos_gt_bboxes.shape == (len(res.pos_inds), 4)
+    assert bool((res.pos_assigned_gt_inds >= 0).all() and (res.pos_assigned_gt_inds < 3).all())
+    assert torch.equal(SamplingResult.random(rng=seed, num_preds=12, num_gts=3).neg_inds,
+                       res.neg_inds)  # fmt: skip
