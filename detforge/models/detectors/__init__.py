@@ -3,6 +3,7 @@
 from detforge.models.detectors.atss import ATSS
 from detforge.models.detectors.base import BaseDetector, parse_losses
 from detforge.models.detectors.cascade_rcnn import CascadeRCNN
+from detforge.models.detectors.fast_rcnn import FastRCNN
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.gfl import GFL
 from detforge.models.detectors.grid_rcnn import GridRCNN
@@ -19,6 +20,7 @@ __all__ = [
     "RPN",
     "BaseDetector",
     "CascadeRCNN",
+    "FastRCNN",
     "FasterRCNN",
     "GridRCNN",
     "MaskRCNN",
