@@ -20,6 +20,7 @@ __all__ = [
     "ConfigValueError",
     "DetforgeError",
     "InvalidLossError",
+    "MissingDependencyError",
     "UnexpectedKeyError",
     "UnknownTypeError",
 ]
@@ -95,3 +96,8 @@ class UnexpectedKeyError(ConfigTypeError):
 class InvalidLossError(DetforgeError, FloatingPointError):
     """A training loss became NaN or infinite; the message names the iteration, the loss
     terms and the images of the batch."""
+
+
+class MissingDependencyError(DetforgeError, ImportError):
+    """An optional package that a component needs is not installed; the message names the
+    component and the ``pip install`` command."""

@@ -16,6 +16,7 @@ from detforge.engine.hooks.misc import (
     ExpMomentumEMAHook,
     InvalidLossError,
     NumClassCheckHook,
+    SetEpochInfoHook,
     register_default_checks,
 )
 from detforge.engine.hooks.momentum_updater import (
@@ -62,6 +63,7 @@ __all__ = [
     "OptimizerHook",
     "Priority",
     "Runner",
+    "SetEpochInfoHook",
     "StepMomentumUpdaterHook",
     "TensorboardLoggerHook",
     "TextLoggerHook",

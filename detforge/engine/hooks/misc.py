@@ -1,6 +1,6 @@
 """Checks and helpers: ``NumClassCheckHook``, ``CheckInvalidLossHook``, ``DistSamplerSeedHook``,
-``EMAHook`` and ``ExpMomentumEMAHook``; :func:`register_default_checks` puts the two checks on
-every training run (v2 only had them when the config listed them)."""
+``EMAHook``, ``ExpMomentumEMAHook`` and ``SetEpochInfoHook``; :func:`register_default_checks`
+puts the two checks on every training run (v2 only had them when the config listed them)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ __all__ = [
     "ExpMomentumEMAHook",
     "InvalidLossError",
     "NumClassCheckHook",
+    "SetEpochInfoHook",
     "register_default_checks",
 ]
 
@@ -125,6 +126,32 @@ class CheckInvalidLossHook(Hook):
             "Lower optimizer.lr, add optimizer_config.grad_clip, or check these images' "
             "annotations."
         )
+
+
+@HOOKS.register_module()
+class SetEpochInfoHook(Hook):
+    """Before each training epoch, tell the model the epoch: ``model.set_epoch(runner.epoch)``
+    (0-based; v2's hook of the same name, which TOOD's configs list in ``custom_hooks``).
+
+    Only epoch-based runs have training epochs: as in v2, whose ``IterBasedRunner`` never calls
+    ``before_train_epoch`` hooks, an iteration-based run leaves the model's epoch at 0 (the
+    number TOOD's golden fixture was made with).
+
+    Raises:
+        ConfigError: the model has no ``set_epoch`` method.
+    """
+
+    def before_train_epoch(self, runner: Runner) -> None:
+        if runner.max_epochs is None:  # iteration-based: no epochs, as in v2
+            return
+        model = _bare(runner.model)
+        set_epoch = getattr(model, "set_epoch", None)
+        if not callable(set_epoch):
+            raise ConfigError(
+                f"custom_hooks: SetEpochInfoHook needs a model with set_epoch(epoch); "
+                f"{type(model).__name__} has none (remove the hook from custom_hooks)"
+            )
+        set_epoch(runner.epoch)
 
 
 def register_default_checks(runner: Runner) -> None:

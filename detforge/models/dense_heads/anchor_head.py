@@ -17,7 +17,7 @@ from torch import nn
 
 from detforge.models.dense_heads.anchor_targets import AnchorTargets, anchor_targets
 from detforge.models.dense_heads.base_dense_head import SIGMOID_BCE, BaseDenseHead
-from detforge.models.losses import FocalLoss, QualityFocalLoss
+from detforge.models.losses import GHMC, FocalLoss, QualityFocalLoss
 from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.models.utils import multi_apply
 from detforge.registry import MODELS, TASK_UTILS, Cfg, build_module
@@ -26,7 +26,7 @@ from detforge.structures import ImgMeta
 __all__ = ["AnchorHead"]
 
 # v2: heads trained with these losses never sample, even when the config names a sampler
-_SAMPLING_FREE_LOSSES: tuple[type[nn.Module], ...] = (FocalLoss, QualityFocalLoss)
+_SAMPLING_FREE_LOSSES: tuple[type[nn.Module], ...] = (FocalLoss, GHMC, QualityFocalLoss)
 
 _ANCHORS: Cfg = MappingProxyType(
     dict(
@@ -66,6 +66,9 @@ class AnchorHead(BaseDenseHead):
     through ``**kwargs`` and add their own; the registry checks a config's keys against the
     whole chain.
     """
+
+    #: label weights per (anchor, class) instead of per anchor (see :func:`anchor_targets`)
+    per_class_label_weights = False
 
     def __init__(
         self,
@@ -163,6 +166,7 @@ class AnchorHead(BaseDenseHead):
             gt_labels_list=gt_labels_list,
             unmap_outputs=unmap_outputs,
             encode=None if self.reg_decoded_bbox else self.bbox_coder.encode,
+            per_class_weights=self.per_class_label_weights,
         )
 
     def get_targets(

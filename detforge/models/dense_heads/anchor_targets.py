@@ -6,8 +6,10 @@ a max-IoU assigner looks at the anchors alone, :class:`ATSSAssigner` also at how
 each level contributes — and sampled. Every sampled positive gets its ground truth's label (class 0
 without labels, as in the RPN), label weight 1 (or ``pos_weight``) and its ground-truth box as
 the box target (``encode(anchor, gt)`` when the head regresses deltas); sampled negatives get
-the background label ``num_classes`` with weight 1; everything else weight 0. The targets are
-scattered back to all anchors and split by level.
+the background label ``num_classes`` with weight 1; everything else weight 0. With
+``per_class_weights`` (FSAF) the label weights are ``[N, num_classes]`` and the (anchor, class)
+pairs of the assigner's ``shadowed_labels`` get weight 0. The targets are scattered back to all
+anchors and split by level.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def _targets_single(
     gt_bboxes_ignore: torch.Tensor | None,
     gt_labels: torch.Tensor | None,
     img_meta: ImgMeta,
+    predictions: tuple[torch.Tensor, torch.Tensor] | None,
     *,
     assigner: Any,
     assign_labels: bool,
@@ -58,6 +61,7 @@ def _targets_single(
     train_cfg: Cfg,
     unmap_outputs: bool,
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    per_class_weights: bool,
 ) -> tuple[Any, ...]:
     inside = anchor_inside_flags(
         flat_anchors, valid_flags, img_meta["img_shape"][:2], train_cfg["allowed_border"]
@@ -68,8 +72,15 @@ def _targets_single(
     labels_in = gt_labels if assign_labels else None
     if isinstance(assigner, ATSSAssigner):  # its candidates are the top-k of each level
         level_inside = [int(f.sum()) for f in torch.split(inside, list(num_level_anchors))]
+        scores, boxes = (None, None) if predictions is None else predictions
         assign_result = assigner.assign(
-            anchors, level_inside, gt_bboxes, gt_bboxes_ignore, labels_in
+            anchors,
+            level_inside,
+            gt_bboxes,
+            gt_bboxes_ignore,
+            labels_in,
+            cls_scores=None if scores is None else scores[inside],
+            bbox_preds=None if boxes is None else boxes[inside],
         )
     else:
         assign_result = assigner.assign(anchors, gt_bboxes, gt_bboxes_ignore, labels_in)
@@ -95,6 +106,11 @@ def _targets_single(
         label_weights[pos_inds] = 1.0 if pos_weight <= 0 else pos_weight
     if len(neg_inds) > 0:
         label_weights[neg_inds] = 1.0
+    if per_class_weights:
+        label_weights = label_weights[:, None].repeat(1, num_classes)
+        shadowed = assign_result.get_extra_property("shadowed_labels")
+        if shadowed is not None and shadowed.numel():
+            label_weights[shadowed[:, 0], shadowed[:, 1]] = 0
     if unmap_outputs:
         total = flat_anchors.size(0)
         anchors = flat_anchors
@@ -129,6 +145,8 @@ def anchor_targets(
     gt_labels_list: Sequence[torch.Tensor | None] | None = None,
     unmap_outputs: bool = True,
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    per_class_weights: bool = False,
+    predictions: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> AnchorTargets | None:
     """The targets of a batch (see the module docstring).
 
@@ -147,6 +165,11 @@ def anchor_targets(
         unmap_outputs: Scatter targets back to all anchors.
         encode: Box coder encoding of the positive targets, or ``None`` to regress the
             ground-truth boxes themselves.
+        per_class_weights: Label weights per anchor and class, 0 for the assigner's
+            ``shadowed_labels``.
+        predictions: Per image the score logits ``Tensor[N, C]`` and decoded boxes
+            ``Tensor[N, 4]`` of all its anchors, for the cost-based :class:`ATSSAssigner`
+            (DDOD).
 
     Returns:
         ``None`` when an image has no anchor inside it, else the :class:`AnchorTargets`.
@@ -170,6 +193,7 @@ def anchor_targets(
         list(gt_bboxes_ignore_list or [None] * num_imgs),
         list(gt_labels_list or [None] * num_imgs),
         img_metas,
+        list(predictions) if predictions is not None else [None] * num_imgs,
         assigner=assigner,
         assign_labels=assign_labels,
         sampler=sampler,
@@ -177,6 +201,7 @@ def anchor_targets(
         train_cfg=train_cfg,
         unmap_outputs=unmap_outputs,
         encode=encode,
+        per_class_weights=per_class_weights,
     )
     anchors, labels, label_weights, bbox_targets, bbox_weights, pos, neg, sampling = results
     if any(item is None for item in labels):

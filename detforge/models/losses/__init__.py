@@ -28,6 +28,7 @@ from detforge.models.losses.gfocal_loss import (
     quality_focal_loss_tensor_target,
     quality_focal_loss_with_prob,
 )
+from detforge.models.losses.ghm_loss import GHMC, GHMR, harmonizing_weights
 from detforge.models.losses.iou_loss import (
     BoundedIoULoss,
     CIoULoss,
@@ -46,6 +47,8 @@ from detforge.models.losses.utils import reduce_loss, weight_reduce_loss, weight
 from detforge.models.losses.varifocal_loss import VarifocalLoss, varifocal_loss
 
 __all__ = [
+    "GHMC",
+    "GHMR",
     "Accuracy",
     "BalancedL1Loss",
     "BoundedIoULoss",
@@ -70,6 +73,7 @@ __all__ = [
     "diou_loss",
     "distribution_focal_loss",
     "giou_loss",
+    "harmonizing_weights",
     "iou_loss",
     "l1_loss",
     "mask_cross_entropy",
