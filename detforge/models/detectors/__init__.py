@@ -8,6 +8,7 @@ from detforge.models.detectors.centernet import CenterNet
 from detforge.models.detectors.cornernet import CornerNet
 from detforge.models.detectors.ddod import DDOD
 from detforge.models.detectors.detr import DETR, DeformableDETR
+from detforge.models.detectors.fast_rcnn import FastRCNN
 from detforge.models.detectors.fcos import FCOS
 from detforge.models.detectors.fovea import FOVEA
 from detforge.models.detectors.fsaf import FSAF
@@ -49,6 +50,7 @@ __all__ = [
     "CenterNet",
     "CornerNet",
     "DeformableDETR",
+    "FastRCNN",
     "FasterRCNN",
     "GridRCNN",
     "HybridTaskCascade",

@@ -4,7 +4,7 @@ Detection", CVPR 2020), as in v2.
 Training is :class:`StandardRoIHead`'s with three changes:
 
 - with a :class:`ScoreHLRSampler` (ISR-N) the sampled negatives' classification weights are
-  the sampler's importance weights;
+  the sampler's importance weights (``neg_label_weights`` of its sampling results);
 - ``train_cfg.isr`` (``k``, ``bias``) re-weights the positives' classification weights by
   :func:`detforge.models.losses.pisa_loss.isr_p` (ISR-P) before the box loss;
 - ``train_cfg.carl`` (``k``, ``bias``, ...) adds ``loss_carl``
@@ -41,31 +41,6 @@ class PISARoIHead(StandardRoIHead):
         super().__init__(**kwargs)
         if isinstance(self.bbox_sampler, ScoreHLRSampler) and self.bbox_sampler.context is None:
             self.bbox_sampler.context = self
-
-    def _assign_and_sample(
-        self,
-        x: Sequence[torch.Tensor],
-        proposal_list: Sequence[torch.Tensor],
-        gt_bboxes: Sequence[torch.Tensor],
-        gt_labels: Sequence[torch.Tensor],
-        gt_bboxes_ignore: Sequence[torch.Tensor | None] | None,
-    ) -> list[Any]:
-        """Per image, as :class:`StandardRoIHead`; a ``ScoreHLRSampler``'s negative weights
-        are kept on the results (``neg_label_weights``)."""
-        if not isinstance(self.bbox_sampler, ScoreHLRSampler):
-            return super()._assign_and_sample(
-                x, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore
-            )
-        ignores = list(gt_bboxes_ignore or [None] * len(proposal_list))
-        results = []
-        for i, proposals in enumerate(proposal_list):
-            assign = self.bbox_assigner.assign(proposals, gt_bboxes[i], ignores[i], gt_labels[i])
-            result, weights = self.bbox_sampler.sample_with_weights(
-                assign, proposals, gt_bboxes[i], gt_labels[i], feats=[lvl[i][None] for lvl in x]
-            )
-            result.neg_label_weights = weights
-            results.append(result)
-        return results
 
     def _bbox_forward_train(
         self,

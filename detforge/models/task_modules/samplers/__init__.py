@@ -1,5 +1,10 @@
 """Box samplers, registered in ``TASK_UTILS``."""
 
+from detforge.models.task_modules.samplers.balanced_samplers import (
+    CombinedSampler,
+    InstanceBalancedPosSampler,
+    IoUBalancedNegSampler,
+)
 from detforge.models.task_modules.samplers.base_sampler import BaseSampler
 from detforge.models.task_modules.samplers.ohem_sampler import HardMining, OHEMSampler
 from detforge.models.task_modules.samplers.pseudo_sampler import PseudoSampler
@@ -9,7 +14,10 @@ from detforge.models.task_modules.samplers.score_hlr_sampler import ScoreHLRSamp
 
 __all__ = [
     "BaseSampler",
+    "CombinedSampler",
     "HardMining",
+    "InstanceBalancedPosSampler",
+    "IoUBalancedNegSampler",
     "OHEMSampler",
     "PseudoSampler",
     "RandomSampler",

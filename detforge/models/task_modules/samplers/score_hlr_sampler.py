@@ -18,7 +18,7 @@ wanted (at most the negatives there are):
 
 The negatives keep that order (not sorted) so that the weights line up with them. The sampler
 needs the RoI head it belongs to (``context``): :class:`detforge.models.roi_heads.PISARoIHead`
-binds itself; ``sample_with_weights`` returns the sampling result and the negatives' weights.
+binds itself and reads the weights from the sampling results (``neg_label_weights``).
 """
 
 from __future__ import annotations
@@ -81,19 +81,9 @@ class ScoreHLRSampler(RandomSampler):
         gt_labels: torch.Tensor | None = None,
         feats: Sequence[torch.Tensor] | None = None,
     ) -> SamplingResult:
-        """The sampling result of :meth:`sample_with_weights` (without the weights)."""
-        return self.sample_with_weights(assign_result, bboxes, gt_bboxes, gt_labels, feats)[0]
-
-    def sample_with_weights(
-        self,
-        assign_result: AssignResult,
-        bboxes: torch.Tensor,
-        gt_bboxes: torch.Tensor,
-        gt_labels: torch.Tensor | None = None,
-        feats: Sequence[torch.Tensor] | None = None,
-    ) -> tuple[SamplingResult, torch.Tensor | None]:
-        """Sample as :meth:`BaseSampler.sample` (positives unsorted, negatives in Score-HLR
-        order) and return the negatives' label weights too (``None`` without negatives)."""
+        """Sample as :meth:`BaseSampler.sample`, positives unsorted and negatives in Score-HLR
+        order; the result's ``neg_label_weights`` are the negatives' importance weights
+        (``None`` without negatives)."""
         bboxes, gt_flags = self._add_gt(assign_result, bboxes, gt_bboxes, gt_labels)
         num_expected_pos = int(self.num * self.pos_fraction)
         pos_inds = self._sample_pos(assign_result, num_expected_pos, bboxes, feats)
@@ -102,7 +92,8 @@ class ScoreHLRSampler(RandomSampler):
             assign_result, num_expected_neg, bboxes, feats
         )
         result = SamplingResult(pos_inds, neg_inds, bboxes, gt_bboxes, assign_result, gt_flags)
-        return result, neg_weights
+        result.neg_label_weights = neg_weights
+        return result
 
     def _sample_neg(
         self,
