@@ -98,3 +98,16 @@ def test_what_v2_asserted_is_an_assertion_error_with_a_readable_message() -> Non
         with pytest.raises(AssertionError, match=names) as info:
             call()  # type: ignore[operator]
         assert isinstance(info.value, DetforgeError), (names, type(info.value))
+
+
+def test_head_argument_errors_are_assertion_errors_as_in_v2() -> None:
+    # v2's head unit tests expect AssertionError where its heads asserted on their arguments
+    import torch
+
+    from detforge.models.dense_heads import RetinaHead
+    from detforge.models.roi_heads.mask_heads import paste_masks
+
+    with pytest.raises(AssertionError, match="num_classes=0 is too small"):
+        RetinaHead(num_classes=0, in_channels=8, loss_cls=dict(type="FocalLoss"))
+    with pytest.raises(AssertionError, match=r"paste_masks: bboxes must be \[1, 4\]"):
+        paste_masks(torch.zeros(1, 1, 4, 4), torch.zeros(2, 4), 8, 8)

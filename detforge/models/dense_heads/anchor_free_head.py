@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead, conv_tower, prior_init_cfg
 from detforge.models.task_modules.prior_generators.point_generator import MlvlPointGenerator
 from detforge.models.utils import multi_apply
@@ -75,7 +76,7 @@ class AnchorFreeHead(BaseDenseHead):
         init_cfg: Any = None,
     ) -> None:
         if conv_bias != "auto" and not isinstance(conv_bias, bool):
-            raise ValueError(f"conv_bias must be 'auto' or a bool, got {conv_bias!r}")
+            raise InvalidArgumentError(f"conv_bias must be 'auto' or a bool, got {conv_bias!r}")
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_targets import AnchorTargets, anchor_targets
 from detforge.models.dense_heads.base_dense_head import SIGMOID_BCE, BaseDenseHead
 from detforge.models.losses import GHMC, FocalLoss, QualityFocalLoss
@@ -151,7 +152,7 @@ class AnchorHead(BaseDenseHead):
         unmap_outputs: bool = True,
     ) -> AnchorTargets | None:
         if self.train_cfg is None:
-            raise ValueError(f"{type(self).__name__} needs a train_cfg for its targets")
+            raise InvalidArgumentError(f"{type(self).__name__} needs a train_cfg for its targets")
         return anchor_targets(
             anchor_list,
             valid_flag_list,

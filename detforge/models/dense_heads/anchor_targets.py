@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.task_modules.assigners import ATSSAssigner
 from detforge.models.utils import anchor_inside_flags, images_to_levels, multi_apply, unmap
 from detforge.registry import Cfg
@@ -179,7 +180,7 @@ def anchor_targets(
     """
     num_imgs = len(img_metas)
     if not len(anchor_list) == len(valid_flag_list) == len(gt_bboxes_list) == num_imgs:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"anchor_targets: {len(anchor_list)} anchor lists, {len(valid_flag_list)} flag "
             f"lists and {len(gt_bboxes_list)} box lists for {num_imgs} images"
         )

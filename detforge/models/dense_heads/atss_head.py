@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import (
     GN32,
@@ -57,7 +58,9 @@ def atss_centerness_target(anchors: torch.Tensor, gts: torch.Tensor) -> torch.Te
         * (top_bottom.min(dim=-1)[0] / top_bottom.max(dim=-1)[0])
     )
     if torch.isnan(centerness).any():
-        raise ValueError("ATSS centerness target is NaN: a positive anchor centre is on a box side")
+        raise InvalidArgumentError(
+            "ATSS centerness target is NaN: a positive anchor centre is on a box side"
+        )
     return centerness
 
 

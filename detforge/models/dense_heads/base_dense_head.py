@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.models.test_time_aug import dense_aug_test
 from detforge.models.utils import filter_scores_and_topk, select_single_mlvl
@@ -175,7 +176,9 @@ class BaseDenseHead(nn.Module, ABC):
         self.use_sigmoid_cls = loss_cls is None or sigmoid
         self.cls_out_channels = num_classes if self.use_sigmoid_cls else num_classes + 1
         if self.cls_out_channels <= 0:
-            raise ValueError(f"{type(self).__name__}: num_classes={num_classes} is too small")
+            raise InvalidArgumentError(
+                f"{type(self).__name__}: num_classes={num_classes} is too small"
+            )
         check_cfg_keys(train_cfg, self.TRAIN_CFG_KEYS, "train_cfg", self)
         check_cfg_keys(test_cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         self.train_cfg = train_cfg
@@ -223,7 +226,7 @@ class BaseDenseHead(nn.Module, ABC):
         """The ``(h, w)`` of each level's score map, checked against the prior levels."""
         sizes = [score.shape[-2:] for score in cls_scores]
         if len(sizes) != self.prior_generator.num_levels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__}: {len(sizes)} feature levels for "
                 f"{self.prior_generator.num_levels} prior levels"
             )
@@ -276,13 +279,13 @@ class BaseDenseHead(nn.Module, ABC):
         """
         name = type(self).__name__
         if img_metas is None:
-            raise ValueError(f"{name}.get_bboxes needs img_metas")
+            raise InvalidArgumentError(f"{name}.get_bboxes needs img_metas")
         if len(cls_scores) != len(bbox_preds):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name}: {len(cls_scores)} score levels for {len(bbox_preds)} box levels"
             )
         if score_factors is not None and len(score_factors) != len(cls_scores):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name}: {len(score_factors)} score-factor levels for {len(cls_scores)} score "
                 "levels"
             )
@@ -321,7 +324,7 @@ class BaseDenseHead(nn.Module, ABC):
         else:
             check_cfg_keys(cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         if cfg is None:
-            raise ValueError(f"{type(self).__name__}: no test_cfg for post-processing")
+            raise InvalidArgumentError(f"{type(self).__name__}: no test_cfg for post-processing")
         return cfg
 
     def _get_bboxes_single(
@@ -346,7 +349,7 @@ class BaseDenseHead(nn.Module, ABC):
             zip(cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors, strict=True)
         ):
             if cls_score.shape[-2:] != bbox_pred.shape[-2:]:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{type(self).__name__}: score map {tuple(cls_score.shape)} and box map "
                     f"{tuple(bbox_pred.shape)} differ in size"
                 )

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.gaussian_target import (
     gaussian_radius,
@@ -203,7 +204,7 @@ class CenterNetHead(BaseDenseHead):
 
     def _single_level(self, *preds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         if any(len(p) != 1 for p in preds):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__} works on one feature map, got "
                 f"{[len(p) for p in preds]} levels"
             )

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.corner_head import CornerHead, _branches, off_mask
 from detforge.models.dense_heads.corner_targets import corner_targets
 from detforge.models.layers import ConvModule, normal_init
@@ -62,7 +63,7 @@ class CentripetalHead(CornerHead):
         **kwargs: Any,
     ) -> None:
         if centripetal_shift_channels != 2 or guiding_shift_channels != 2:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "CentripetalHead: centripetal_shift_channels and guiding_shift_channels must "
                 f"be 2, got {centripetal_shift_channels} and {guiding_shift_channels}"
             )

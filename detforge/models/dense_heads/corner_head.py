@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from detforge.errors import ConfigKeyError
+from detforge.errors import ConfigKeyError, InvalidArgumentError
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.dense_heads.corner_targets import corner_targets, decode_corners
 from detforge.models.layers import ConvModule, bias_init_with_prob
@@ -48,7 +48,7 @@ def corner_pool(x: torch.Tensor, direction: str) -> torch.Tensor:
         tensor([[[[3., 3., 2.]]]])
     """
     if direction not in _POOL_DIMS:
-        raise ValueError(f"corner_pool: direction must be one of {sorted(_POOL_DIMS)}")
+        raise InvalidArgumentError(f"corner_pool: direction must be one of {sorted(_POOL_DIMS)}")
     dim, flip = _POOL_DIMS[direction]
     if flip:
         x = x.flip(dim)
@@ -81,7 +81,7 @@ class BiCornerPool(nn.Module):
         super().__init__()
         for direction in directions:
             if direction not in _POOL_DIMS:
-                raise ValueError(f"BiCornerPool: unknown direction {direction!r}")
+                raise InvalidArgumentError(f"BiCornerPool: unknown direction {direction!r}")
         self.directions = tuple(directions)
         norm = dict(norm_cfg)
         self.direction1_conv = ConvModule(in_channels, feat_channels, 3, padding=1, norm_cfg=norm)
@@ -230,7 +230,7 @@ class CornerHead(BaseDenseHead):
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[Any], ...]:
         """Per level the outputs of :meth:`forward_single`, as lists over the levels."""
         if len(feats) != self.num_feat_levels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__}: {len(feats)} feature maps for num_feat_levels="
                 f"{self.num_feat_levels}"
             )

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.gaussian_target import (
     gather_feat,
     gaussian_radius,
@@ -199,7 +200,7 @@ def decode_corners(
     with_embedding = tl_emb is not None and br_emb is not None
     with_shift = tl_centripetal_shift is not None and br_centripetal_shift is not None
     if with_embedding == with_shift:
-        raise ValueError("decode_corners needs either embeddings or centripetal shifts")
+        raise InvalidArgumentError("decode_corners needs either embeddings or centripetal shifts")
     batch, _, height, width = tl_heat.size()
     inp_h, inp_w = img_meta["pad_shape"][:2]
     x_scale, y_scale = inp_w / width, inp_h / height

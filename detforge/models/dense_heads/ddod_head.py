@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.anchor_targets import AnchorTargets, anchor_targets
 from detforge.models.dense_heads.base_dense_head import GN32, SIGMOID_BCE
@@ -236,7 +237,7 @@ class DDODHead(AnchorHead):
             ValueError: ``gt_labels`` or the train_cfg is missing.
         """
         if gt_labels is None or not self.train_cfg:
-            raise ValueError("DDODHead needs gt_labels and a train_cfg for its losses")
+            raise InvalidArgumentError("DDODHead needs gt_labels and a train_cfg for its losses")
         featmap_sizes = self._featmap_sizes(cls_scores)
         device = cls_scores[0].device
         anchor_list, valid_flag_list = self.get_anchors(featmap_sizes, img_metas, device=device)

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detforge.errors import ConfigValueError
+from detforge.errors import ConfigValueError, InvalidArgumentError
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.models.transformers import FFN
@@ -338,9 +338,11 @@ class DETRHead(BaseDenseHead):
     ) -> Any:
         """The losses (v2: no proposals, no ignored boxes)."""
         if proposal_cfg is not None:
-            raise ValueError(f"{type(self).__name__} makes no proposals (proposal_cfg given)")
+            raise InvalidArgumentError(
+                f"{type(self).__name__} makes no proposals (proposal_cfg given)"
+            )
         if gt_labels is None:
-            raise ValueError(f"{type(self).__name__} needs gt_labels")
+            raise InvalidArgumentError(f"{type(self).__name__} needs gt_labels")
         loss: Callable[..., dict[str, Any]] = self.loss  # outputs first, however many (v2)
         return loss(*self(x, img_metas), gt_bboxes, gt_labels, img_metas, gt_bboxes_ignore)
 
@@ -366,7 +368,7 @@ class DETRHead(BaseDenseHead):
     def _check_no_ignored(self, gt_bboxes_ignore: Sequence[torch.Tensor] | None) -> None:
         """v2 accepts no ignored boxes here; empty ones (a pipeline's default) are fine."""
         if gt_bboxes_ignore is not None and any(len(b) for b in gt_bboxes_ignore):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__} does not support gt_bboxes_ignore (v2); leave it out "
                 "of the pipeline's Collect keys"
             )
@@ -403,7 +405,7 @@ class DETRHead(BaseDenseHead):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One decoder layer's ``(loss_cls, loss_bbox, loss_iou)`` over the batch."""
         if self.assigner is None:
-            raise ValueError(f"{type(self).__name__}: losses need train_cfg.assigner")
+            raise InvalidArgumentError(f"{type(self).__name__}: losses need train_cfg.assigner")
         targets = []
         num_pos = num_neg = 0
         for cls_score, bbox_pred, gt_bboxes, gt_labels, meta in zip(

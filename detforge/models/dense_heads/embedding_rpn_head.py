@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.registry import MODELS, Cfg
 from detforge.structures import ImgMeta
 from detforge.structures.bbox import bbox_cxcywh_to_xyxy
@@ -63,12 +64,14 @@ class EmbeddingRPNHead(nn.Module):
         super().__init__()
         for name, value in (("train_cfg", train_cfg), ("test_cfg", test_cfg)):
             if value:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"EmbeddingRPNHead has no {name} settings (set model.{name}.rpn=None), "
                     f"got {value!r}"
                 )
         if init_cfg is not None:
-            raise ValueError("EmbeddingRPNHead: init_cfg must be None (it initialises itself)")
+            raise InvalidArgumentError(
+                "EmbeddingRPNHead: init_cfg must be None (it initialises itself)"
+            )
         self.num_proposals = num_proposals
         self.proposal_feature_channel = proposal_feature_channel
         self.init_proposal_bboxes = nn.Embedding(num_proposals, 4)

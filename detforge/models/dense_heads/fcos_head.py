@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.base_dense_head import GN32, SIGMOID_BCE
 from detforge.models.layers.scale import Scale
@@ -102,7 +103,7 @@ class FCOSHead(AnchorFreeHead):
             **kwargs,
         )
         if len(self.regress_ranges) != self.prior_generator.num_levels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"FCOSHead: {len(self.regress_ranges)} regress_ranges for "
                 f"{self.prior_generator.num_levels} strides"
             )
@@ -145,7 +146,7 @@ class FCOSHead(AnchorFreeHead):
         """Per level, the labels ``[B * n_l]`` and distance targets ``[B * n_l, 4]`` of the
         batch (image after image; divided by the stride with ``norm_on_bbox``)."""
         if len(points) != len(self.regress_ranges):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"FCOSHead: {len(points)} point levels for {len(self.regress_ranges)} "
                 "regress_ranges"
             )
@@ -273,7 +274,7 @@ class FCOSHead(AnchorFreeHead):
     ) -> dict[str, torch.Tensor]:
         """``loss_cls``, ``loss_bbox`` and ``loss_centerness`` (scalars; ignore boxes unused)."""
         if not len(cls_scores) == len(bbox_preds) == len(centernesses):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"FCOSHead.loss: {len(cls_scores)}, {len(bbox_preds)} and {len(centernesses)} "
                 "levels of scores, boxes and centerness"
             )

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.guided_anchor_head import FeatureAdaption
 from detforge.models.layers import ConvModule
@@ -221,7 +222,7 @@ class FoveaHead(AnchorFreeHead):
             ValueError: ``gt_labels`` is missing.
         """
         if gt_labels is None:
-            raise ValueError("FoveaHead needs gt_labels")
+            raise InvalidArgumentError("FoveaHead needs gt_labels")
         featmap_sizes = self._featmap_sizes(cls_scores)
         points = self.prior_generator.grid_priors(
             featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.registry import MODELS
 from detforge.structures import ImgMeta
@@ -113,7 +114,7 @@ class FreeAnchorRetinaHead(RetinaHead):
             ValueError: ``gt_labels`` is missing.
         """
         if gt_labels is None:
-            raise ValueError("FreeAnchorRetinaHead needs gt_labels")
+            raise InvalidArgumentError("FreeAnchorRetinaHead needs gt_labels")
         featmap_sizes = self._featmap_sizes(cls_scores)
         anchor_list, _ = self.get_anchors(featmap_sizes, img_metas, device=cls_scores[0].device)
         anchors = [torch.cat(per_image) for per_image in anchor_list]

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.retina_head import RetinaHead
 from detforge.models.losses.accuracy import accuracy
 from detforge.models.utils import anchor_inside_flags, multi_apply
@@ -120,7 +121,7 @@ class FSAFHead(RetinaHead):
         """Per level ``Tensor[B * n_l]``: the batch-wide index of each cell's ground truth (-1
         for none), the cells in the targets' order (image, then position)."""
         if self.train_cfg is None:
-            raise ValueError("FSAFHead needs a train_cfg for its targets")
+            raise InvalidArgumentError("FSAFHead needs a train_cfg for its targets")
         featmap_sizes = self._featmap_sizes(cls_scores)
         anchor_list, valid_flag_list = self.get_anchors(
             featmap_sizes, img_metas, device=cls_scores[0].device
@@ -160,7 +161,7 @@ class FSAFHead(RetinaHead):
             ValueError: ``gt_labels`` is missing.
         """
         if gt_labels is None:
-            raise ValueError("FSAFHead needs gt_labels")
+            raise InvalidArgumentError("FSAFHead needs gt_labels")
         bbox_preds = [p.clamp(min=1e-4) for p in bbox_preds]
         t = self._anchor_targets(cls_scores, gt_bboxes, gt_labels, img_metas, gt_bboxes_ignore)
         num_total_samples = t.num_total_pos + (t.num_total_neg if self.sampling else 0)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.guided_anchor_head import GuidedAnchorHead
 from detforge.ops import nms
 from detforge.registry import MODELS, Cfg
@@ -102,10 +103,14 @@ class GARPNHead(GuidedAnchorHead):
     ) -> Any:
         nms_cfg = cfg["nms"]
         if nms_cfg.get("type", "nms") != "nms":
-            raise ValueError(f"GARPNHead: only plain nms is supported, got {dict(nms_cfg)!r}")
+            raise InvalidArgumentError(
+                f"GARPNHead: only plain nms is supported, got {dict(nms_cfg)!r}"
+            )
         iou = nms_cfg["iou_threshold"]
         if "nms_post" not in cfg:
-            raise ValueError("GARPNHead: the proposal settings (test_cfg.rpn) need nms_post")
+            raise InvalidArgumentError(
+                "GARPNHead: the proposal settings (test_cfg.rpn) need nms_post"
+            )
         nms_pre, min_size = cfg.get("nms_pre", -1), cfg.get("min_bbox_size", -1)
         mlvl_proposals = []
         for cls_score, bbox_pred, anchors, mask in zip(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import GN32, conv_tower, prior_init_cfg
 from detforge.models.layers.scale import Scale
@@ -158,7 +159,7 @@ class GFLHead(AnchorHead):
 
     def _init_layers(self) -> None:
         if self.num_base_priors != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GFLHead needs one anchor per location, the anchor generator gives "
                 f"{self.num_base_priors}"
             )
@@ -199,7 +200,7 @@ class GFLHead(AnchorHead):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One level: QFL, un-normalised GIoU and DFL, and the sum of the positives' weights."""
         if stride[0] != stride[1]:
-            raise ValueError(f"GFLHead needs square strides, got {tuple(stride)}")
+            raise InvalidArgumentError(f"GFLHead needs square strides, got {tuple(stride)}")
         anchors = anchors.reshape(-1, 4)
         cls_score = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels)
         bbox_pred = bbox_pred.permute(0, 2, 3, 1).reshape(-1, 4 * (self.reg_max + 1))

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.approx_anchors import sampled_approxs
 from detforge.models.dense_heads.base_dense_head import SIGMOID_BCE, Detections
@@ -240,7 +241,7 @@ class GuidedAnchorHead(AnchorHead):
         )[0] or list(approx_anchor_generator["strides"]) != list(
             square_anchor_generator["strides"]
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__}: square_anchor_generator must have the approx "
                 "generator's strides and its octave_base_scale as its scale"
             )
@@ -435,7 +436,7 @@ class GuidedAnchorHead(AnchorHead):
             RuntimeError: an image has no anchor inside it.
         """
         if not self.train_cfg:
-            raise ValueError(f"{type(self).__name__} needs a train_cfg for its losses")
+            raise InvalidArgumentError(f"{type(self).__name__} needs a train_cfg for its losses")
         featmap_sizes = self._featmap_sizes(cls_scores)
         device = cls_scores[0].device
         strides = [int(s[0]) for s in self.approx_anchor_generator.strides]
@@ -510,7 +511,7 @@ class GuidedAnchorHead(AnchorHead):
             ValueError: ``img_metas`` is missing.
         """
         if img_metas is None:
-            raise ValueError(f"{type(self).__name__}.get_bboxes needs img_metas")
+            raise InvalidArgumentError(f"{type(self).__name__}.get_bboxes needs img_metas")
         cfg = self._test_cfg(cfg)
         featmap_sizes = self._featmap_sizes(cls_scores)
         _, guided, masks = self.get_guided_anchors(

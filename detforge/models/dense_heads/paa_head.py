@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.base_dense_head import Detections
 from detforge.models.dense_heads.paa_assign import (
@@ -77,7 +78,7 @@ class PAAHead(ATSSHead):
         **kwargs: Any,
     ) -> None:
         if covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PAAHead: covariance_type={covariance_type!r} is not one of {COVARIANCE_TYPES}"
             )
         self.topk = topk
@@ -220,12 +221,12 @@ class PAAHead(ATSSHead):
                 test-time augmentation for it) or no IoU maps.
         """
         if not with_nms:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "PAAHead supports only with_nms=True: its score voting needs the NMS output, so "
                 "there is no test-time augmentation (aug_test) for PAA, as in v2"
             )
         if score_factors is None:
-            raise ValueError("PAAHead.get_bboxes needs the IoU maps as score_factors")
+            raise InvalidArgumentError("PAAHead.get_bboxes needs the IoU maps as score_factors")
         return super().get_bboxes(
             cls_scores, bbox_preds, score_factors, img_metas, cfg, rescale, with_nms
         )

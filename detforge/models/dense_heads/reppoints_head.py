@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.base_dense_head import prior_init_cfg
 from detforge.models.layers.dcn import DeformConv2d
@@ -72,7 +73,7 @@ def points_to_bbox(
             dim=1,
         )
     if transform_method != "moment" or moment_transfer is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"points_to_bbox: transform_method {transform_method!r} is not one of "
             f"{TRANSFORMS} (moment needs moment_transfer)"
         )
@@ -164,9 +165,11 @@ class RepPointsHead(AnchorFreeHead):
     ) -> None:
         dcn_kernel = int(np.sqrt(num_points))
         if dcn_kernel * dcn_kernel != num_points or dcn_kernel % 2 != 1:
-            raise ValueError(f"RepPointsHead: num_points must be an odd square, got {num_points}")
+            raise InvalidArgumentError(
+                f"RepPointsHead: num_points must be an odd square, got {num_points}"
+            )
         if transform_method not in TRANSFORMS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"RepPointsHead: transform_method must be one of {TRANSFORMS}, got "
                 f"{transform_method!r}"
             )
@@ -395,7 +398,9 @@ class RepPointsHead(AnchorFreeHead):
         )
         *per_image, pos_inds_list, neg_inds_list = results
         if any(labels is None for labels in per_image[0]):
-            raise ValueError(f"RepPointsHead: an image has no valid point ({stage} stage)")
+            raise InvalidArgumentError(
+                f"RepPointsHead: an image has no valid point ({stage} stage)"
+            )
         num_pos = sum(max(inds.numel(), 1) for inds in pos_inds_list)
         num_neg = sum(max(inds.numel(), 1) for inds in neg_inds_list)
         levels = [images_to_levels(items, num_level) for items in per_image]

@@ -14,6 +14,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import conv_tower, prior_init_cfg
 from detforge.models.dense_heads.retina_head import retina_predictors
@@ -59,7 +60,7 @@ class RetinaSepBNHead(AnchorHead):
         **kwargs: Any,
     ) -> None:
         if init_cfg is not None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "RetinaSepBNHead: init_cfg must be None (the head initialises its shared convs "
                 f"itself, as in MMDetection v2), got {init_cfg!r}"
             )
@@ -93,7 +94,9 @@ class RetinaSepBNHead(AnchorHead):
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], ...]:
         """Per level: ``cls_score [B, A*C, H, W]`` and ``bbox_pred [B, A*4, H, W]``."""
         if len(feats) != self.num_ins:
-            raise ValueError(f"RetinaSepBNHead: got {len(feats)} levels, num_ins={self.num_ins}")
+            raise InvalidArgumentError(
+                f"RetinaSepBNHead: got {len(feats)} levels, num_ins={self.num_ins}"
+            )
         return multi_apply(self.forward_single, feats, list(self.cls_convs), list(self.reg_convs))
 
     def forward_single(  # type: ignore[override]  # v2: the level's towers come with x

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.approx_anchors import sampled_approxs
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead, Detections, prior_init_cfg
 from detforge.models.layers import ConvModule
@@ -106,7 +107,7 @@ class SABLRetinaHead(BaseDenseHead):
         )[0] or list(approx_anchor_generator["strides"]) != list(
             square_anchor_generator["strides"]
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "SABLRetinaHead: square_anchor_generator must have the approx generator's "
                 "strides and its octave_base_scale as its scale"
             )
@@ -320,7 +321,7 @@ class SABLRetinaHead(BaseDenseHead):
             RuntimeError: an image has no anchor inside it.
         """
         if not self.train_cfg:
-            raise ValueError("SABLRetinaHead needs a train_cfg for its losses")
+            raise InvalidArgumentError("SABLRetinaHead needs a train_cfg for its losses")
         featmap_sizes = self._featmap_sizes(cls_scores)
         device = cls_scores[0].device
         approxs, inside = sampled_approxs(
@@ -364,7 +365,7 @@ class SABLRetinaHead(BaseDenseHead):
             ValueError: ``img_metas`` is missing.
         """
         if img_metas is None:
-            raise ValueError("SABLRetinaHead.get_bboxes needs img_metas")
+            raise InvalidArgumentError("SABLRetinaHead.get_bboxes needs img_metas")
         cfg = self._test_cfg(cfg)
         featmap_sizes = self._featmap_sizes(cls_scores)
         squares = self.square_anchor_generator.grid_priors(

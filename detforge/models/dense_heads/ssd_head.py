@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.layers import ConvModule, DepthwiseSeparableConvModule
@@ -142,7 +143,7 @@ class SSDHead(AnchorHead):
         self.reg_convs = nn.ModuleList()
         priors = self.prior_generator.num_base_priors
         if len(priors) != len(self.level_channels):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"SSDHead: {len(self.level_channels)} in_channels for {len(priors)} anchor levels"
             )
         for channels, num_priors in zip(self.level_channels, priors, strict=True):

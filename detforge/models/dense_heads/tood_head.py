@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.atss_head import ATSSHead
 from detforge.models.dense_heads.tood_targets import task_aligned_targets
@@ -204,7 +205,9 @@ class TOODHead(ATSSHead):
         **kwargs: Any,
     ) -> None:
         if anchor_type not in _ANCHOR_TYPES:
-            raise ValueError(f"TOODHead: anchor_type={anchor_type!r} is not one of {_ANCHOR_TYPES}")
+            raise InvalidArgumentError(
+                f"TOODHead: anchor_type={anchor_type!r} is not one of {_ANCHOR_TYPES}"
+            )
         self.num_dcn = num_dcn
         self.anchor_type = anchor_type
         self.epoch = 0  # set by SetEpochInfoHook (through TOOD.set_epoch)
@@ -341,7 +344,7 @@ class TOODHead(ATSSHead):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One level's ``(loss_cls, loss_bbox)`` (unnormalised) and their normalisers."""
         if stride[0] != stride[1]:
-            raise ValueError(f"TOODHead: the stride {tuple(stride)} is not square")
+            raise InvalidArgumentError(f"TOODHead: the stride {tuple(stride)} is not square")
         anchors = anchors.reshape(-1, 4)
         cls_score = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels).contiguous()
         bbox_pred = bbox_pred.permute(0, 2, 3, 1).reshape(-1, 4)
@@ -387,7 +390,7 @@ class TOODHead(ATSSHead):
             RuntimeError: an image has no anchor inside it.
         """
         if not self.train_cfg:
-            raise ValueError("TOODHead needs a train_cfg for its losses")
+            raise InvalidArgumentError("TOODHead needs a train_cfg for its losses")
         strides = self.prior_generator.strides
         if self.epoch < self.initial_epoch:
             t = self._anchor_targets(cls_scores, gt_bboxes, gt_labels, img_metas, gt_bboxes_ignore)

@@ -21,6 +21,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_free_head import AnchorFreeHead
 from detforge.models.dense_heads.anchor_targets import anchor_targets
 from detforge.models.dense_heads.base_dense_head import GN32, prior_init_cfg
@@ -177,11 +178,13 @@ class VFNetHead(AnchorFreeHead):
         **kwargs: Any,
     ) -> None:
         if bbox_norm_type not in _NORM_TYPES:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"VFNetHead: bbox_norm_type must be one of {_NORM_TYPES}, got {bbox_norm_type!r}"
             )
         if len(regress_ranges) < 2:
-            raise ValueError(f"VFNetHead: need at least two regress_ranges, got {regress_ranges}")
+            raise InvalidArgumentError(
+                f"VFNetHead: need at least two regress_ranges, got {regress_ranges}"
+            )
         self.dcn_kernel = 3
         self.dcn_pad = 1
         super().__init__(
@@ -304,7 +307,7 @@ class VFNetHead(AnchorFreeHead):
         averaged over the positives.
         """
         if not len(cls_scores) == len(bbox_preds) == len(bbox_preds_refine):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"VFNetHead.loss: {len(cls_scores)}, {len(bbox_preds)} and "
                 f"{len(bbox_preds_refine)} levels of scores, boxes and refined boxes"
             )
@@ -410,14 +413,16 @@ class VFNetHead(AnchorFreeHead):
     ) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """ATSS targets on the anchors, turned into distances from the points."""
         if self.train_cfg is None:
-            raise ValueError("VFNetHead needs a train_cfg (the ATSS assigner) for its losses")
+            raise InvalidArgumentError(
+                "VFNetHead needs a train_cfg (the ATSS assigner) for its losses"
+            )
         featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
         if not (
             len(featmap_sizes)
             == self.atss_prior_generator.num_levels
             == self.fcos_prior_generator.num_levels
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"VFNetHead: {len(featmap_sizes)} feature levels for "
                 f"{self.atss_prior_generator.num_levels} anchor levels"
             )
@@ -454,5 +459,5 @@ def _square(stride: int | Sequence[int]) -> int:
     if isinstance(stride, int | float):
         return int(stride)
     if len(stride) != 2 or stride[0] != stride[1]:
-        raise ValueError(f"VFNetHead needs square strides, got {stride}")
+        raise InvalidArgumentError(f"VFNetHead needs square strides, got {stride}")
     return int(stride[0])

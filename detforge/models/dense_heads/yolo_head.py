@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.layers import ConvModule
 from detforge.models.layers.weight_init import bias_init_with_prob
@@ -120,7 +121,7 @@ class YOLOV3Head(BaseDenseHead):
         init_cfg: Any = None,
     ) -> None:
         if not len(in_channels) == len(out_channels) == len(featmap_strides):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"YOLOV3Head: {len(in_channels)} in_channels, {len(out_channels)} out_channels "
                 f"and {len(featmap_strides)} featmap_strides"
             )
@@ -152,7 +153,7 @@ class YOLOV3Head(BaseDenseHead):
             )
         self.prior_generator = build_module(anchor_generator, TASK_UTILS)
         if self.prior_generator.num_levels != len(self.featmap_strides):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"YOLOV3Head: {self.prior_generator.num_levels} anchor levels for "
                 f"{len(self.featmap_strides)} featmap_strides"
             )
@@ -200,7 +201,9 @@ class YOLOV3Head(BaseDenseHead):
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], ...]:
         """``(pred_maps,)``: per level ``[B, A * (5 + C), H, W]``."""
         if len(feats) != self.num_levels:
-            raise ValueError(f"YOLOV3Head: {len(feats)} feature levels for {self.num_levels}")
+            raise InvalidArgumentError(
+                f"YOLOV3Head: {len(feats)} feature levels for {self.num_levels}"
+            )
         maps = [
             pred(bridge(x))
             for x, bridge, pred in zip(feats, self.convs_bridge, self.convs_pred, strict=True)

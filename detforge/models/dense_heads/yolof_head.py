@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.anchor_head import AnchorHead
 from detforge.models.dense_heads.base_dense_head import conv_tower
 from detforge.models.dense_heads.yolo_head import normal_convs_unit_norms
@@ -130,7 +131,9 @@ class YOLOFHead(AnchorHead):
             RuntimeError: an image has no anchor inside it.
         """
         if len(cls_scores) != 1 or self.prior_generator.num_levels != 1:
-            raise ValueError(f"YOLOFHead: one feature level expected, got {len(cls_scores)}")
+            raise InvalidArgumentError(
+                f"YOLOFHead: one feature level expected, got {len(cls_scores)}"
+            )
         anchor_list, valid_list = self.get_anchors(
             self._featmap_sizes(cls_scores), img_metas, device=cls_scores[0].device
         )

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.dense_heads.base_dense_head import BaseDenseHead
 from detforge.models.layers import ConvModule
 from detforge.models.layers.csp_layer import SWISH, TORCH_DEFAULT_CONV_INIT, YOLO_BN
@@ -213,7 +214,9 @@ class YOLOXHead(BaseDenseHead):
         init_cfg: Any = None,
     ) -> None:
         if conv_bias != "auto" and not isinstance(conv_bias, bool):
-            raise ValueError(f"YOLOXHead: conv_bias must be 'auto' or a bool, got {conv_bias!r}")
+            raise InvalidArgumentError(
+                f"YOLOXHead: conv_bias must be 'auto' or a bool, got {conv_bias!r}"
+            )
         super().__init__(
             num_classes=num_classes,
             in_channels=in_channels,
@@ -290,7 +293,9 @@ class YOLOXHead(BaseDenseHead):
         """Per level: class logits ``[B, C, H, W]``, boxes ``[B, 4, H, W]``, objectness
         ``[B, 1, H, W]``."""
         if len(feats) != len(self.strides):
-            raise ValueError(f"YOLOXHead: {len(feats)} feature levels for strides {self.strides}")
+            raise InvalidArgumentError(
+                f"YOLOXHead: {len(feats)} feature levels for strides {self.strides}"
+            )
         cls_scores, bbox_preds, objectnesses = [], [], []
         for level, x in enumerate(feats):
             cls_feat = self.multi_level_cls_convs[level](x)
@@ -309,7 +314,7 @@ class YOLOXHead(BaseDenseHead):
         """All levels as ``[B, N, C]`` logits, ``[B, N, 4]`` boxes, ``[B, N]`` objectness and
         the priors ``[N, 4]`` (``x, y, stride_w, stride_h``)."""
         if not len(cls_scores) == len(bbox_preds) == len(objectnesses):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"YOLOXHead: {len(cls_scores)} score, {len(bbox_preds)} box and "
                 f"{len(objectnesses)} objectness levels"
             )
@@ -346,7 +351,7 @@ class YOLOXHead(BaseDenseHead):
         """Per image ``(det_bboxes [n, 5], det_labels [n])`` (see the module docstring), or
         ``(bboxes, scores, labels)`` above ``score_thr`` without NMS."""
         if img_metas is None:
-            raise ValueError("YOLOXHead.get_bboxes needs img_metas")
+            raise InvalidArgumentError("YOLOXHead.get_bboxes needs img_metas")
         cfg = self._test_cfg(cfg)
         flat_cls, flat_bbox, flat_obj, priors = self._flatten(cls_scores, bbox_preds, objectnesses)
         probs = flat_cls.sigmoid()
@@ -384,7 +389,7 @@ class YOLOXHead(BaseDenseHead):
         """``loss_cls``, ``loss_bbox``, ``loss_obj`` (and ``loss_l1`` while ``use_l1``);
         ``gt_bboxes_ignore`` is not used (v2)."""
         if self.assigner is None:
-            raise ValueError("YOLOXHead.loss needs train_cfg.assigner")
+            raise InvalidArgumentError("YOLOXHead.loss needs train_cfg.assigner")
         flat_cls, flat_bbox, flat_obj, priors = self._flatten(cls_scores, bbox_preds, objectnesses)
         num_imgs = flat_cls.size(0)
         flat_boxes = yolox_decode(priors, flat_bbox)

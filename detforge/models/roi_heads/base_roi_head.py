@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import apply_init_cfg
 from detforge.models.task_modules.samplers import HardMining, OHEMSampler
 from detforge.registry import MODELS, Cfg, build_module, check_cfg_keys
@@ -242,9 +243,9 @@ class BaseRoIHead(nn.Module, ABC):
         super().__init__()
         name = type(self).__name__
         if pretrained is not None:
-            raise ValueError("roi_head.pretrained is deprecated; use init_cfg")
+            raise InvalidArgumentError("roi_head.pretrained is deprecated; use init_cfg")
         if has_mask_roi_extractor and not has_mask_head:
-            raise ValueError(f"{name}: mask_roi_extractor is given without a mask_head")
+            raise InvalidArgumentError(f"{name}: mask_roi_extractor is given without a mask_head")
         check_cfg_keys(test_cfg, self.TEST_CFG_KEYS, "test_cfg", self)
         self.test_cfg = test_cfg
         self.init_cfg = init_cfg

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import apply_init_cfg, build_linear_layer
 from detforge.models.losses import accuracy
 from detforge.models.utils import multi_apply
@@ -72,7 +73,7 @@ class BBoxHead(nn.Module):
     ) -> None:
         super().__init__()
         if not (with_cls or with_reg):
-            raise ValueError("BBoxHead needs with_cls or with_reg")
+            raise InvalidArgumentError("BBoxHead needs with_cls or with_reg")
         self.with_avg_pool = with_avg_pool
         self.with_cls = with_cls
         self.with_reg = with_reg
@@ -312,7 +313,7 @@ class BBoxHead(nn.Module):
             [[0.0, 10.0, 10.0, 20.0, 20.0]]
         """
         if rois.ndim != 2 or rois.size(1) not in (4, 5):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"regress_by_class: rois must be [N, 4] or [N, 5], got {tuple(rois.shape)}"
             )
         if not self.reg_class_agnostic:
@@ -320,7 +321,7 @@ class BBoxHead(nn.Module):
             columns = torch.stack((first, first + 1, first + 2, first + 3), 1)
             bbox_pred = torch.gather(bbox_pred, 1, columns)
         if bbox_pred.size(1) != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"regress_by_class: expected 4 deltas per RoI, got {tuple(bbox_pred.shape)}"
             )
         max_shape = img_meta["img_shape"]
@@ -368,12 +369,12 @@ class BBoxHead(nn.Module):
         if img_ids.numel() > len(img_metas) or (
             img_ids.numel() > 0 and int(img_ids.max()) >= len(img_metas)
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"refine_bboxes: RoIs refer to images {img_ids.tolist()} but only "
                 f"{len(img_metas)} img_metas were given"
             )
         if len(pos_is_gts) != len(img_metas):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"refine_bboxes: {len(pos_is_gts)} pos_is_gts for {len(img_metas)} images"
             )
         refined = []

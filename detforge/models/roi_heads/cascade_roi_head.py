@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import apply_init_cfg
 from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
@@ -49,7 +50,7 @@ def _per_stage(cfg: Any, num_stages: int, name: str) -> list[Any]:
     """One config per stage: a list is checked for length, a single config is repeated."""
     if isinstance(cfg, list | tuple):
         if len(cfg) != num_stages:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"CascadeRoIHead: {name} has {len(cfg)} entries but num_stages is {num_stages}"
             )
         return list(cfg)
@@ -121,11 +122,11 @@ class CascadeRoIHead(BaseRoIHead):
             has_mask_roi_extractor=mask_roi_extractor is not None,
         )
         if bbox_roi_extractor is None or bbox_head is None:
-            raise ValueError("CascadeRoIHead needs bbox_roi_extractor and bbox_head")
+            raise InvalidArgumentError("CascadeRoIHead needs bbox_roi_extractor and bbox_head")
         if num_stages < 1:
-            raise ValueError(f"CascadeRoIHead: num_stages must be >= 1, got {num_stages}")
+            raise InvalidArgumentError(f"CascadeRoIHead: num_stages must be >= 1, got {num_stages}")
         if len(stage_loss_weights) != num_stages:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"CascadeRoIHead: stage_loss_weights {list(stage_loss_weights)} must have "
                 f"num_stages={num_stages} entries"
             )
@@ -140,7 +141,9 @@ class CascadeRoIHead(BaseRoIHead):
         )
         for i, head in enumerate(self.bbox_head[:-1]):
             if not getattr(head, "with_reg", True):
-                raise ValueError(f"CascadeRoIHead: bbox_head[{i}] must regress boxes (with_reg)")
+                raise InvalidArgumentError(
+                    f"CascadeRoIHead: bbox_head[{i}] must regress boxes (with_reg)"
+                )
         self.share_roi_extractor = False
         self.mask_head: Any = None
         self.mask_roi_extractor: Any = None
@@ -161,7 +164,7 @@ class CascadeRoIHead(BaseRoIHead):
         self.bbox_sampler: list[Any] = []
         if train_cfg is not None:
             if not isinstance(train_cfg, list | tuple) or len(train_cfg) != num_stages:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "CascadeRoIHead: train_cfg (the detector's train_cfg.rcnn) must be a list "
                     f"with one entry per stage ({num_stages}), got {train_cfg!r}"
                 )
@@ -277,7 +280,7 @@ class CascadeRoIHead(BaseRoIHead):
         if self.train_cfg is None:
             raise RuntimeError("CascadeRoIHead.forward_train needs train_cfg (one per stage)")
         if self.with_mask and gt_masks is None:
-            raise ValueError("CascadeRoIHead.forward_train: the mask heads need gt_masks")
+            raise InvalidArgumentError("CascadeRoIHead.forward_train: the mask heads need gt_masks")
         losses: dict[str, torch.Tensor] = {}
         proposals = list(proposal_list)
         for i in range(self.num_stages):

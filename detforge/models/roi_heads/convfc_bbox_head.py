@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import ConvModule, build_linear_layer
 from detforge.models.roi_heads.bbox_heads import BBoxHead, cls_channels
 from detforge.registry import MODELS, Cfg
@@ -73,13 +74,13 @@ class ConvFCBBoxHead(BBoxHead):
         )
         total = num_shared_convs + num_shared_fcs + num_cls_convs + num_cls_fcs
         if total + num_reg_convs + num_reg_fcs == 0:
-            raise ValueError("ConvFCBBoxHead needs at least one conv or fc")
+            raise InvalidArgumentError("ConvFCBBoxHead needs at least one conv or fc")
         if (num_cls_convs > 0 or num_reg_convs > 0) and num_shared_fcs != 0:
-            raise ValueError("branch convs cannot follow shared fcs")
+            raise InvalidArgumentError("branch convs cannot follow shared fcs")
         if not with_cls and (num_cls_convs or num_cls_fcs):
-            raise ValueError("cls convs/fcs given with with_cls=False")
+            raise InvalidArgumentError("cls convs/fcs given with with_cls=False")
         if not with_reg and (num_reg_convs or num_reg_fcs):
-            raise ValueError("reg convs/fcs given with with_reg=False")
+            raise InvalidArgumentError("reg convs/fcs given with with_reg=False")
         self.num_shared_convs = num_shared_convs
         self.num_shared_fcs = num_shared_fcs
         self.num_cls_convs = num_cls_convs

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import bias_init_with_prob
 from detforge.models.layers.activation import build_activation_layer
 from detforge.models.layers.norm import build_norm_layer
@@ -144,7 +145,7 @@ class _FFN(nn.Module):
     ) -> None:
         super().__init__()
         if num_fcs < 2:
-            raise ValueError(f"DIIHead: num_ffn_fcs must be >= 2, got {num_fcs}")
+            raise InvalidArgumentError(f"DIIHead: num_ffn_fcs must be >= 2, got {num_fcs}")
         layers: list[nn.Module] = []
         channels = embed_dims
         for _ in range(num_fcs - 1):
@@ -227,10 +228,12 @@ class DIIHead(BBoxHead):
         **kwargs: Any,
     ) -> None:
         if init_cfg is not None:
-            raise ValueError("DIIHead: init_cfg must be None (the head initialises itself)")
+            raise InvalidArgumentError(
+                "DIIHead: init_cfg must be None (the head initialises itself)"
+            )
         for fixed in ("reg_class_agnostic", "reg_decoded_bbox"):
             if not kwargs.pop(fixed, True):
-                raise ValueError(f"DIIHead: {fixed} must be True")
+                raise InvalidArgumentError(f"DIIHead: {fixed} must be True")
         # BBoxHead builds fc_cls/fc_reg first (their place in the state dict); replaced below
         super().__init__(
             num_classes=num_classes,

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import Bottleneck, ConvModule
 from detforge.models.layers.res_layer import BN
 from detforge.models.roi_heads.bbox_heads import BBoxHead
@@ -137,9 +138,9 @@ class DoubleConvFCBBoxHead(BBoxHead):
     ) -> None:
         super().__init__(init_cfg=plain_cfg(init_cfg), with_avg_pool=with_avg_pool, **kwargs)
         if not with_avg_pool:
-            raise ValueError("DoubleConvFCBBoxHead needs with_avg_pool=True")
+            raise InvalidArgumentError("DoubleConvFCBBoxHead needs with_avg_pool=True")
         if num_convs <= 0 or num_fcs <= 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"DoubleConvFCBBoxHead needs num_convs > 0 and num_fcs > 0, got {num_convs} "
                 f"and {num_fcs}"
             )

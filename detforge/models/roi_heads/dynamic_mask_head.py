@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.registry import MODELS, Cfg, build_module
 from detforge.utils.dist import reduce_mean
@@ -66,7 +67,7 @@ class DynamicMaskHead(FCNMaskHead):
         **kwargs: Any,
     ) -> None:
         if class_agnostic:
-            raise ValueError("DynamicMaskHead: class_agnostic must be False")
+            raise InvalidArgumentError("DynamicMaskHead: class_agnostic must be False")
         super().__init__(loss_mask=loss_mask, class_agnostic=False, **kwargs)
         self.instance_interactive_conv = build_module(dynamic_conv_cfg, MODELS)
 

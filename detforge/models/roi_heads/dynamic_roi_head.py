@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.losses import SmoothL1Loss
 from detforge.models.roi_heads.base_roi_head import assign_and_sample
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
@@ -67,7 +68,7 @@ class DynamicRoIHead(StandardRoIHead):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(self.bbox_head.loss_bbox, SmoothL1Loss):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "DynamicRoIHead: bbox_head.loss_bbox must be a SmoothL1Loss (its beta is "
                 f"scheduled), got {type(self.bbox_head.loss_bbox).__name__}"
             )
@@ -75,7 +76,9 @@ class DynamicRoIHead(StandardRoIHead):
             dynamic = self.train_cfg.get("dynamic_rcnn")
             missing = [k for k in _DYNAMIC_KEYS if k not in (dynamic or {})]
             if missing:
-                raise ValueError(f"DynamicRoIHead: train_cfg.dynamic_rcnn lacks {missing}")
+                raise InvalidArgumentError(
+                    f"DynamicRoIHead: train_cfg.dynamic_rcnn lacks {missing}"
+                )
             check_cfg_keys(dynamic, _DYNAMIC_KEYS, "train_cfg.dynamic_rcnn", self)
         #: the recorded IoUs (one per batch) and targets since the last update
         self.iou_history: list[float] = []

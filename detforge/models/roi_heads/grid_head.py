@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.registry import MODELS, Cfg, build_module, plain_cfg
 from detforge.structures import ImgMeta
@@ -108,7 +109,7 @@ def grid_targets(
         (torch.Size([1, 9, 28, 28]), 5, 1.0)
     """
     if pos_bboxes.shape != pos_gt_bboxes.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"grid_targets: {tuple(pos_bboxes.shape)} RoIs for {tuple(pos_gt_bboxes.shape)} "
             "ground truths"
         )
@@ -210,15 +211,17 @@ class GridHead(nn.Module):
         self.init_cfg = plain_cfg(init_cfg)
         gn_groups = (self.norm_cfg or {}).get("num_groups", 1)
         if self.conv_out_channels % gn_groups:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GridHead: {self.conv_out_channels} channels (point_feat_channels * "
                 f"grid_points) are not divisible by {gn_groups} GN groups"
             )
         self.grid_size = int(np.sqrt(grid_points))
         if grid_points < 4 or self.grid_size**2 != grid_points:
-            raise ValueError(f"GridHead: grid_points must be a square >= 4, got {grid_points}")
+            raise InvalidArgumentError(
+                f"GridHead: grid_points must be a square >= 4, got {grid_points}"
+            )
         if not isinstance(roi_feat_size, int):
-            raise ValueError("GridHead: only square RoI features (an int roi_feat_size)")
+            raise InvalidArgumentError("GridHead: only square RoI features (an int roi_feat_size)")
         self.whole_map_size = roi_feat_size * 4
         self.sub_regions = grid_sub_regions(grid_points, self.whole_map_size)
         padding = (conv_kernel_size - 1) // 2
@@ -275,7 +278,7 @@ class GridHead(nn.Module):
         """``fused`` (and, training, ``unfused``) heatmaps ``Tensor[R, grid_points, 2s, 2s]``
         for RoI features ``Tensor[R, in_channels, s, s]``."""
         if x.shape[-1] != self.roi_feat_size or x.shape[-2] != self.roi_feat_size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GridHead: RoI features must be {self.roi_feat_size}x{self.roi_feat_size}, "
                 f"got {tuple(x.shape[-2:])}"
             )
@@ -327,7 +330,7 @@ class GridHead(nn.Module):
         """``Tensor[R, 5]``: the detections' boxes moved to the grid points (see the module
         docstring), scores kept. ``img_meta`` is accepted for v2 compatibility."""
         if det_bboxes.shape[0] != grid_pred.shape[0]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GridHead.get_bboxes: {det_bboxes.shape[0]} boxes, {grid_pred.shape[0]} heatmaps"
             )
         scores = det_bboxes[:, [4]]

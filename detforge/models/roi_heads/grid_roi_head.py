@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 from detforge.registry import MODELS, Cfg, build_module
 from detforge.structures import ImgMeta
@@ -81,10 +82,10 @@ class GridRoIHead(StandardRoIHead):
         self, grid_roi_extractor: Cfg | None = None, grid_head: Cfg | None = None, **kwargs: Any
     ) -> None:
         if grid_head is None:
-            raise ValueError("GridRoIHead needs a grid_head")
+            raise InvalidArgumentError("GridRoIHead needs a grid_head")
         super().__init__(**kwargs)
         if self.with_mask:
-            raise ValueError("GridRoIHead: a mask head is not supported")
+            raise InvalidArgumentError("GridRoIHead: a mask head is not supported")
         self.share_roi_extractor = grid_roi_extractor is None
         self.grid_roi_extractor: Any = (
             self.bbox_roi_extractor

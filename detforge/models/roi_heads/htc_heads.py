@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.models.roi_heads.mask_heads import FCNMaskHead
 from detforge.registry import MODELS, Cfg, build_module, plain_cfg
@@ -73,7 +74,7 @@ class HTCMaskHead(FCNMaskHead):
         """
         if res_feat is not None:
             if self.conv_res is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "HTCMaskHead: res_feat given to a head built with with_conv_res=False"
                 )
             x = x + self.conv_res(res_feat)
@@ -90,7 +91,7 @@ class HTCMaskHead(FCNMaskHead):
     ) -> Any:
         """``(logits, feat)``, or only one of them when the other flag is ``False`` (v2)."""
         if not (return_logits or return_feat):
-            raise ValueError("HTCMaskHead: return_logits and return_feat are both False")
+            raise InvalidArgumentError("HTCMaskHead: return_logits and return_feat are both False")
         feat = self.embed(x, res_feat)
         if not return_logits:
             return feat
@@ -149,7 +150,7 @@ class FusedSemanticHead(nn.Module):
     ) -> None:
         super().__init__()
         if not 0 <= fusion_level < num_ins:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__}: fusion_level {fusion_level} is not one of the "
                 f"{num_ins} input levels"
             )
@@ -191,7 +192,7 @@ class FusedSemanticHead(nn.Module):
     def fuse(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """The levels summed at the resolution of ``fusion_level`` (after their laterals)."""
         if len(feats) != self.num_ins:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__}: expected {self.num_ins} feature levels, got {len(feats)}"
             )
         x = self.lateral_convs[self.fusion_level](feats[self.fusion_level])
@@ -218,7 +219,7 @@ class FusedSemanticHead(nn.Module):
         """
         labels = labels.squeeze(1).long()
         if labels.shape[-2:] != mask_pred.shape[-2:] or labels.shape[0] != mask_pred.shape[0]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__}: gt_semantic_seg {tuple(labels.shape)} does not match the "
                 f"prediction {tuple(mask_pred.shape)} (SegRescale(scale_factor=1/8) after Pad "
                 "gives the stride-8 map)"
@@ -234,7 +235,9 @@ def _seg_loss_cfg(
     if ignore_label is None and loss_weight is None:
         return loss_seg
     if not isinstance(loss_seg, Mapping):
-        raise ValueError("FusedSemanticHead: ignore_label/loss_weight need a loss_seg config")
+        raise InvalidArgumentError(
+            "FusedSemanticHead: ignore_label/loss_weight need a loss_seg config"
+        )
     warnings.warn(
         "FusedSemanticHead: ignore_label and loss_weight are deprecated; set ignore_index and "
         "loss_weight in loss_seg",

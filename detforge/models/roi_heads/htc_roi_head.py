@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.base_roi_head import assign_and_sample
 from detforge.models.roi_heads.cascade_roi_head import CascadeRoIHead
 from detforge.models.roi_heads.htc_heads import HTCMaskHead
@@ -68,7 +69,7 @@ def build_semantic_branch(
         ValueError: only one of them is configured.
     """
     if (semantic_roi_extractor is None) != (semantic_head is None):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{owner}: semantic_head and semantic_roi_extractor must be given together"
         )
     if semantic_head is None:
@@ -107,7 +108,7 @@ class HybridTaskCascadeRoIHead(CascadeRoIHead):
         name = type(self).__name__
         unknown = sorted(set(semantic_fusion) - set(_FUSIONS))
         if unknown:
-            raise ValueError(f"{name}: semantic_fusion {unknown} not in {list(_FUSIONS)}")
+            raise InvalidArgumentError(f"{name}: semantic_fusion {unknown} not in {list(_FUSIONS)}")
         self.semantic_roi_extractor, self.semantic_head = build_semantic_branch(
             name, semantic_roi_extractor, semantic_head
         )
@@ -117,7 +118,7 @@ class HybridTaskCascadeRoIHead(CascadeRoIHead):
         if self.with_mask and mask_info_flow:
             for i, head in enumerate(self.mask_head):
                 if not isinstance(head, HTCMaskHead) or (i > 0 and not head.with_conv_res):
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{name}: mask_info_flow needs HTCMaskHeads, those after the first with "
                         f"with_conv_res=True; mask_head[{i}] is {type(head).__name__}"
                         + ("(with_conv_res=False)" if isinstance(head, HTCMaskHead) else "")
@@ -224,12 +225,12 @@ class HybridTaskCascadeRoIHead(CascadeRoIHead):
         if self.train_cfg is None:
             raise RuntimeError(f"{name}.forward_train needs train_cfg (one per stage)")
         if self.with_mask and gt_masks is None:
-            raise ValueError(f"{name}.forward_train: the mask heads need gt_masks")
+            raise InvalidArgumentError(f"{name}.forward_train: the mask heads need gt_masks")
         losses: dict[str, torch.Tensor] = {}
         ctx = None
         if self.semantic_head is not None:
             if gt_semantic_seg is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}.forward_train: the semantic head needs gt_semantic_seg "
                     "(LoadAnnotations(with_seg=True) and Collect it)"
                 )

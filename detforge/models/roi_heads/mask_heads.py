@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import CARAFEPack, ConvModule, build_conv_layer
 from detforge.registry import MODELS, Cfg, build_module
 from detforge.structures import ImgMeta
@@ -203,10 +204,14 @@ def paste_masks(
     if mask_probs.dim() == 3:
         mask_probs = mask_probs[:, None]
     if mask_probs.dim() != 4 or mask_probs.size(1) != 1:
-        raise ValueError(f"paste_masks: mask_probs must be [N, 1, h, w], got {mask_probs.shape}")
+        raise InvalidArgumentError(
+            f"paste_masks: mask_probs must be [N, 1, h, w], got {mask_probs.shape}"
+        )
     num = mask_probs.size(0)
     if bboxes.shape != (num, 4):
-        raise ValueError(f"paste_masks: bboxes must be [{num}, 4], got {tuple(bboxes.shape)}")
+        raise InvalidArgumentError(
+            f"paste_masks: bboxes must be [{num}, 4], got {tuple(bboxes.shape)}"
+        )
     device = mask_probs.device
     on_cpu = device.type == "cpu"
     skip = on_cpu if skip_empty is None else skip_empty
@@ -238,7 +243,7 @@ def merge_aug_masks(
         if meta.get("flip", False):
             direction = meta.get("flip_direction") or "horizontal"
             if direction not in ("horizontal", "vertical", "diagonal"):
-                raise ValueError(f"merge_aug_masks: unknown flip_direction {direction!r}")
+                raise InvalidArgumentError(f"merge_aug_masks: unknown flip_direction {direction!r}")
             if direction in ("horizontal", "diagonal"):
                 mask = mask[:, :, :, ::-1]
             if direction in ("vertical", "diagonal"):
@@ -259,7 +264,9 @@ def _scale_vector(scale_factor: Any, like: torch.Tensor) -> torch.Tensor:
     if vec.numel() == 1:
         vec = vec.reshape(1).repeat(4)
     if vec.numel() != 4:
-        raise ValueError(f"scale_factor must be a float or [w, h, w, h], got {scale_factor!r}")
+        raise InvalidArgumentError(
+            f"scale_factor must be a float or [w, h, w, h], got {scale_factor!r}"
+        )
     return vec.reshape(4).to(like.device)
 
 
@@ -310,7 +317,7 @@ class FCNMaskHead(nn.Module):
     ) -> None:
         super().__init__()
         if init_cfg is not None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "FCNMaskHead: init_cfg must be None (the head initialises its upsample and "
                 f"conv_logits layers itself, as in MMDetection v2), got {init_cfg!r}"
             )
@@ -319,15 +326,19 @@ class FCNMaskHead(nn.Module):
         upsample = dict(upsample_cfg)
         method = upsample.pop("type", None)
         if method not in _UPSAMPLE_METHODS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"FCNMaskHead: upsample_cfg type {method!r} is not supported "
                 f"(use one of {list(_UPSAMPLE_METHODS)})"
             )
         self.scale_factor = upsample.pop("scale_factor", None)
         if method is not None and self.scale_factor is None:
-            raise ValueError(f"FCNMaskHead: upsample_cfg type {method!r} needs a scale_factor")
+            raise InvalidArgumentError(
+                f"FCNMaskHead: upsample_cfg type {method!r} needs a scale_factor"
+            )
         if upsample and method != "carafe":  # the other keys of 'carafe' are CARAFEPack's
-            raise ValueError(f"FCNMaskHead: unexpected upsample_cfg keys {sorted(upsample)}")
+            raise InvalidArgumentError(
+                f"FCNMaskHead: unexpected upsample_cfg keys {sorted(upsample)}"
+            )
         self.upsample_method = method
         self.upsample_cfg = dict(type=method, scale_factor=self.scale_factor, **upsample)
         self.num_convs = num_convs
@@ -363,7 +374,7 @@ class FCNMaskHead(nn.Module):
             try:
                 self.upsample = CARAFEPack(up_in, self.scale_factor, **upsample)
             except TypeError as exc:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"FCNMaskHead: upsample_cfg {dict(upsample_cfg)!r}: {exc}"
                 ) from exc
         elif method == "deconv":
@@ -463,12 +474,14 @@ class FCNMaskHead(nn.Module):
         """
         num = len(mask_pred)
         if num != det_bboxes.size(0) or num != det_labels.numel():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"get_seg_masks: {num} masks for {det_bboxes.size(0)} boxes and "
                 f"{det_labels.numel()} labels"
             )
         if len(ori_shape) < 2:
-            raise ValueError(f"get_seg_masks: ori_shape must be (h, w[, c]), got {ori_shape!r}")
+            raise InvalidArgumentError(
+                f"get_seg_masks: ori_shape must be (h, w[, c]), got {ori_shape!r}"
+            )
         bboxes = det_bboxes[:, :4]
         scale = _scale_vector(scale_factor, bboxes)
         if rescale:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.base_roi_head import BaseRoIHead
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 from detforge.registry import MODELS, Cfg, build_module
@@ -42,7 +43,7 @@ class MaskScoringRoIHead(StandardRoIHead):
     def __init__(self, mask_iou_head: Cfg | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mask_iou_head is None or not self.with_mask:
-            raise ValueError("MaskScoringRoIHead needs a mask_head and a mask_iou_head")
+            raise InvalidArgumentError("MaskScoringRoIHead needs a mask_head and a mask_iou_head")
         self.mask_iou_head = build_module(mask_iou_head, MODELS)
 
     def _mask_forward_train(

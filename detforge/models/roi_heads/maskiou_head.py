@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import apply_init_cfg
 from detforge.models.roi_heads.mask_heads import as_instance_masks
 from detforge.registry import MODELS, Cfg, build_module, plain_cfg
@@ -91,7 +92,7 @@ def mask_iou_targets(
         tensor([0.2000])
     """
     if area_ratios.shape[0] != mask_targets.shape[0]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"mask_iou_targets: {area_ratios.shape[0]} area ratios for "
             f"{mask_targets.shape[0]} mask targets"
         )

@@ -27,6 +27,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import ConvModule, apply_init_cfg
 from detforge.models.roi_heads.mask_heads import FCNMaskHead, as_instance_masks
 from detforge.ops import point_sample, rel_roi_point_to_rel_img_point
@@ -85,7 +86,7 @@ def uncertain_points_with_randomness(
         ValueError: ``oversample_ratio < 1`` or ``importance_sample_ratio`` outside ``[0, 1]``.
     """
     if oversample_ratio < 1 or not 0 <= importance_sample_ratio <= 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"PointRend: oversample_ratio must be >= 1 and importance_sample_ratio in [0, 1], "
             f"got {oversample_ratio} and {importance_sample_ratio}"
         )
@@ -137,7 +138,7 @@ class CoarseMaskHead(FCNMaskHead):
     ) -> None:
         super().__init__(num_convs=num_convs, upsample_cfg=dict(type=None), **kwargs)
         if num_fcs < 1 or downsample_factor < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"CoarseMaskHead: needs num_fcs >= 1 and downsample_factor >= 1, got "
                 f"{num_fcs} and {downsample_factor}"
             )

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.base_roi_head import BaseRoIHead
 from detforge.models.roi_heads.standard_roi_head import StandardRoIHead
 from detforge.ops import point_sample, rel_roi_point_to_rel_img_point
@@ -57,7 +58,7 @@ class PointRendRoIHead(StandardRoIHead):
     def __init__(self, point_head: Cfg | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if point_head is None or not self.with_mask:
-            raise ValueError("PointRendRoIHead needs a mask_head and a point_head")
+            raise InvalidArgumentError("PointRendRoIHead needs a mask_head and a point_head")
         self.point_head = build_module(point_head, MODELS)
 
     def _fine_grained_point_feats(

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import apply_init_cfg, build_plugin_layer
 from detforge.ops import (
     DeformRoIPoolPack,
@@ -145,7 +146,7 @@ class GenericRoIExtractor(SingleRoIExtractor):
     ) -> None:
         super().__init__(**kwargs)
         if aggregation not in ("sum", "concat"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GenericRoIExtractor: aggregation must be 'sum' or 'concat', got {aggregation!r}"
             )
         self.aggregation = aggregation
@@ -172,7 +173,7 @@ class GenericRoIExtractor(SingleRoIExtractor):
             return roi_feats
         total = sum(f.size(1) for f in feats)
         if self.aggregation == "concat" and total != self.out_channels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"GenericRoIExtractor: the levels' features have {total} channels together, "
                 f"out_channels is {self.out_channels}"
             )

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.layers import ConvModule, ResLayer, apply_init_cfg, build_conv_layer
 from detforge.models.layers.norm import build_norm_layer
 from detforge.models.roi_heads.convfc_bbox_head import ConvFCBBoxHead
@@ -184,7 +185,7 @@ class SCNetMaskHead(FCNMaskHead):
         self.conv_to_res = conv_to_res
         if conv_to_res:
             if self.conv_kernel_size != 3:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"SCNetMaskHead: conv_to_res needs conv_kernel_size=3, got "
                     f"{self.conv_kernel_size}"
                 )

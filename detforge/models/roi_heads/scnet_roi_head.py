@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.base_roi_head import assign_and_sample, positive_flags
 from detforge.models.roi_heads.cascade_roi_head import CascadeRoIHead
 from detforge.models.roi_heads.htc_roi_head import build_semantic_branch, fuse_roi_context
@@ -75,10 +76,10 @@ class SCNetRoIHead(CascadeRoIHead):
         super().__init__(num_stages=num_stages, stage_loss_weights=stage_loss_weights, **kwargs)
         name = type(self).__name__
         if mask_roi_extractor is None or mask_head is None:
-            raise ValueError(f"{name} needs mask_roi_extractor and mask_head")
+            raise InvalidArgumentError(f"{name} needs mask_roi_extractor and mask_head")
         for i, head in enumerate(self.bbox_head):
             if not isinstance(head, SCNetBBoxHead):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}: bbox_head[{i}] must be an SCNetBBoxHead, got {type(head).__name__}"
                 )
         self.mask_roi_extractor = build_module(mask_roi_extractor, MODELS)
@@ -184,12 +185,12 @@ class SCNetRoIHead(CascadeRoIHead):
         if self.train_cfg is None:
             raise RuntimeError(f"{name}.forward_train needs train_cfg (one per stage)")
         if gt_masks is None:
-            raise ValueError(f"{name}.forward_train: the mask head needs gt_masks")
+            raise InvalidArgumentError(f"{name}.forward_train: the mask head needs gt_masks")
         losses: dict[str, torch.Tensor] = {}
         semantic = glbctx = None
         if self.semantic_head is not None:
             if gt_semantic_seg is None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}.forward_train: the semantic head needs gt_semantic_seg "
                     "(LoadAnnotations(with_seg=True) and Collect it)"
                 )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from detforge.errors import ConfigKeyError, ConfigTypeError
+from detforge.errors import ConfigKeyError, ConfigTypeError, InvalidArgumentError
 from detforge.models.backbones.resnet import ResNet
 from detforge.models.layers import ResLayer as _ResLayer
 from detforge.models.layers import apply_init_cfg
@@ -76,7 +76,9 @@ class ResLayer(nn.Module):
             )
         block, stage_blocks = ResNet.arch_settings[depth]
         if not 0 < stage < len(stage_blocks):
-            raise ValueError(f"ResLayer: stage must be in 1..{len(stage_blocks) - 1}, got {stage}")
+            raise InvalidArgumentError(
+                f"ResLayer: stage must be in 1..{len(stage_blocks) - 1}, got {stage}"
+            )
         if init_cfg and pretrained:
             raise ConfigKeyError("ResLayer: init_cfg and pretrained cannot both be set")
         if pretrained is not None and not isinstance(pretrained, str):

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.cascade_roi_head import CascadeRoIHead
 from detforge.models.task_modules.samplers import PseudoSampler
 from detforge.registry import MODELS, Cfg
@@ -63,7 +64,7 @@ class SparseRoIHead(CascadeRoIHead):
         self.proposal_feature_channel = proposal_feature_channel
         for i, sampler in enumerate(self.bbox_sampler):
             if not isinstance(sampler, PseudoSampler):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"SparseRoIHead: train_cfg[{i}].sampler must be PseudoSampler (Sparse R-CNN "
                     f"and QueryInst match one-to-one), got {type(sampler).__name__}"
                 )
@@ -161,9 +162,9 @@ class SparseRoIHead(CascadeRoIHead):
         if self.train_cfg is None:
             raise RuntimeError("SparseRoIHead.forward_train needs train_cfg (one per stage)")
         if imgs_whwh is None:
-            raise ValueError("SparseRoIHead.forward_train needs imgs_whwh")
+            raise InvalidArgumentError("SparseRoIHead.forward_train needs imgs_whwh")
         if self.with_mask and gt_masks is None:
-            raise ValueError("SparseRoIHead.forward_train: the mask heads need gt_masks")
+            raise InvalidArgumentError("SparseRoIHead.forward_train: the mask heads need gt_masks")
         num_proposals = proposal_boxes.size(1)
         whwh = imgs_whwh.repeat(1, num_proposals, 1)
         proposal_list = list(proposal_boxes)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detforge.errors import InvalidArgumentError
 from detforge.models.roi_heads.base_roi_head import (
     BaseRoIHead,
     assign_and_sample,
@@ -70,7 +71,7 @@ class StandardRoIHead(BaseRoIHead):
             has_mask_roi_extractor=mask_roi_extractor is not None,
         )
         if bbox_roi_extractor is None or bbox_head is None:
-            raise ValueError("StandardRoIHead needs bbox_roi_extractor and bbox_head")
+            raise InvalidArgumentError("StandardRoIHead needs bbox_roi_extractor and bbox_head")
         self._check_train_cfg(train_cfg)
         self.train_cfg = train_cfg
         self.bbox_roi_extractor = build_module(bbox_roi_extractor, MODELS)
@@ -111,7 +112,9 @@ class StandardRoIHead(BaseRoIHead):
         """Mask logits from ``rois`` (pooled, then the shared head), or from the box features
         ``bbox_feats[pos_inds]`` (already through the shared head)."""
         if (rois is None) == (pos_inds is None or bbox_feats is None):
-            raise ValueError("_mask_forward needs either rois or both pos_inds and bbox_feats")
+            raise InvalidArgumentError(
+                "_mask_forward needs either rois or both pos_inds and bbox_feats"
+            )
         if rois is not None:
             mask_feats = self.mask_roi_extractor(x[: self.mask_roi_extractor.num_inputs], rois)
             mask_feats = self._shared(mask_feats)
@@ -201,7 +204,9 @@ class StandardRoIHead(BaseRoIHead):
         if self.bbox_assigner is None or self.bbox_sampler is None or self.train_cfg is None:
             raise RuntimeError("StandardRoIHead.forward_train needs train_cfg (assigner, sampler)")
         if self.with_mask and gt_masks is None:
-            raise ValueError("StandardRoIHead.forward_train: the mask head needs gt_masks")
+            raise InvalidArgumentError(
+                "StandardRoIHead.forward_train: the mask head needs gt_masks"
+            )
         sampling_results = self._assign_and_sample(
             x, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore
         )
