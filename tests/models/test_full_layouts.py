@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from detforge.config import load_config
-from detforge.models import build_detector
 from tests.conftest import shared_data_dir
+from tests.models.golden import assert_full_layout
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LAYOUTS = shared_data_dir().parent / "fixtures" / "mmdet" / "layouts"
 #: layouts of the small-golden families (absolute paths: ``LAYOUTS / path`` is the path itself)
 GOLDENS = Path(__file__).resolve().parents[1] / "data" / "goldens"
-
-
-def check_full_layout(config: str, expected: dict[str, Any]) -> None:
-    """The model of ``configs/<config>`` has the layout's state_dict keys and shapes in order
-    and its parameter counts."""
-    model = build_detector(load_config(CONFIGS / config, environ={}).cfg.model)
-    got = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    assert got == expected["state_dict"]
-    assert sum(p.numel() for p in model.parameters()) == expected["num_params"]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == expected["num_trainable_params"]
 
 
 @pytest.mark.parametrize(
@@ -62,4 +49,4 @@ def test_state_dict_layout_and_parameter_counts(config: str, layout: str | Path)
     path = LAYOUTS / layout
     if not path.is_file():
         pytest.skip(f"layout {path} not found")
-    check_full_layout(config, json.loads(path.read_text()))
+    assert_full_layout(CONFIGS / config, json.loads(path.read_text()))

@@ -9,6 +9,7 @@ full-size standard config gives MMDetection's state_dict layout.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,15 @@ import torch
 from detforge.config import Config
 from detforge.models import build_detector
 from tests.models.component_golden import GOLDENS, read_json
-from tests.models.golden import FIXTURES, assert_losses_and_grads, check_dets_rows, fixture_metas
-from tests.models.test_full_layouts import check_full_layout
+from tests.models.golden import (
+    FIXTURES,
+    assert_full_layout,
+    assert_losses_and_grads,
+    check_dets_rows,
+    fixture_metas,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _load() -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -72,4 +80,4 @@ def test_losses_and_gradients(one_thread: Any) -> None:
 def test_full_size_layout() -> None:
     """yolof_r50_c5_8x8_1x_coco: MMDetection 3.3's 446 entries, keys and shapes in order."""
     layout = read_json(GOLDENS / "dilated_encoder" / "layout_yolof_r50_c5.json")
-    check_full_layout("yolof/yolof_r50_c5_8x8_1x_coco.py", layout)
+    assert_full_layout(CONFIGS / "yolof/yolof_r50_c5_8x8_1x_coco.py", layout)

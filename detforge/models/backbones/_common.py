@@ -9,10 +9,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detforge.errors import ConfigKeyError, ConfigTypeError
-from detforge.models.layers import apply_init_cfg
+from detforge.models.layers import apply_init_cfg, batch_norms_to_eval
 
 __all__: list[str] = []
 
@@ -59,13 +58,6 @@ def freeze(modules: Iterable[nn.Module]) -> None:
             param.requires_grad = False
 
 
-def batch_norms_eval(module: nn.Module) -> None:
-    """Put every batch-norm layer inside ``module`` in eval mode (v2's ``norm_eval``)."""
-    for m in module.modules():
-        if isinstance(m, _BatchNorm):
-            m.eval()
-
-
 class StagedBackbone(nn.Module):
     """Base of the backbones that run named stages one after another (MobileNetV2, Darknet,
     CSPDarknet), as v2 writes each of them.
@@ -101,7 +93,7 @@ class StagedBackbone(nn.Module):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            batch_norms_eval(self)
+            batch_norms_to_eval(self)
         return self
 
 

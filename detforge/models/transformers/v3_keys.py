@@ -18,7 +18,10 @@ tensor keeps its shape. The map (``i`` a layer index, ``*`` the unchanged rest, 
 - ``pos_trans_fc.*``, ``pos_trans_norm.*`` → ``T.pos_trans.*``, ``T.pos_trans_norm.*``;
 - ``backbone.*``, ``bbox_head.*`` and Deformable DETR's ``neck.*`` unchanged.
 
-Use: ``model.load_state_dict(convert_v3_detr_keys(torch.load(path)['state_dict']))``.
+Use::
+
+    state = torch.load(path, weights_only=True)['state_dict']
+    model.load_state_dict(convert_v3_detr_keys(state))
 """
 
 from __future__ import annotations
