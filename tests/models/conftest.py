@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,3 +19,17 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def four_images(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 landscape images of tiny_coco (one aspect-ratio group: 2 batches) and their boxes."""
+    coco = shared_data / "tiny_coco" / "small_coco"
+    data = json.loads((coco / "instances_train2017_small.json").read_text())
+    images = [image for image in data["images"] if image["width"] > image["height"]][:4]
+    ids = {image["id"] for image in images}
+    data["images"] = images
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    path = tmp_path_factory.mktemp("tiny_coco") / "four.json"
+    path.write_text(json.dumps(data))
+    return path

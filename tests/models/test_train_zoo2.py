@@ -163,20 +163,6 @@ CASES: dict[str, tuple[str, list[str], set[str]]] = {
 NEEDS = {"paa": "sklearn"}
 
 
-@pytest.fixture(scope="module")
-def four_images(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4 landscape images of tiny_coco (one aspect-ratio group: 2 batches) and their boxes."""
-    coco = shared_data / "tiny_coco" / "small_coco"
-    data = json.loads((coco / "instances_train2017_small.json").read_text())
-    images = [image for image in data["images"] if image["width"] > image["height"]][:4]
-    ids = {image["id"] for image in images}
-    data["images"] = images
-    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
-    path = tmp_path_factory.mktemp("tiny_coco") / "four.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_two_iterations_of_the_standard_config(
     family: str, four_images: Path, shared_data: Path, tmp_path: Path, one_thread: None
